@@ -1,0 +1,15 @@
+#!/usr/bin/env bash
+# Runs every test of the project: formatting, lints, unit and integration tests (real git
+# repositories, real processes), and a smoke run of the benchmark. Used by CI (.ci/run).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+echo "== cargo fmt --check"
+cargo fmt --all -- --check
+echo "== cargo clippy -D warnings"
+cargo clippy --workspace --all-targets --locked -- -D warnings
+echo "== cargo test"
+cargo test --workspace --locked
+echo "== benchmark smoke run (checks the benchmark runs and produces numbers)"
+BENCH_SMOKE=1 bash scripts/bench-parallel.sh >/dev/null
+echo "all tests passed"

@@ -1,0 +1,132 @@
+//! Measures creating worktrees on new branches: the git CLI (`git worktree add -b`) against
+//! libgit2 (`Repository::worktree` after creating the branch).
+//!
+//! Run with `cargo run --release --example worktree_bench`. Builds a 10-file and a
+//! 20,000-file repository (200 directories, one commit, made with `git fast-import`) in a
+//! temporary directory, creates N worktrees with each method (interleaved, so both see the
+//! same cache state, with a `sync` before each) and prints the median and range in
+//! milliseconds per worktree.
+
+use std::io::Write;
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::Instant;
+
+const N: usize = 8;
+
+fn git(dir: &Path, args: &[&str]) -> anyhow::Result<String> {
+    let out = Command::new("git")
+        .arg("-C")
+        .arg(dir)
+        .args(args)
+        .stdin(Stdio::null())
+        .output()?;
+    anyhow::ensure!(
+        out.status.success(),
+        "git {}: {}",
+        args.join(" "),
+        String::from_utf8_lossy(&out.stderr).trim()
+    );
+    Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+}
+
+/// A repository at `dir` with one commit holding `files` small files spread over up to 200
+/// directories, checked out on `main`.
+fn make_repo(dir: &Path, files: usize) -> anyhow::Result<()> {
+    git(dir, &["init", "-q", "-b", "main"])?;
+    let mut stream = String::from("commit refs/heads/main\ncommitter Bench <bench@localhost> 0 +0000\ndata 5\ninit\n");
+    for i in 0..files {
+        let body = format!("file {i}\nsome small contents\n");
+        stream += &format!(
+            "M 100644 inline d{:03}/f{i:05}.txt\ndata {}\n{body}\n",
+            i % 200,
+            body.len()
+        );
+    }
+    let mut child = Command::new("git")
+        .arg("-C")
+        .arg(dir)
+        .args(["fast-import", "--quiet"])
+        .stdin(Stdio::piped())
+        .spawn()?;
+    child
+        .stdin
+        .take()
+        .expect("stdin is piped")
+        .write_all(stream.as_bytes())?;
+    anyhow::ensure!(child.wait()?.success(), "git fast-import failed");
+    git(dir, &["reset", "-q", "--hard", "main"])?;
+    Ok(())
+}
+
+fn add_cli(repo: &Path, path: &Path, branch: &str, commit: &str) -> anyhow::Result<()> {
+    let path = path.to_str().expect("temporary paths are UTF-8");
+    git(repo, &["worktree", "add", "-q", "-b", branch, path, commit]).map(drop)
+}
+
+fn add_git2(repo: &Path, path: &Path, branch: &str, commit: &str) -> anyhow::Result<()> {
+    let repo = git2::Repository::open(repo)?;
+    let commit = repo.find_commit(git2::Oid::from_str(commit)?)?;
+    let reference = repo.branch(branch, &commit, false)?.into_reference();
+    let mut opts = git2::WorktreeAddOptions::new();
+    opts.reference(Some(&reference));
+    repo.worktree(branch, path, Some(&opts))?;
+    Ok(())
+}
+
+/// (median, min, max) of `samples` in milliseconds.
+fn stats(mut samples: Vec<f64>) -> (f64, f64, f64) {
+    samples.sort_by(f64::total_cmp);
+    let len = samples.len();
+    let median = (samples[(len - 1) / 2] + samples[len / 2]) / 2.0;
+    (median, samples[0], samples[samples.len() - 1])
+}
+
+fn bench(label: &str, files: usize) -> anyhow::Result<()> {
+    let tmp = std::env::temp_dir().join(format!("worktree_bench_{}_{files}", std::process::id()));
+    let repo = tmp.join("repo");
+    std::fs::create_dir_all(&repo)?;
+    let t = Instant::now();
+    make_repo(&repo, files)?;
+    println!("{label}: {files} files, repository built in {:.0} ms", ms(t));
+    let commit = git(&repo, &["rev-parse", "HEAD"])?.trim().to_string();
+
+    let (mut cli, mut lib) = (Vec::new(), Vec::new());
+    for i in 0..N {
+        for (name, samples, add) in [
+            (
+                "cli",
+                &mut cli,
+                add_cli as fn(&Path, &Path, &str, &str) -> anyhow::Result<()>,
+            ),
+            ("git2", &mut lib, add_git2),
+        ] {
+            let branch = format!("{name}-{i}");
+            let path = tmp.join(&branch);
+            // Flush the previous worktree's files so that writeback does not land on this one.
+            Command::new("sync").status()?;
+            let t = Instant::now();
+            add(&repo, &path, &branch, &commit)?;
+            samples.push(ms(t));
+            let dirty = git(&path, &["status", "--porcelain"])?;
+            anyhow::ensure!(dirty.is_empty(), "{name} worktree not clean:\n{dirty}");
+        }
+    }
+    for (name, samples) in [("git CLI", cli), ("git2   ", lib)] {
+        let (median, min, max) = stats(samples);
+        println!("  {name}: median {median:8.1} ms/worktree (min {min:.1}, max {max:.1}, N={N})");
+    }
+    std::fs::remove_dir_all(&tmp)?;
+    Ok(())
+}
+
+fn ms(t: Instant) -> f64 {
+    t.elapsed().as_secs_f64() * 1000.0
+}
+
+fn main() -> anyhow::Result<()> {
+    println!("{}", git(Path::new("."), &["--version"])?.trim());
+    bench("(a) small", 10)?;
+    bench("(b) large", 20_000)?;
+    Ok(())
+}

@@ -1,0 +1,449 @@
+//! The command-line front-end: turns arguments into a checked run, runs it with a terminal
+//! view, prints results. No orchestration logic lives here.
+
+use std::io::IsTerminal;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{Context, Result};
+use tokio::sync::watch;
+
+use crate::agent::AgentProfile;
+use crate::config::Config;
+use crate::error::{InputError, InputErrors, EXIT_OK, EXIT_TASKS_FAILED};
+use crate::events::RunStatus;
+use crate::git::Repo;
+use crate::orchestrator::{branch_name, worktree_path, EventSink, RunRequest};
+use crate::plan::{build_plan, Plan};
+use crate::state::{Layout, RunState, STATE_DIR};
+use crate::RunArgs;
+
+/// The repository: `--repo`, else the one containing the current directory.
+fn open_repo(repo: Option<PathBuf>) -> Result<Repo, InputError> {
+    let dir = match repo {
+        Some(d) => d,
+        None => std::env::current_dir().map_err(|e| {
+            InputError::new(
+                format!("cannot read the current directory: {e}"),
+                "cd into your repository",
+            )
+        })?,
+    };
+    if !dir.is_dir() {
+        return Err(InputError::at(
+            &dir,
+            None,
+            "is not a directory",
+            "pass the folder of a git repository with --repo",
+        ));
+    }
+    Repo::discover(&dir)
+}
+
+/// Expands directories to the `*.md` files they hold (sorted) and checks every file is a
+/// readable file inside the repository.
+fn collect_prompt_files(repo: &Repo, files: &[PathBuf]) -> Result<Vec<PathBuf>, InputErrors> {
+    let mut out = vec![];
+    let mut errors = vec![];
+    let root = repo.root().canonicalize().unwrap_or_else(|_| repo.root().to_path_buf());
+    for f in files {
+        if f.is_dir() {
+            let mut md: Vec<PathBuf> = std::fs::read_dir(f)
+                .into_iter()
+                .flatten()
+                .flatten()
+                .map(|e| e.path())
+                .filter(|p| p.is_file() && p.extension().is_some_and(|x| x == "md"))
+                .collect();
+            md.sort();
+            if md.is_empty() {
+                errors.push(InputError::at(
+                    f,
+                    None,
+                    "folder holds no .md prompt files",
+                    "name prompt files directly, or put *.md files in the folder",
+                ));
+            }
+            out.extend(md);
+            continue;
+        }
+        match f.canonicalize() {
+            Err(_) => errors.push(InputError::at(
+                f,
+                None,
+                "prompt file not found",
+                "check the path (it is taken relative to the current directory)",
+            )),
+            Ok(c) if !c.starts_with(&root) => errors.push(InputError::at(
+                f,
+                None,
+                format!("is outside the repository {}", root.display()),
+                "move the prompt file into the repository, or run from the repository it belongs to (--repo)",
+            )),
+            Ok(c) if c.starts_with(root.join(".git")) || c.starts_with(root.join(STATE_DIR)) => {
+                errors.push(InputError::at(
+                    f,
+                    None,
+                    "is inside .git or .gadugi, not a prompt file",
+                    "name a prompt file of your own",
+                ))
+            }
+            Ok(_) => out.push(f.clone()),
+        }
+    }
+    if errors.is_empty() {
+        Ok(out)
+    } else {
+        Err(InputErrors(errors))
+    }
+}
+
+/// Loads and plans the prompt files. Reads only; creates nothing.
+fn load_plan(repo: &Repo, config: &Config, files: &[PathBuf]) -> Result<(Plan, String), InputErrors> {
+    let base = repo.head_commit()?;
+    let files = collect_prompt_files(repo, files)?;
+    let mut specs = vec![];
+    let mut errors = vec![];
+    for f in &files {
+        match crate::task::load_task(f) {
+            Ok(s) => specs.push(s),
+            Err(e) => errors.push(e),
+        }
+    }
+    if !errors.is_empty() {
+        return Err(InputErrors(errors));
+    }
+    let tracked = repo.tracked_files(&base).map_err(|e| {
+        InputError::new(
+            format!("cannot list the repository's files: {e:#}"),
+            "check that the repository is not corrupt (git fsck)",
+        )
+    })?;
+    let plan = build_plan(specs, &tracked, config.conflicts)?;
+    Ok((plan, base))
+}
+
+/// Everything checked before a run creates anything: repository, configuration, prompt files,
+/// plan, agent programs, branch and worktree names.
+pub fn prepare(args: &RunArgs, repo: Option<PathBuf>, files: &[PathBuf]) -> Result<RunRequest, InputErrors> {
+    let repo = open_repo(repo)?;
+    let mut config = Config::load(repo.root())?;
+    if let Some(n) = args.max_parallel {
+        config.max_parallel = n as usize;
+    }
+    let (plan, base_commit) = load_plan(&repo, &config, files)?;
+    let mut errors = vec![];
+    let mut profiles = vec![];
+    let mut checked_programs = std::collections::BTreeSet::new();
+    for t in &plan.tasks {
+        let name = t.spec.agent.as_deref().or(args.agent.as_deref());
+        match AgentProfile::resolve(name, &config, args.agent_command.as_deref()) {
+            Ok(p) => {
+                if checked_programs.insert(p.argv[0].clone()) {
+                    if let Err(e) = p.find_program() {
+                        errors.push(e);
+                    }
+                }
+                profiles.push(p);
+            }
+            Err(mut e) => {
+                if t.spec.agent.is_some() {
+                    e.file = Some(t.spec.prompt_file.clone());
+                }
+                errors.push(e);
+            }
+        }
+    }
+    let git_dir = repo.common_dir().to_path_buf();
+    if config.worktree_dir.starts_with(&git_dir) || config.worktree_dir.starts_with(repo.root().join(STATE_DIR)) {
+        errors.push(InputError::new(
+            format!(
+                "worktree_dir {} is inside .git or .gadugi",
+                config.worktree_dir.display()
+            ),
+            "choose a folder outside the repository, such as ../worktrees",
+        ));
+    }
+    for t in &plan.tasks {
+        let branch = branch_name(&config, &t.spec.id);
+        let wt = worktree_path(&config, &t.spec.id);
+        if !Repo::is_valid_branch_name(&branch) {
+            errors.push(InputError::at(
+                &t.spec.prompt_file,
+                t.spec.id_line,
+                format!("`{branch}` is not a valid branch name"),
+                "give the task a simpler id: (letters, digits, '-')",
+            ));
+        } else {
+            match repo.branch_exists(&branch) {
+                Ok(true) => errors.push(InputError::at(
+                    &t.spec.prompt_file,
+                    t.spec.id_line,
+                    format!("branch `{branch}` already exists (from an earlier run?); Gadugi never overwrites or reuses a branch"),
+                    format!("merge or keep what you need from it, then delete it (git branch -D {branch}) and remove its worktree (gadugi cleanup); or give this task another id, or set branch_prefix in gadugi.toml"),
+                )),
+                Ok(false) => {}
+                Err(e) => errors.push(InputError::new(format!("cannot read branches: {e:#}"), "check the repository with git fsck")),
+            }
+        }
+        if wt.exists() {
+            errors.push(InputError::at(
+                &t.spec.prompt_file,
+                t.spec.id_line,
+                format!("worktree folder {} already exists", wt.display()),
+                "remove it (gadugi cleanup, or git worktree remove), or set worktree_dir in gadugi.toml",
+            ));
+        }
+    }
+    if !errors.is_empty() {
+        return Err(InputErrors(errors));
+    }
+    let max_parallel = config.max_parallel;
+    let base_branch = repo.head_branch();
+    let layout = Layout::new(repo.root());
+    Ok(RunRequest {
+        repo: Arc::new(repo),
+        layout,
+        config,
+        plan,
+        profiles,
+        run_id: new_run_id(),
+        base_commit,
+        base_branch,
+        max_parallel,
+    })
+}
+
+/// A run id that sorts by start time: `20261121-094512-3fa2`.
+pub fn new_run_id() -> String {
+    let now = chrono::Utc::now();
+    let salt = (now.timestamp_subsec_nanos() ^ std::process::id().rotate_left(16)) & 0xffff;
+    format!("{}-{salt:04x}", now.format("%Y%m%d-%H%M%S"))
+}
+
+/// Creates the state directory (ignored through .git/info/exclude) and runs to the end with
+/// a terminal view. Ctrl-C cancels the run; a second Ctrl-C leaves at once (agents keep
+/// running under their supervisors).
+pub fn execute_with_terminal(req: RunRequest, json: bool) -> Result<RunState> {
+    req.repo.ensure_excluded(&format!("/{STATE_DIR}/"))?;
+    if let Ok(rel) = req.config.worktree_dir.strip_prefix(req.repo.root()) {
+        req.repo.ensure_excluded(&format!("/{}/", rel.to_string_lossy()))?;
+    }
+    std::fs::create_dir_all(req.layout.runs_dir()).context("creating .gadugi/runs")?;
+    let sink: Box<dyn EventSink> = if std::io::stderr().is_terminal() && !json {
+        Box::new(crate::progress::LiveProgress::new())
+    } else {
+        Box::new(crate::progress::PlainProgress)
+    };
+    let layout = req.layout.clone();
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()?;
+    let state = runtime.block_on(async move {
+        let (cancel_tx, cancel_rx) = watch::channel(false);
+        tokio::spawn(async move {
+            if tokio::signal::ctrl_c().await.is_ok() {
+                eprintln!("\ngadugi: cancelling the run (agents get SIGTERM; branches and worktrees are kept). Ctrl-C again to leave now.");
+                let _ = cancel_tx.send(true);
+                if tokio::signal::ctrl_c().await.is_ok() {
+                    eprintln!("gadugi: leaving; running agents finish under their supervisors.");
+                    std::process::exit(130);
+                }
+            }
+        });
+        crate::orchestrator::execute(req, vec![sink], cancel_rx).await
+    })?;
+    runtime.shutdown_timeout(Duration::from_millis(100));
+    crate::report::write_reports(&layout, &state)?;
+    Ok(state)
+}
+
+fn exit_code(state: &RunState) -> i32 {
+    if state.status == RunStatus::Succeeded {
+        EXIT_OK
+    } else {
+        EXIT_TASKS_FAILED
+    }
+}
+
+/// Prints the end of a run: JSON on stdout, or the terminal summary.
+pub fn print_result(state: &RunState, json: bool) -> Result<()> {
+    if json {
+        println!("{}", serde_json::to_string_pretty(&state.summary_json())?);
+    } else {
+        print!("{}", crate::report::terminal_summary(state, &state.repo_root));
+    }
+    Ok(())
+}
+
+/// `gadugi run`.
+pub fn run(args: RunArgs, repo: Option<PathBuf>, files: Vec<PathBuf>) -> Result<i32> {
+    let req = prepare(&args, repo, &files)?;
+    let state = execute_with_terminal(req, args.json)?;
+    print_result(&state, args.json)?;
+    Ok(exit_code(&state))
+}
+
+/// `gadugi plan`.
+pub fn plan(json: bool, repo: Option<PathBuf>, files: Vec<PathBuf>) -> Result<i32> {
+    let repo = open_repo(repo)?;
+    let config = Config::load(repo.root())?;
+    let (plan, _) = load_plan(&repo, &config, &files)?;
+    if json {
+        println!("{}", serde_json::to_string_pretty(&crate::plan::to_json(&plan))?);
+    } else {
+        print!("{}", crate::plan::render_text(&plan, repo.root()));
+    }
+    Ok(EXIT_OK)
+}
+
+fn load_state(run: Option<String>) -> Result<(Repo, Layout, RunState)> {
+    let repo = open_repo(None)?;
+    let layout = Layout::new(repo.root());
+    let state = layout.load_run(run.as_deref())?.ok_or_else(|| match &run {
+        Some(id) => InputError::new(
+            format!("no run `{id}` in {}", layout.runs_dir().display()),
+            "see the runs with: ls .gadugi/runs",
+        ),
+        None => InputError::new(
+            "no runs yet in this repository",
+            "start one with: gadugi run prompts/*.md (or try gadugi demo)",
+        ),
+    })?;
+    Ok((repo, layout, state))
+}
+
+/// `gadugi status`.
+pub fn status(json: bool, run: Option<String>) -> Result<i32> {
+    let (_, _, state) = load_state(run)?;
+    if json {
+        println!("{}", serde_json::to_string_pretty(&state.summary_json())?);
+        return Ok(EXIT_OK);
+    }
+    print!("{}", crate::report::terminal_summary(&state, &state.repo_root));
+    if state.status == RunStatus::Running && !crate::supervisor::process_is_alive(state.orchestrator_pid, None) {
+        println!("The orchestrator of this run (pid {}) is gone; agents that were running keep running under their supervisors.", state.orchestrator_pid);
+    }
+    Ok(EXIT_OK)
+}
+
+fn attempt_dir(layout: &Layout, state: &RunState, task: &str, attempt: Option<u32>) -> Result<PathBuf> {
+    let t = state.task(task).ok_or_else(|| {
+        let ids: Vec<&str> = state.tasks.iter().map(|t| t.id.as_str()).collect();
+        InputError::new(
+            format!("run {} has no task `{task}`", state.run_id),
+            format!("use one of: {}", ids.join(", ")),
+        )
+    })?;
+    let n = attempt.unwrap_or(t.attempts.max(1));
+    Ok(layout.attempt_dir(&state.run_id, &t.id, n))
+}
+
+/// `gadugi logs`.
+pub fn logs(task: &str, follow: bool, run: Option<String>, attempt: Option<u32>) -> Result<i32> {
+    use std::io::{Read, Seek, SeekFrom, Write};
+    let (_, layout, mut state) = load_state(run.clone())?;
+    let dir = attempt_dir(&layout, &state, task, attempt)?;
+    let files = [dir.join("stdout.log"), dir.join("stderr.log"), dir.join("verify.log")];
+    let mut offsets = [0u64; 3];
+    let mut out = std::io::stdout().lock();
+    loop {
+        for (path, offset) in files.iter().zip(offsets.iter_mut()) {
+            if let Ok(mut f) = std::fs::File::open(path) {
+                f.seek(SeekFrom::Start(*offset))?;
+                let mut buf = Vec::new();
+                f.read_to_end(&mut buf)?;
+                *offset += buf.len() as u64;
+                out.write_all(&buf)?;
+            }
+        }
+        out.flush()?;
+        let finished = state.task(task).is_none_or(|t| t.status.is_final()) || state.status != RunStatus::Running;
+        if !follow || finished {
+            if !follow && offsets.iter().all(|&o| o == 0) && !files[0].exists() {
+                eprintln!("(no output yet: {})", dir.display());
+            }
+            return Ok(EXIT_OK);
+        }
+        std::thread::sleep(Duration::from_millis(200));
+        if let Some(s) = layout.load_run(Some(&state.run_id))? {
+            state = s;
+        }
+    }
+}
+
+/// `gadugi cleanup`.
+pub fn cleanup(run: Option<String>, delete_branches: bool, force: bool, dry_run: bool) -> Result<i32> {
+    let repo = open_repo(None)?;
+    let layout = Layout::new(repo.root());
+    let ids = match run {
+        Some(id) => vec![id],
+        None => layout.run_ids(),
+    };
+    let worktrees = repo.list_worktrees()?;
+    let mut removed = 0;
+    let mut kept = 0;
+    let say = if dry_run { "would remove" } else { "removed" };
+    for id in ids {
+        let Some(state) = layout.load_run(Some(&id))? else {
+            return Err(InputError::new(format!("no run `{id}`"), "see the runs with: ls .gadugi/runs").into());
+        };
+        for t in &state.tasks {
+            let registered = worktrees.iter().any(|w| w.path == t.worktree);
+            if registered {
+                if !t.status.is_final() && state.status == RunStatus::Running {
+                    println!("kept    {}: task {} is still running", t.worktree.display(), t.id);
+                    kept += 1;
+                    continue;
+                }
+                if repo.is_dirty(&t.worktree)? {
+                    if !force {
+                        println!("kept    {}: it has uncommitted changes (commit them, or --force to commit them onto {} and remove it)", t.worktree.display(), t.branch);
+                        kept += 1;
+                        continue;
+                    }
+                    if !dry_run {
+                        repo.commit_all(
+                            &t.worktree,
+                            &format!("gadugi cleanup: uncommitted changes of task {}", t.id),
+                        )?;
+                    }
+                }
+                if !dry_run {
+                    repo.remove_worktree(&t.worktree)?;
+                }
+                println!("{say} {} (branch {} stays)", t.worktree.display(), t.branch);
+                removed += 1;
+            }
+            if delete_branches
+                && repo.branch_exists(&t.branch)?
+                && !worktrees
+                    .iter()
+                    .any(|w| w.branch.as_deref() == Some(t.branch.as_str()) && w.path != t.worktree)
+            {
+                if !repo.branch_is_contained_elsewhere(&t.branch)? && !force {
+                    println!(
+                        "kept    branch {}: it holds commits no other branch has (merge it, or --force)",
+                        t.branch
+                    );
+                    continue;
+                }
+                if !dry_run {
+                    repo.delete_branch(&t.branch)?;
+                }
+                println!(
+                    "{} branch {}",
+                    if dry_run { "would delete" } else { "deleted" },
+                    t.branch
+                );
+            }
+        }
+    }
+    if !dry_run {
+        repo.prune_worktrees()?;
+    }
+    println!("{removed} worktree(s) {say}, {kept} kept.");
+    Ok(EXIT_OK)
+}

@@ -1,0 +1,260 @@
+//! `gadugi.toml`: the committed, repository-wide configuration. Command-line flags override it.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::Deserialize;
+
+use crate::error::InputError;
+use crate::plan::ConflictPolicy;
+
+/// File name of the configuration, at the repository root.
+pub const CONFIG_FILE: &str = "gadugi.toml";
+/// Default number of agents running at once. Agents mostly wait on a model API, so this is
+/// not tied to the core count; four keeps API rate limits and review load manageable.
+pub const DEFAULT_MAX_PARALLEL: usize = 4;
+/// Default per-task timeout.
+pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(60 * 60);
+/// Default grace period between SIGTERM and SIGKILL when a task is stopped.
+pub const DEFAULT_KILL_GRACE: Duration = Duration::from_secs(5);
+/// Default branch prefix.
+pub const DEFAULT_BRANCH_PREFIX: &str = "gadugi/";
+
+/// The `[agent]` table: which profile runs tasks by default.
+#[derive(Debug, Clone, Default, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct AgentSection {
+    /// Profile name: `claude`, `command`, or a name from `[profiles]`.
+    pub profile: Option<String>,
+    /// Command line for the `command` profile, split like a shell would (no shell runs it).
+    pub command: Option<String>,
+    /// Extra arguments appended to the profile's command line.
+    #[serde(default)]
+    pub args: Vec<String>,
+}
+
+/// A user-defined profile in `[profiles.NAME]`.
+#[derive(Debug, Clone, Default, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct ProfileSection {
+    /// Command line with placeholders, split like a shell would (no shell runs it).
+    pub command: String,
+}
+
+/// Raw file shape. Every key is optional.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawConfig {
+    max_parallel: Option<usize>,
+    worktree_dir: Option<String>,
+    branch_prefix: Option<String>,
+    conflicts: Option<ConflictPolicy>,
+    timeout: Option<toml::Value>,
+    kill_grace: Option<toml::Value>,
+    retries: Option<u32>,
+    verify: Option<String>,
+    #[serde(default)]
+    agent: AgentSection,
+    #[serde(default)]
+    profiles: BTreeMap<String, ProfileSection>,
+}
+
+/// The effective configuration of a run.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Config {
+    /// Agents running at once.
+    pub max_parallel: usize,
+    /// Directory that holds one worktree per task. Default: `<repo>.gadugi-worktrees` next to
+    /// the repository, outside its working tree (nested worktrees upset file watchers, search
+    /// and build tools).
+    pub worktree_dir: PathBuf,
+    /// Prefix of task branch names.
+    pub branch_prefix: String,
+    /// What to do with tasks that may touch the same files.
+    pub conflicts: ConflictPolicy,
+    /// Default timeout of one agent attempt.
+    pub timeout: Duration,
+    /// Grace period between SIGTERM and SIGKILL.
+    pub kill_grace: Duration,
+    /// Default number of retries after a failed attempt.
+    pub retries: u32,
+    /// Default verify command.
+    pub verify: Option<String>,
+    /// The `[agent]` table.
+    pub agent: AgentSection,
+    /// User-defined profiles.
+    pub profiles: BTreeMap<String, ProfileSection>,
+}
+
+impl Config {
+    /// Defaults for a repository at `root`.
+    pub fn defaults(root: &Path) -> Config {
+        let name = root
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_else(|| "repo".into());
+        let parent = root.parent().unwrap_or(root);
+        Config {
+            max_parallel: DEFAULT_MAX_PARALLEL,
+            worktree_dir: parent.join(format!("{name}.gadugi-worktrees")),
+            branch_prefix: DEFAULT_BRANCH_PREFIX.into(),
+            conflicts: ConflictPolicy::default(),
+            timeout: DEFAULT_TIMEOUT,
+            kill_grace: DEFAULT_KILL_GRACE,
+            retries: 0,
+            verify: None,
+            agent: AgentSection::default(),
+            profiles: BTreeMap::new(),
+        }
+    }
+
+    /// Reads `gadugi.toml` at `root` when it exists; defaults otherwise.
+    pub fn load(root: &Path) -> Result<Config, InputError> {
+        let path = root.join(CONFIG_FILE);
+        let text = match std::fs::read(&path) {
+            Ok(bytes) => String::from_utf8(bytes)
+                .map_err(|_| InputError::at(&path, None, "is not valid UTF-8", "save gadugi.toml as UTF-8"))?,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Config::defaults(root)),
+            Err(e) => {
+                return Err(InputError::at(
+                    &path,
+                    None,
+                    format!("cannot be read: {e}"),
+                    "check its permissions",
+                ))
+            }
+        };
+        Config::parse(root, &path, &text)
+    }
+
+    /// Parses the text of a configuration file located at `path`.
+    pub fn parse(root: &Path, path: &Path, text: &str) -> Result<Config, InputError> {
+        let raw: RawConfig = toml::from_str(text).map_err(|e| {
+            let line = e.span().map(|s| line_of_offset(text, s.start));
+            InputError::at(
+                path,
+                line,
+                e.message().trim().to_string(),
+                "see the configuration section of the README for the keys and their types",
+            )
+        })?;
+        let line_of = |key: &str| find_key_line(text, key);
+        let mut config = Config::defaults(root);
+        if let Some(n) = raw.max_parallel {
+            if n == 0 {
+                return Err(InputError::at(
+                    path,
+                    line_of("max_parallel"),
+                    "max_parallel must be at least 1",
+                    "set max_parallel = 1 or more",
+                ));
+            }
+            config.max_parallel = n;
+        }
+        if let Some(dir) = raw.worktree_dir {
+            let dir = PathBuf::from(dir);
+            config.worktree_dir = if dir.is_absolute() { dir } else { root.join(dir) };
+        }
+        if let Some(prefix) = raw.branch_prefix {
+            if !crate::git::Repo::is_valid_branch_name(&format!("{prefix}x")) {
+                return Err(InputError::at(
+                    path,
+                    line_of("branch_prefix"),
+                    format!("branch_prefix `{prefix}` does not make valid branch names"),
+                    "use letters, digits, `-`, `_` and `/`, for example \"gadugi/\"",
+                ));
+            }
+            config.branch_prefix = prefix;
+        }
+        if let Some(c) = raw.conflicts {
+            config.conflicts = c;
+        }
+        if let Some(v) = raw.timeout {
+            config.timeout = duration_value(&v).ok_or_else(|| {
+                InputError::at(
+                    path,
+                    line_of("timeout"),
+                    "timeout must be a positive number of seconds or a string like \"30m\"",
+                    "for example: timeout = \"45m\"",
+                )
+            })?;
+        }
+        if let Some(v) = raw.kill_grace {
+            config.kill_grace = duration_value(&v).ok_or_else(|| {
+                InputError::at(
+                    path,
+                    line_of("kill_grace"),
+                    "kill_grace must be a positive number of seconds or a string like \"5s\"",
+                    "for example: kill_grace = \"5s\"",
+                )
+            })?;
+        }
+        if let Some(r) = raw.retries {
+            config.retries = r;
+        }
+        config.verify = raw.verify.filter(|v| !v.trim().is_empty());
+        config.agent = raw.agent;
+        config.profiles = raw.profiles;
+        Ok(config)
+    }
+}
+
+fn duration_value(v: &toml::Value) -> Option<Duration> {
+    match v {
+        toml::Value::Integer(n) if *n > 0 => Some(Duration::from_secs(*n as u64)),
+        toml::Value::Float(f) if *f > 0.0 && f.is_finite() => Some(Duration::from_secs_f64(*f)),
+        toml::Value::String(s) => crate::task::parse_duration(s),
+        _ => None,
+    }
+}
+
+/// 1-based line of a byte offset.
+pub fn line_of_offset(text: &str, offset: usize) -> usize {
+    text.as_bytes().iter().take(offset).filter(|&&b| b == b'\n').count() + 1
+}
+
+fn find_key_line(text: &str, key: &str) -> Option<usize> {
+    text.lines()
+        .position(|l| {
+            let l = l.trim_start();
+            l.strip_prefix(key)
+                .is_some_and(|rest| rest.trim_start().starts_with('='))
+        })
+        .map(|i| i + 1)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_documented_keys() {
+        let root = Path::new("/r/repo");
+        let c = Config::parse(root, Path::new("/r/repo/gadugi.toml"), "max_parallel = 3\nbranch_prefix = \"ai/\"\ntimeout = \"15m\"\nconflicts = \"warn\"\n[agent]\nprofile = \"command\"\ncommand = \"my-agent --task {prompt_file}\"\n").unwrap();
+        assert_eq!(c.max_parallel, 3);
+        assert_eq!(c.branch_prefix, "ai/");
+        assert_eq!(c.timeout, Duration::from_secs(900));
+        assert_eq!(c.conflicts, ConflictPolicy::Warn);
+        assert_eq!(c.agent.command.as_deref(), Some("my-agent --task {prompt_file}"));
+        assert_eq!(c.worktree_dir, PathBuf::from("/r/repo.gadugi-worktrees"));
+    }
+
+    #[test]
+    fn unknown_key_names_its_line() {
+        let e = Config::parse(
+            Path::new("/r"),
+            Path::new("/r/gadugi.toml"),
+            "max_parallel = 2\nmax_paralel = 3\n",
+        )
+        .unwrap_err();
+        assert_eq!(e.line, Some(2));
+        assert!(e.problem.contains("max_paralel"), "{}", e.problem);
+    }
+
+    #[test]
+    fn zero_parallel_is_refused() {
+        let e = Config::parse(Path::new("/r"), Path::new("/r/gadugi.toml"), "\nmax_parallel = 0\n").unwrap_err();
+        assert_eq!(e.line, Some(2));
+    }
+}

@@ -1,0 +1,184 @@
+//! The event stream: everything the core does is an [`Event`]. The event log, the run state
+//! file, the process registry, the terminal progress and the editor are all views of it.
+
+use std::path::PathBuf;
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+use crate::plan::Conflict;
+
+/// Lifecycle status of a task.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TaskStatus {
+    Queued,
+    Running,
+    Succeeded,
+    Failed,
+    Skipped,
+    Cancelled,
+}
+
+impl TaskStatus {
+    /// Whether the task will not change any more.
+    pub fn is_final(self) -> bool {
+        !matches!(self, TaskStatus::Queued | TaskStatus::Running)
+    }
+
+    /// Lower-case name, as in the JSON.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TaskStatus::Queued => "queued",
+            TaskStatus::Running => "running",
+            TaskStatus::Succeeded => "succeeded",
+            TaskStatus::Failed => "failed",
+            TaskStatus::Skipped => "skipped",
+            TaskStatus::Cancelled => "cancelled",
+        }
+    }
+}
+
+/// Status of a whole run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RunStatus {
+    Running,
+    /// Every task succeeded.
+    Succeeded,
+    /// At least one task failed or was skipped.
+    Failed,
+    /// The run was cancelled before every task finished.
+    Cancelled,
+}
+
+/// What a running task is doing.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TaskPhase {
+    /// Creating its worktree and branch, merging its dependencies' branches.
+    Preparing,
+    /// The agent runs.
+    Agent,
+    /// Committing what the agent left uncommitted.
+    Committing,
+    /// Running the `verify` command.
+    Verifying,
+    /// Waiting before the next attempt.
+    Retrying,
+}
+
+/// A task as announced at run start.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TaskInit {
+    pub id: String,
+    pub title: String,
+    pub prompt_file: PathBuf,
+    pub branch: String,
+    pub worktree: PathBuf,
+    pub depends_on: Vec<String>,
+    pub after: Vec<String>,
+    pub agent: String,
+}
+
+/// One thing that happened.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum Event {
+    RunStarted {
+        run_id: String,
+        repo_root: PathBuf,
+        base_commit: String,
+        base_branch: Option<String>,
+        max_parallel: usize,
+        orchestrator_pid: u32,
+        tasks: Vec<TaskInit>,
+        critical_path: Vec<String>,
+        conflicts: Vec<ConflictInfo>,
+    },
+    TaskPhase {
+        task: String,
+        phase: TaskPhase,
+    },
+    /// Worktree and branch exist; `start_commit` is where the branch began.
+    TaskPrepared {
+        task: String,
+        start_commit: String,
+    },
+    AgentStarted {
+        task: String,
+        attempt: u32,
+        pid: u32,
+        supervisor_pid: u32,
+    },
+    /// The latest line of agent output (throttled), for "what is it doing now".
+    TaskActivity {
+        task: String,
+        line: String,
+    },
+    /// The agent process is alive (same pid and start time) though it printed nothing new.
+    Heartbeat {
+        task: String,
+    },
+    /// An attempt failed and another one follows after `retry_in_ms`.
+    AttemptFailed {
+        task: String,
+        attempt: u32,
+        error: String,
+        retry_in_ms: u64,
+    },
+    /// Uncommitted changes the agent left were committed on its branch.
+    LeftoversCommitted {
+        task: String,
+        commit: String,
+    },
+    TaskFinished {
+        task: String,
+        status: TaskStatus,
+        exit_code: Option<i32>,
+        signal: Option<i32>,
+        commits: u32,
+        files_changed: Vec<String>,
+        error: Option<String>,
+    },
+    TaskSkipped {
+        task: String,
+        reason: String,
+    },
+    RunFinished {
+        status: RunStatus,
+    },
+}
+
+/// A conflict between two tasks, by id.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ConflictInfo {
+    pub tasks: [String; 2],
+    pub paths: Vec<String>,
+    pub serialized: bool,
+}
+
+impl ConflictInfo {
+    /// Names the tasks of a plan conflict.
+    pub fn from_plan(c: &Conflict, ids: &[&str]) -> ConflictInfo {
+        ConflictInfo {
+            tasks: [ids[c.first].to_string(), ids[c.second].to_string()],
+            paths: c.paths.clone(),
+            serialized: c.serialized,
+        }
+    }
+}
+
+/// An event with its time, as one line of `events.jsonl`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct EventRecord {
+    pub ts: DateTime<Utc>,
+    #[serde(flatten)]
+    pub event: Event,
+}
+
+/// Parses an event log, skipping a torn last line (a crash mid-write) and any line that is
+/// not an event.
+pub fn parse_event_log(text: &str) -> Vec<EventRecord> {
+    text.lines().filter_map(|l| serde_json::from_str(l).ok()).collect()
+}

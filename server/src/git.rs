@@ -1,0 +1,787 @@
+//! Git operations: the repository, task worktrees and branches, merging and committing.
+//!
+//! The user's own checkout is never switched, stashed, reset or modified: everything that
+//! writes (creating a worktree, merging, committing) happens inside a linked worktree, and
+//! the main checkout only ever gains branches, worktree metadata under the common git dir,
+//! and lines in `info/exclude`. Nothing that holds work is deleted here: removing a worktree
+//! goes through `git worktree remove` without `--force`, which refuses when it is dirty.
+//!
+//! Reads use libgit2 (`git2`), opening a fresh handle per call so that [`Repo`] is `Send +
+//! Sync`. Writes that touch working trees use the git CLI, which runs the user's hooks and
+//! smudge filters (Git LFS) the way they expect; `examples/worktree_bench.rs` measured it
+//! against libgit2 for creating worktrees.
+
+use std::ffi::OsString;
+use std::fs::{self, OpenOptions};
+use std::io::{ErrorKind, Write};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+
+use anyhow::{bail, Context};
+use git2::{BranchType, ErrorCode, Repository, TreeWalkMode, TreeWalkResult};
+
+use crate::error::InputError;
+
+/// Variables that would point git at another repository or index than `-C dir` implies
+/// (set, for example, when gadugi itself runs from a git hook).
+const REDIRECTING_ENV: [&str; 4] = ["GIT_DIR", "GIT_WORK_TREE", "GIT_INDEX_FILE", "GIT_COMMON_DIR"];
+
+/// A git repository with a working tree.
+#[derive(Debug, Clone)]
+pub struct Repo {
+    root: PathBuf,
+    common_dir: PathBuf,
+    /// Extra environment for every git child process (tests use it to hide the user's config).
+    env: Vec<(OsString, OsString)>,
+}
+
+/// A linked worktree, as listed by `git worktree list --porcelain`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WorktreeInfo {
+    /// Top of the worktree, as git stores it: absolute, symlinks resolved.
+    pub path: PathBuf,
+    /// Checked-out branch (without `refs/heads/`), or `None` when detached.
+    pub branch: Option<String>,
+    /// Whether git considers it prunable (its directory is gone).
+    pub prunable: bool,
+}
+
+/// Why [`Repo::merge_branches`] failed.
+#[derive(Debug, thiserror::Error)]
+pub enum MergeError {
+    /// Merging `branch` conflicted in `files`; the merge was aborted, the worktree is clean.
+    #[error("merging {branch} conflicts in: {}", files.join(", "))]
+    Conflict {
+        /// The branch whose merge conflicted.
+        branch: String,
+        /// Conflicted paths, relative to the worktree.
+        files: Vec<String>,
+    },
+    /// Anything else (git failed, the worktree was dirty...).
+    #[error(transparent)]
+    Other(#[from] anyhow::Error),
+}
+
+impl Repo {
+    /// Open the repository containing `dir`.
+    ///
+    /// When `dir` is inside a linked worktree, [`Repo::root`] is that worktree's top while
+    /// [`Repo::common_dir`] is the git dir shared by all worktrees of the repository.
+    pub fn discover(dir: &Path) -> Result<Repo, InputError> {
+        let repo = Repository::discover(dir).map_err(|e| match e.code() {
+            ErrorCode::NotFound => InputError::new(
+                format!("{} is not inside a git repository", dir.display()),
+                "run gadugi inside a git checkout, or create one with `git init`",
+            ),
+            _ => InputError::new(
+                format!("cannot open the git repository at {}: {}", dir.display(), e.message()),
+                "check that `git status` works there",
+            ),
+        })?;
+        let Some(root) = repo.workdir() else {
+            return Err(InputError::new(
+                format!(
+                    "{} is a bare repository (it has no working tree)",
+                    repo.path().display()
+                ),
+                "run gadugi in a checkout: `git clone <bare repository> <directory>`",
+            ));
+        };
+        Ok(Repo {
+            root: normalize(root),
+            common_dir: normalize(repo.commondir()),
+            env: Vec::new(),
+        })
+    }
+
+    /// Top of the working tree, as libgit2 found it (symlinks are not resolved, unlike the
+    /// paths [`Repo::list_worktrees`] reports).
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    /// The git dir shared by all worktrees (`.git` of the main checkout).
+    pub fn common_dir(&self) -> &Path {
+        &self.common_dir
+    }
+
+    /// The commit HEAD points at, as 40 hex digits. A detached HEAD is fine.
+    pub fn head_commit(&self) -> Result<String, InputError> {
+        let head = self.open().and_then(|repo| Ok(repo.head()?.peel_to_commit()?.id()));
+        match head {
+            Ok(id) => Ok(id.to_string()),
+            Err(e) if e.code() == ErrorCode::UnbornBranch => Err(InputError::new(
+                "the repository has no commits yet",
+                "make a first commit: git commit --allow-empty -m init",
+            )),
+            Err(e) => Err(InputError::new(
+                format!("cannot read HEAD of {}: {}", self.root.display(), e.message()),
+                "check the repository with `git status`",
+            )),
+        }
+    }
+
+    /// Name of the current branch (also when it has no commits yet), or `None` when detached.
+    pub fn head_branch(&self) -> Option<String> {
+        let repo = self.open().ok()?;
+        let head = repo.find_reference("HEAD").ok()?;
+        let name = head.symbolic_target()?.strip_prefix("refs/heads/")?;
+        Some(name.to_string())
+    }
+
+    /// Whether `name` can name a new branch: `refs/heads/<name>` is a valid reference name,
+    /// and `name` is neither `HEAD` nor starts with `-` (git would take it for an option).
+    pub fn is_valid_branch_name(name: &str) -> bool {
+        name != "HEAD" && !name.starts_with('-') && git2::Reference::is_valid_name(&format!("refs/heads/{name}"))
+    }
+
+    /// Whether the local branch `name` exists.
+    pub fn branch_exists(&self, name: &str) -> anyhow::Result<bool> {
+        Ok(self.branch_head(name)?.is_some())
+    }
+
+    /// Commit id the local branch `name` points at, or `None` if there is no such branch.
+    pub fn branch_head(&self, name: &str) -> anyhow::Result<Option<String>> {
+        let repo = self.open()?;
+        let branch = match repo.find_branch(name, BranchType::Local) {
+            Ok(branch) => branch,
+            Err(e) if e.code() == ErrorCode::NotFound => return Ok(None),
+            Err(e) => return Err(e).with_context(|| format!("cannot read branch {name}")),
+        };
+        let id = branch.get().peel_to_commit()?.id();
+        Ok(Some(id.to_string()))
+    }
+
+    /// Paths (relative, `/`-separated) of all files in the tree of `commit`, in tree order.
+    /// Submodules are not files and are left out.
+    pub fn tracked_files(&self, commit: &str) -> anyhow::Result<Vec<String>> {
+        let repo = self.open()?;
+        let tree = repo.revparse_single(commit)?.peel_to_tree()?;
+        let mut files = Vec::new();
+        tree.walk(TreeWalkMode::PreOrder, |dir, entry| {
+            if entry.kind() == Some(git2::ObjectType::Blob) {
+                files.push(format!("{dir}{}", String::from_utf8_lossy(entry.name_bytes())));
+            }
+            TreeWalkResult::Ok
+        })?;
+        Ok(files)
+    }
+
+    /// Append `pattern` (e.g. `.gadugi/`) as its own line to `<common_dir>/info/exclude`
+    /// unless a line already says exactly that. Never touches `.gitignore`.
+    pub fn ensure_excluded(&self, pattern: &str) -> anyhow::Result<()> {
+        let info = self.common_dir.join("info");
+        let exclude = info.join("exclude");
+        let text = match fs::read(&exclude) {
+            Ok(bytes) => String::from_utf8_lossy(&bytes).into_owned(),
+            Err(e) if e.kind() == ErrorKind::NotFound => String::new(),
+            Err(e) => return Err(e).with_context(|| format!("cannot read {}", exclude.display())),
+        };
+        if text.lines().any(|line| line.trim_end() == pattern) {
+            return Ok(());
+        }
+        let separator = if text.is_empty() || text.ends_with('\n') {
+            ""
+        } else {
+            "\n"
+        };
+        fs::create_dir_all(&info).with_context(|| format!("cannot create {}", info.display()))?;
+        OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&exclude)
+            .and_then(|mut file| writeln!(file, "{separator}{pattern}"))
+            .with_context(|| format!("cannot write {}", exclude.display()))
+    }
+
+    /// Create a worktree at `path` on a new branch `branch` starting at `start_commit`.
+    ///
+    /// Refuses, changing nothing, when the branch or `path` already exists. Uses `git
+    /// worktree add -b`, so post-checkout hooks and smudge filters (Git LFS) run.
+    pub fn create_worktree(&self, path: &Path, branch: &str, start_commit: &str) -> anyhow::Result<()> {
+        if !Self::is_valid_branch_name(branch) {
+            bail!("{branch:?} is not a valid branch name");
+        }
+        if self.branch_exists(branch)? {
+            bail!("branch {branch} already exists");
+        }
+        let path = std::path::absolute(path)?;
+        if path.symlink_metadata().is_ok() {
+            bail!("{} already exists", path.display());
+        }
+        let commit = self.open()?.revparse_single(start_commit)?.peel_to_commit()?.id();
+        let mut args = vec![OsString::from("worktree"), "add".into(), "-q".into(), "-b".into()];
+        args.extend([branch.into(), path.into_os_string(), commit.to_string().into()]);
+        self.git(&self.root, &args).map(drop)
+    }
+
+    /// In worktree `wt`, merge each of `branches` in order with a merge commit.
+    ///
+    /// On a conflict the merge is aborted (the worktree is left as it was before that
+    /// branch) and [`MergeError::Conflict`] names the branch and the conflicted files.
+    pub fn merge_branches(&self, wt: &Path, branches: &[String]) -> Result<(), MergeError> {
+        for branch in branches {
+            if branch.starts_with('-') {
+                return Err(anyhow::anyhow!("{branch:?} is not a branch name").into());
+            }
+            let mut args = self.git_identity_args(wt);
+            let message = format!("gadugi: merge {branch}");
+            args.extend(["merge", "--no-ff", "--no-edit", "-m", &message, branch].map(OsString::from));
+            let Err(merge_error) = self.git(wt, &args) else {
+                continue;
+            };
+            let unmerged = self.git(wt, &["diff", "-z", "--name-only", "--diff-filter=U"])?;
+            let files: Vec<String> = unmerged.split_terminator('\0').map(str::to_string).collect();
+            if files.is_empty() {
+                return Err(merge_error.into());
+            }
+            self.git(wt, &["merge", "--abort"])?;
+            return Err(MergeError::Conflict {
+                branch: branch.clone(),
+                files,
+            });
+        }
+        Ok(())
+    }
+
+    /// If worktree `wt` has uncommitted changes (see [`Repo::is_dirty`]), stage everything
+    /// and commit it with `message`. Returns the new commit id, or `None` when clean.
+    pub fn commit_all(&self, wt: &Path, message: &str) -> anyhow::Result<Option<String>> {
+        if !self.is_dirty(wt)? {
+            return Ok(None);
+        }
+        self.git(wt, &["add", "-A"])?;
+        let mut args = self.git_identity_args(wt);
+        args.extend(["commit", "-q", "-m", message].map(OsString::from));
+        self.git(wt, &args)?;
+        Ok(Some(self.git(wt, &["rev-parse", "HEAD"])?.trim().to_string()))
+    }
+
+    /// Whether `wt` has uncommitted changes: modified, staged, deleted, or untracked files
+    /// that are not ignored.
+    pub fn is_dirty(&self, wt: &Path) -> anyhow::Result<bool> {
+        let status = self.git(wt, &["--no-optional-locks", "status", "--porcelain"])?;
+        Ok(!status.is_empty())
+    }
+
+    /// Number of commits reachable from `branch` and not from `base` (any revisions).
+    pub fn commits_ahead(&self, branch: &str, base: &str) -> anyhow::Result<u32> {
+        let repo = self.open()?;
+        let mut walk = repo.revwalk()?;
+        walk.push(repo.revparse_single(branch)?.peel_to_commit()?.id())?;
+        walk.hide(repo.revparse_single(base)?.peel_to_commit()?.id())?;
+        let mut count = 0u32;
+        for id in walk {
+            id?;
+            count = count.checked_add(1).context("too many commits")?;
+        }
+        Ok(count)
+    }
+
+    /// Paths that differ between the tree of `base` and the tree at the tip of `branch`,
+    /// sorted. Pass the commit the branch started from as `base` to get what it changed.
+    pub fn files_changed(&self, branch: &str, base: &str) -> anyhow::Result<Vec<String>> {
+        let repo = self.open()?;
+        let old = repo.revparse_single(base)?.peel_to_tree()?;
+        let new = repo.revparse_single(branch)?.peel_to_tree()?;
+        let diff = repo.diff_tree_to_tree(Some(&old), Some(&new), None)?;
+        let mut files: Vec<String> = diff
+            .deltas()
+            .filter_map(|delta| delta.new_file().path().or(delta.old_file().path()))
+            .map(|path| path.to_string_lossy().into_owned())
+            .collect();
+        files.sort();
+        files.dedup();
+        Ok(files)
+    }
+
+    /// Whether every commit of the local branch `branch` is reachable from another local
+    /// branch or from a detached HEAD, so that deleting the branch loses no commit.
+    pub fn branch_is_contained_elsewhere(&self, branch: &str) -> anyhow::Result<bool> {
+        let repo = self.open()?;
+        let mut walk = repo.revwalk()?;
+        walk.push(
+            repo.find_branch(branch, BranchType::Local)?
+                .get()
+                .peel_to_commit()?
+                .id(),
+        )?;
+        for other in repo.branches(Some(BranchType::Local))? {
+            let (other, _) = other?;
+            if other.name_bytes()? != branch.as_bytes() {
+                walk.hide(other.get().peel_to_commit()?.id())?;
+            }
+        }
+        if repo.head_detached()? {
+            walk.hide(repo.head()?.peel_to_commit()?.id())?;
+        }
+        Ok(walk.next().transpose()?.is_none())
+    }
+
+    /// Remove the worktree at `path` with `git worktree remove` (no `--force`: git refuses
+    /// when it has changes or untracked files), then prune stale worktree metadata.
+    pub fn remove_worktree(&self, path: &Path) -> anyhow::Result<()> {
+        let path = std::path::absolute(path)?;
+        self.git(&self.root, &[OsString::from("worktree"), "remove".into(), path.into()])?;
+        self.prune_worktrees()
+    }
+
+    /// Delete the local branch `name`. Callers check first that this loses nothing (see
+    /// [`Repo::branch_is_contained_elsewhere`]) unless the user forced it.
+    pub fn delete_branch(&self, name: &str) -> anyhow::Result<()> {
+        let repo = self.open()?;
+        let mut branch = repo.find_branch(name, BranchType::Local)?;
+        branch.delete().with_context(|| format!("cannot delete branch {name}"))
+    }
+
+    /// Forget worktrees whose directories are gone (`git worktree prune`).
+    pub fn prune_worktrees(&self) -> anyhow::Result<()> {
+        self.git(&self.root, &["worktree", "prune"]).map(drop)
+    }
+
+    /// The linked worktrees (not the main checkout), from `git worktree list --porcelain`.
+    pub fn list_worktrees(&self) -> anyhow::Result<Vec<WorktreeInfo>> {
+        let out = self.git(&self.root, &["worktree", "list", "--porcelain"])?;
+        let mut worktrees: Vec<WorktreeInfo> = Vec::new();
+        for line in out.lines() {
+            let (key, value) = line.split_once(' ').unwrap_or((line, ""));
+            match (key, worktrees.last_mut()) {
+                ("worktree", _) => worktrees.push(WorktreeInfo {
+                    path: PathBuf::from(value),
+                    branch: None,
+                    prunable: false,
+                }),
+                ("branch", Some(wt)) => {
+                    wt.branch = Some(value.strip_prefix("refs/heads/").unwrap_or(value).into());
+                }
+                ("prunable", Some(wt)) => wt.prunable = true,
+                _ => {}
+            }
+        }
+        Ok(worktrees.into_iter().skip(1).collect())
+    }
+
+    /// A fresh libgit2 handle (`git2::Repository` is not `Sync`).
+    fn open(&self) -> Result<Repository, git2::Error> {
+        Repository::open(&self.root)
+    }
+
+    /// `-c user.name=… -c user.email=…` for whichever identity setting `wt` lacks, so that
+    /// merges and commits work for users who never configured git.
+    fn git_identity_args(&self, wt: &Path) -> Vec<OsString> {
+        let mut args = Vec::new();
+        for (key, fallback) in [("user.name", "Gadugi"), ("user.email", "gadugi@localhost")] {
+            if self.git(wt, &["config", key]).is_err() {
+                args.extend(["-c".into(), format!("{key}={fallback}").into()]);
+            }
+        }
+        args
+    }
+
+    /// Run `git -C dir <args>` (no shell, no stdin, no prompts, C locale) and return its
+    /// stdout; a non-zero exit is an error naming the command and git's stderr.
+    fn git<S: AsRef<std::ffi::OsStr>>(&self, dir: &Path, args: &[S]) -> anyhow::Result<String> {
+        let mut cmd = Command::new("git");
+        cmd.arg("-C").arg(dir).args(args);
+        for var in REDIRECTING_ENV {
+            cmd.env_remove(var);
+        }
+        cmd.env("GIT_TERMINAL_PROMPT", "0")
+            .env("LC_ALL", "C")
+            .envs(self.env.iter().cloned());
+        let out = cmd.stdin(Stdio::null()).output();
+        let shown = || {
+            let args: Vec<_> = args.iter().map(|a| a.as_ref().to_string_lossy()).collect();
+            format!("git -C {} {}", dir.display(), args.join(" "))
+        };
+        let out = out.with_context(|| format!("cannot run {}", shown()))?;
+        if !out.status.success() {
+            let stderr = String::from_utf8_lossy(&out.stderr);
+            bail!("{} failed ({}): {}", shown(), out.status, stderr.trim());
+        }
+        Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+    }
+}
+
+/// `path` without a trailing separator (libgit2 reports directories with one).
+fn normalize(path: &Path) -> PathBuf {
+    path.components().collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tempfile::TempDir;
+
+    /// Run git in `dir` for test setup; panics on failure.
+    fn run(dir: &Path, args: &[&str]) -> String {
+        let out = Command::new("git").arg("-C").arg(dir).args(args).output().unwrap();
+        assert!(
+            out.status.success(),
+            "git {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).unwrap()
+    }
+
+    fn write(path: &Path, text: &str) {
+        fs::create_dir_all(path.parent().unwrap()).unwrap();
+        fs::write(path, text).unwrap();
+    }
+
+    /// A repository at `<tmp>/repo` on `main` with one commit holding a.txt, b.txt, d/c.txt.
+    fn fixture() -> (TempDir, Repo) {
+        let tmp = TempDir::new().unwrap();
+        let root = tmp.path().join("repo");
+        fs::create_dir(&root).unwrap();
+        run(&root, &["init", "-q", "-b", "main"]);
+        run(&root, &["config", "user.name", "Test"]);
+        run(&root, &["config", "user.email", "test@example.com"]);
+        for (file, text) in [("a.txt", "a\n"), ("b.txt", "b\n"), ("d/c.txt", "c\n")] {
+            write(&root.join(file), text);
+        }
+        run(&root, &["add", "-A"]);
+        run(&root, &["commit", "-q", "-m", "init"]);
+        let repo = Repo::discover(&root).unwrap();
+        (tmp, repo)
+    }
+
+    /// Create worktree `<tmp>/<branch>` on a new branch from HEAD; returns its path.
+    fn worktree(tmp: &TempDir, repo: &Repo, branch: &str) -> PathBuf {
+        let path = tmp.path().join(branch);
+        repo.create_worktree(&path, branch, &repo.head_commit().unwrap())
+            .unwrap();
+        path
+    }
+
+    /// Write `text` to `file` in `wt` and commit it there.
+    fn commit_file(wt: &Path, file: &str, text: &str) {
+        write(&wt.join(file), text);
+        run(wt, &["add", "-A"]);
+        run(wt, &["commit", "-q", "-m", file]);
+    }
+
+    #[test]
+    fn discover_reports_non_repository_and_bare() {
+        let tmp = TempDir::new().unwrap();
+        let err = Repo::discover(tmp.path()).unwrap_err();
+        assert!(err.problem.contains("is not inside a git repository"), "{err}");
+        assert!(err.fix.contains("git init"), "{err}");
+
+        run(tmp.path(), &["init", "-q", "--bare"]);
+        let err = Repo::discover(tmp.path()).unwrap_err();
+        assert!(err.problem.contains("is a bare repository"), "{err}");
+    }
+
+    #[test]
+    fn unborn_head_has_a_branch_but_no_commit() {
+        let tmp = TempDir::new().unwrap();
+        run(tmp.path(), &["init", "-q", "-b", "trunk"]);
+        let repo = Repo::discover(tmp.path()).unwrap();
+        let err = repo.head_commit().unwrap_err();
+        assert_eq!(err.problem, "the repository has no commits yet");
+        assert_eq!(err.fix, "make a first commit: git commit --allow-empty -m init");
+        assert_eq!(repo.head_branch().as_deref(), Some("trunk"));
+    }
+
+    #[test]
+    fn discover_paths_head_and_detached_head() {
+        let (tmp, repo) = fixture();
+        assert_eq!(repo.root(), tmp.path().join("repo"));
+        assert_eq!(repo.common_dir(), tmp.path().join("repo/.git"));
+        let head = repo.head_commit().unwrap();
+        assert_eq!(head, run(repo.root(), &["rev-parse", "HEAD"]).trim());
+        assert_eq!(repo.head_branch().as_deref(), Some("main"));
+
+        let wt = worktree(&tmp, &repo, "task");
+        let inner = Repo::discover(&wt.join("d")).unwrap();
+        assert_eq!(inner.root(), wt);
+        assert_eq!(inner.common_dir(), repo.common_dir());
+        assert_eq!(inner.head_branch().as_deref(), Some("task"));
+
+        run(&wt, &["checkout", "-q", "--detach"]);
+        assert_eq!(inner.head_branch(), None);
+        assert_eq!(inner.head_commit().unwrap(), head);
+    }
+
+    #[test]
+    fn branch_names_and_lookups() {
+        let (tmp, repo) = fixture();
+        for good in ["task", "gadugi/fix-1", "a.b_c"] {
+            assert!(Repo::is_valid_branch_name(good), "{good}");
+        }
+        for bad in ["", "HEAD", "-x", "a..b", "a b", "x.lock", "a/", "~x"] {
+            assert!(!Repo::is_valid_branch_name(bad), "{bad}");
+        }
+        assert!(!repo.branch_exists("task").unwrap());
+        assert_eq!(repo.branch_head("task").unwrap(), None);
+        worktree(&tmp, &repo, "task");
+        assert!(repo.branch_exists("task").unwrap());
+        assert_eq!(repo.branch_head("task").unwrap(), Some(repo.head_commit().unwrap()));
+    }
+
+    #[test]
+    fn tracked_files_lists_the_tree() {
+        let (_tmp, repo) = fixture();
+        let files = repo.tracked_files(&repo.head_commit().unwrap()).unwrap();
+        assert_eq!(files, ["a.txt", "b.txt", "d/c.txt"]);
+    }
+
+    #[test]
+    fn create_worktree_refuses_existing_branch_or_path() {
+        let (tmp, repo) = fixture();
+        let head = repo.head_commit().unwrap();
+        let wt = worktree(&tmp, &repo, "task");
+        assert_eq!(fs::read_to_string(wt.join("d/c.txt")).unwrap(), "c\n");
+        assert!(!repo.is_dirty(&wt).unwrap());
+
+        let err = repo
+            .create_worktree(&tmp.path().join("other"), "task", &head)
+            .unwrap_err();
+        assert!(err.to_string().contains("branch task already exists"), "{err}");
+        assert!(!tmp.path().join("other").exists());
+
+        let taken = tmp.path().join("taken");
+        fs::create_dir(&taken).unwrap();
+        let err = repo.create_worktree(&taken, "task2", &head).unwrap_err();
+        assert!(err.to_string().contains("already exists"), "{err}");
+        assert!(!repo.branch_exists("task2").unwrap());
+
+        let err = repo.create_worktree(&tmp.path().join("x"), "-x", &head).unwrap_err();
+        assert!(err.to_string().contains("not a valid branch name"), "{err}");
+    }
+
+    #[test]
+    fn merge_branches_cleanly() {
+        let (tmp, repo) = fixture();
+        let base = repo.head_commit().unwrap();
+        let one = worktree(&tmp, &repo, "one");
+        let two = worktree(&tmp, &repo, "two");
+        commit_file(&one, "a.txt", "one\n");
+        commit_file(&two, "new.txt", "two\n");
+        let merged = worktree(&tmp, &repo, "merged");
+        repo.merge_branches(&merged, &["one".into(), "two".into()]).unwrap();
+        assert_eq!(fs::read_to_string(merged.join("a.txt")).unwrap(), "one\n");
+        assert_eq!(fs::read_to_string(merged.join("new.txt")).unwrap(), "two\n");
+        assert_eq!(repo.commits_ahead("merged", &base).unwrap(), 4);
+        assert_eq!(run(&merged, &["log", "-1", "--format=%s"]), "gadugi: merge two\n");
+        assert!(!repo.is_dirty(&merged).unwrap());
+    }
+
+    #[test]
+    fn merge_conflict_names_files_and_aborts() {
+        let (tmp, repo) = fixture();
+        let one = worktree(&tmp, &repo, "one");
+        let two = worktree(&tmp, &repo, "two");
+        for (wt, text) in [(&one, "one\n"), (&two, "two\n")] {
+            write(&wt.join("naïve name.txt"), text);
+            commit_file(wt, "a.txt", text);
+        }
+        commit_file(&two, "b.txt", "two\n");
+        let merged = worktree(&tmp, &repo, "merged");
+        let err = repo.merge_branches(&merged, &["one".into(), "two".into()]).unwrap_err();
+        match &err {
+            MergeError::Conflict { branch, files } => {
+                assert_eq!(branch, "two");
+                assert_eq!(files, &["a.txt", "naïve name.txt"]);
+            }
+            MergeError::Other(e) => panic!("expected a conflict, got {e:#}"),
+        }
+        assert_eq!(err.to_string(), "merging two conflicts in: a.txt, naïve name.txt");
+        assert!(!repo.is_dirty(&merged).unwrap());
+        assert_eq!(fs::read_to_string(merged.join("a.txt")).unwrap(), "one\n");
+        let one_tip = repo.branch_head("one").unwrap().unwrap();
+        assert_eq!(run(&merged, &["rev-parse", "HEAD^2"]).trim(), one_tip);
+
+        let err = repo.merge_branches(&merged, &["nope".into()]).unwrap_err();
+        assert!(matches!(err, MergeError::Other(_)), "{err}");
+    }
+
+    #[test]
+    fn commit_all_commits_every_kind_of_change() {
+        let (tmp, repo) = fixture();
+        let wt = worktree(&tmp, &repo, "task");
+        assert_eq!(repo.commit_all(&wt, "nothing").unwrap(), None);
+
+        write(&wt.join("a.txt"), "changed\n");
+        fs::remove_file(wt.join("b.txt")).unwrap();
+        write(&wt.join("e/new.txt"), "new\n");
+        write(&wt.join(".gitignore"), "*.log\n");
+        write(&wt.join("x.log"), "ignored\n");
+        assert!(repo.is_dirty(&wt).unwrap());
+        let id = repo.commit_all(&wt, "task: done").unwrap().unwrap();
+        assert_eq!(repo.branch_head("task").unwrap(), Some(id.clone()));
+        assert_eq!(
+            repo.tracked_files(&id).unwrap(),
+            [".gitignore", "a.txt", "d/c.txt", "e/new.txt"]
+        );
+        assert_eq!(run(&wt, &["log", "-1", "--format=%s %an"]), "task: done Test\n");
+        assert!(!repo.is_dirty(&wt).unwrap());
+        assert!(wt.join("x.log").exists());
+        assert_eq!(repo.commit_all(&wt, "again").unwrap(), None);
+    }
+
+    #[test]
+    fn commit_and_merge_work_without_a_user_identity() {
+        let (tmp, mut repo) = fixture();
+        run(repo.root(), &["config", "--unset", "user.name"]);
+        run(repo.root(), &["config", "--unset", "user.email"]);
+        let home = TempDir::new().unwrap();
+        repo.env = vec![
+            ("HOME".into(), home.path().into()),
+            ("XDG_CONFIG_HOME".into(), home.path().into()),
+            ("GIT_CONFIG_NOSYSTEM".into(), "1".into()),
+        ];
+        let wt = worktree(&tmp, &repo, "task");
+        assert!(
+            repo.git(&wt, &["config", "user.name"]).is_err(),
+            "identity still configured"
+        );
+        write(&wt.join("a.txt"), "changed\n");
+        repo.commit_all(&wt, "task: done").unwrap().unwrap();
+        assert_eq!(
+            run(&wt, &["log", "-1", "--format=%an <%ae>"]),
+            "Gadugi <gadugi@localhost>\n"
+        );
+
+        let merged = worktree(&tmp, &repo, "merged");
+        repo.merge_branches(&merged, &["task".into()]).unwrap();
+        assert_eq!(
+            run(&merged, &["log", "-1", "--format=%cn %s"]),
+            "Gadugi gadugi: merge task\n"
+        );
+    }
+
+    #[test]
+    fn commits_ahead_and_files_changed() {
+        let (tmp, repo) = fixture();
+        let base = repo.head_commit().unwrap();
+        let wt = worktree(&tmp, &repo, "task");
+        assert_eq!(repo.commits_ahead("task", &base).unwrap(), 0);
+        assert!(repo.files_changed("task", &base).unwrap().is_empty());
+        commit_file(&wt, "z.txt", "z\n");
+        fs::remove_file(wt.join("b.txt")).unwrap();
+        write(&wt.join("d/c.txt"), "c2\n");
+        repo.commit_all(&wt, "more").unwrap();
+        assert_eq!(repo.commits_ahead("task", &base).unwrap(), 2);
+        assert_eq!(repo.commits_ahead(&base, "task").unwrap(), 0);
+        assert_eq!(
+            repo.files_changed("task", &base).unwrap(),
+            ["b.txt", "d/c.txt", "z.txt"]
+        );
+    }
+
+    #[test]
+    fn branch_containment_and_deletion() {
+        let (tmp, repo) = fixture();
+        let wt = worktree(&tmp, &repo, "task");
+        assert!(repo.branch_is_contained_elsewhere("task").unwrap());
+        commit_file(&wt, "z.txt", "z\n");
+        assert!(!repo.branch_is_contained_elsewhere("task").unwrap());
+
+        let merged = worktree(&tmp, &repo, "merged");
+        repo.merge_branches(&merged, &["task".into()]).unwrap();
+        assert!(repo.branch_is_contained_elsewhere("task").unwrap());
+        assert!(!repo.branch_is_contained_elsewhere("merged").unwrap());
+
+        // A detached HEAD in the main checkout holds commits too.
+        run(repo.root(), &["checkout", "-q", "--detach", "merged"]);
+        assert!(repo.branch_is_contained_elsewhere("merged").unwrap());
+        run(repo.root(), &["checkout", "-q", "main"]);
+
+        assert!(repo.delete_branch("task").is_err(), "task is checked out in a worktree");
+        repo.remove_worktree(&wt).unwrap();
+        repo.delete_branch("task").unwrap();
+        assert!(!repo.branch_exists("task").unwrap());
+    }
+
+    #[test]
+    fn ensure_excluded_is_idempotent() {
+        let (_tmp, repo) = fixture();
+        let info = repo.common_dir().join("info");
+        fs::remove_dir_all(&info).ok();
+        repo.ensure_excluded(".gadugi/").unwrap();
+        repo.ensure_excluded(".gadugi/").unwrap();
+        assert_eq!(fs::read_to_string(info.join("exclude")).unwrap(), ".gadugi/\n");
+
+        fs::write(info.join("exclude"), "# mine\n*.tmp").unwrap();
+        repo.ensure_excluded(".gadugi/").unwrap();
+        repo.ensure_excluded(".gadugi/").unwrap();
+        assert_eq!(
+            fs::read_to_string(info.join("exclude")).unwrap(),
+            "# mine\n*.tmp\n.gadugi/\n"
+        );
+        assert!(!repo.root().join(".gitignore").exists());
+
+        write(&repo.root().join(".gadugi/state.json"), "{}");
+        assert!(!repo.is_dirty(repo.root()).unwrap());
+    }
+
+    #[test]
+    fn remove_worktree_refuses_dirty_and_list_worktrees() {
+        let (tmp, repo) = fixture();
+        assert!(repo.list_worktrees().unwrap().is_empty());
+        let one = worktree(&tmp, &repo, "one");
+        let two = worktree(&tmp, &repo, "two");
+        run(&two, &["checkout", "-q", "--detach"]);
+        let listed = repo.list_worktrees().unwrap();
+        let expected = [(&one, Some("one".to_string()), false), (&two, None, false)].map(|(path, branch, prunable)| {
+            WorktreeInfo {
+                path: path.clone(),
+                branch,
+                prunable,
+            }
+        });
+        assert_eq!(listed, expected);
+
+        write(&one.join("untracked.txt"), "work\n");
+        let err = repo.remove_worktree(&one).unwrap_err();
+        assert!(err.to_string().contains("git -C"), "{err}");
+        assert!(one.join("untracked.txt").exists());
+        fs::remove_file(one.join("untracked.txt")).unwrap();
+        repo.remove_worktree(&one).unwrap();
+        assert!(!one.exists());
+        assert!(repo.branch_exists("one").unwrap(), "the branch stays");
+
+        fs::remove_dir_all(&two).unwrap();
+        let listed = repo.list_worktrees().unwrap();
+        assert_eq!(listed.len(), 1);
+        assert!(listed[0].prunable);
+        repo.prune_worktrees().unwrap();
+        assert!(repo.list_worktrees().unwrap().is_empty());
+    }
+
+    #[test]
+    fn main_checkout_is_never_touched() {
+        let (tmp, repo) = fixture();
+        let root = repo.root().to_path_buf();
+        // The user has work in progress: staged, modified and untracked.
+        write(&root.join("a.txt"), "staged\n");
+        run(&root, &["add", "a.txt"]);
+        write(&root.join("b.txt"), "modified\n");
+        write(&root.join("scratch.txt"), "untracked\n");
+        let snapshot = || {
+            let files: Vec<_> = ["a.txt", "b.txt", "d/c.txt", "scratch.txt"]
+                .map(|f| fs::read_to_string(root.join(f)).unwrap())
+                .into();
+            let head = run(&root, &["rev-parse", "HEAD"]);
+            let branch = run(&root, &["symbolic-ref", "HEAD"]);
+            let status = run(&root, &["--no-optional-locks", "status", "--porcelain"]);
+            let index = fs::read(repo.common_dir().join("index")).unwrap();
+            (files, head, branch, status, index)
+        };
+        let before = snapshot();
+
+        let one = worktree(&tmp, &repo, "one");
+        write(&one.join("a.txt"), "one\n");
+        write(&one.join("new.txt"), "new\n");
+        repo.commit_all(&one, "one").unwrap().unwrap();
+        let merged = worktree(&tmp, &repo, "merged");
+        repo.merge_branches(&merged, &["one".into()]).unwrap();
+        repo.ensure_excluded(".gadugi/").unwrap();
+        repo.remove_worktree(&one).unwrap();
+
+        assert_eq!(snapshot(), before);
+        assert!(!root.join("new.txt").exists());
+    }
+}

@@ -1,0 +1,179 @@
+//! `gadugi`: run many AI coding agents in parallel, one git worktree and branch per task.
+//!
+//! See ARCHITECTURE.md at the repository root for the bird's-eye view.
+
+mod agent;
+mod cli;
+mod config;
+mod demo;
+mod error;
+mod events;
+mod fsutil;
+mod git;
+mod orchestrator;
+mod plan;
+mod progress;
+mod report;
+mod scheduler;
+mod state;
+mod supervisor;
+mod task;
+
+use std::path::PathBuf;
+
+use clap::{Parser, Subcommand};
+
+use crate::error::{InputError, InputErrors, EXIT_BAD_INPUT, EXIT_INTERNAL};
+
+/// Run many AI coding agents in parallel: one git worktree and branch per task prompt,
+/// in dependency order, under a concurrency limit.
+#[derive(Parser, Debug)]
+#[command(name = "gadugi", version, about, long_about = None, propagate_version = true)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+/// Options shared by commands that start a run.
+#[derive(clap::Args, Debug, Clone)]
+pub struct RunArgs {
+    /// Agents running at once [default: max_parallel from gadugi.toml, else 4].
+    #[arg(long, short = 'j', value_name = "N", value_parser = clap::value_parser!(u16).range(1..=256))]
+    pub max_parallel: Option<u16>,
+    /// Agent profile for tasks that don't name one: claude, command, simulated, or a
+    /// [profiles.NAME] of gadugi.toml.
+    #[arg(long, value_name = "PROFILE")]
+    pub agent: Option<String>,
+    /// Command line of the `command` profile, e.g. 'my-agent --task {prompt_file}'.
+    /// Split like a shell would; never run through a shell.
+    #[arg(long, value_name = "CMD")]
+    pub agent_command: Option<String>,
+    /// Print one JSON summary on stdout at the end (progress goes to stderr).
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Run prompt files: plan, create worktrees, start agents, report.
+    Run {
+        #[command(flatten)]
+        args: RunArgs,
+        /// Repository to run in [default: the one containing the current directory].
+        #[arg(long, value_name = "DIR")]
+        repo: Option<PathBuf>,
+        /// Prompt files (markdown), or directories whose *.md files are prompts.
+        #[arg(required = true, value_name = "FILES")]
+        files: Vec<PathBuf>,
+    },
+    /// Show the dependency graph, critical path and file conflicts without running anything.
+    Plan {
+        /// Print the plan as JSON.
+        #[arg(long)]
+        json: bool,
+        /// Repository [default: the one containing the current directory].
+        #[arg(long, value_name = "DIR")]
+        repo: Option<PathBuf>,
+        #[arg(required = true, value_name = "FILES")]
+        files: Vec<PathBuf>,
+    },
+    /// Show the state of the latest run (or --run ID).
+    Status {
+        #[arg(long)]
+        json: bool,
+        #[arg(long, value_name = "ID")]
+        run: Option<String>,
+    },
+    /// Print a task's agent output (latest attempt).
+    Logs {
+        /// Task id.
+        task: String,
+        /// Keep printing new output until the task ends.
+        #[arg(long, short = 'f')]
+        follow: bool,
+        #[arg(long, value_name = "ID")]
+        run: Option<String>,
+        /// Attempt number [default: the latest].
+        #[arg(long, value_name = "N")]
+        attempt: Option<u32>,
+    },
+    /// Remove worktrees of finished tasks. Never removes uncommitted work or unmerged branches
+    /// unless --force (which commits uncommitted work onto the task's branch first).
+    Cleanup {
+        /// Only this run's worktrees [default: every run].
+        #[arg(long, value_name = "ID")]
+        run: Option<String>,
+        /// Also delete task branches whose commits are all contained in another branch.
+        #[arg(long)]
+        delete_branches: bool,
+        /// Remove dirty worktrees (after committing their changes) and delete unmerged branches.
+        #[arg(long)]
+        force: bool,
+        /// Say what would be done, do nothing.
+        #[arg(long)]
+        dry_run: bool,
+    },
+    /// A real run in a scratch repository with a built-in simulated agent (no network, no key).
+    Demo {
+        /// Where to create the scratch repository [default: a new temporary directory].
+        #[arg(long, value_name = "DIR")]
+        dir: Option<PathBuf>,
+        #[arg(long, short = 'j', value_name = "N", value_parser = clap::value_parser!(u16).range(1..=256))]
+        max_parallel: Option<u16>,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Internal: supervise one agent attempt (see supervisor.rs).
+    #[command(name = "__supervise", hide = true)]
+    Supervise { launch: PathBuf },
+    /// Internal: the simulated agent used by `gadugi demo` and tests.
+    #[command(name = "__sim-agent", hide = true)]
+    SimAgent,
+}
+
+fn main() {
+    let cli = Cli::parse();
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::try_from_env("GADUGI_LOG").unwrap_or_else(|_| "warn".into()))
+        .with_writer(std::io::stderr)
+        .try_init();
+    let result = match cli.command {
+        Command::Supervise { launch } => supervisor::supervise(&launch),
+        Command::SimAgent => demo::sim_agent(),
+        Command::Run { args, repo, files } => cli::run(args, repo, files),
+        Command::Plan { json, repo, files } => cli::plan(json, repo, files),
+        Command::Status { json, run } => cli::status(json, run),
+        Command::Logs {
+            task,
+            follow,
+            run,
+            attempt,
+        } => cli::logs(&task, follow, run, attempt),
+        Command::Cleanup {
+            run,
+            delete_branches,
+            force,
+            dry_run,
+        } => cli::cleanup(run, delete_branches, force, dry_run),
+        Command::Demo {
+            dir,
+            max_parallel,
+            json,
+        } => demo::demo(dir, max_parallel, json),
+    };
+    std::process::exit(match result {
+        Ok(code) => code,
+        Err(e) => {
+            if let Some(errs) = e.downcast_ref::<InputErrors>() {
+                eprintln!("{errs}");
+                EXIT_BAD_INPUT
+            } else if let Some(err) = e.downcast_ref::<InputError>() {
+                eprintln!("error: {err}");
+                EXIT_BAD_INPUT
+            } else {
+                eprintln!("gadugi: internal error: {e:#}");
+                EXIT_INTERNAL
+            }
+        }
+    });
+}

@@ -1,0 +1,835 @@
+//! Tasks from prompt files: markdown with optional YAML front matter.
+//!
+//! See `load_task` for the accepted format. Parsing never panics: every problem becomes an
+//! [`InputError`] naming the file and line.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde_yaml_ng::Value;
+
+use crate::error::InputError;
+
+/// A reference to another task, as written in a prompt file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DependencyRef {
+    /// The text as written: a task id (`setup-db`) or a path relative to the prompt file
+    /// (`setup-db.md`, `../other/x.md`).
+    pub raw: String,
+    /// 1-based line of the prompt file where it was written.
+    pub line: usize,
+}
+
+/// One task, parsed from one prompt file. Validated for shape, not yet against other tasks.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TaskSpec {
+    /// Unique id: front matter `id`, else a slug of the file stem. Always matches
+    /// `[a-z0-9][a-z0-9._-]*`, never contains `..`, is at most 64 bytes, and so is safe in
+    /// a branch name and a directory name.
+    pub id: String,
+    /// 1-based line of `id:` in the front matter, when given there.
+    pub id_line: Option<usize>,
+    /// Text of the first `# ` heading of the body; the id when there is none.
+    pub title: String,
+    /// Absolute, canonical path of the prompt file.
+    pub prompt_file: PathBuf,
+    /// The markdown body without the front matter.
+    pub body: String,
+    /// Front matter `depends_on` entries plus every `Depends on: x` line of the body.
+    pub depends_on: Vec<DependencyRef>,
+    /// Front matter `files`: repository paths or globs the task expects to touch.
+    pub files: Vec<String>,
+    /// Repository paths the body names (backticked or bare tokens that exist in the
+    /// repository's tracked files at the base commit are kept by the planner).
+    pub mentioned_paths: Vec<String>,
+    /// Front matter `agent`: name of an agent profile.
+    pub agent: Option<String>,
+    /// Front matter `timeout` (`90s`, `15m`, `2h`, or a number of seconds).
+    pub timeout: Option<Duration>,
+    /// Front matter `retries`.
+    pub retries: Option<u32>,
+    /// Front matter `verify`: a command run in the worktree after the agent.
+    pub verify: Option<String>,
+}
+
+/// Longest task id, in bytes.
+const MAX_ID_LEN: usize = 64;
+/// Largest `retries` value accepted.
+const MAX_RETRIES: u64 = 100;
+/// The front matter's first line in the file (line 1 is the opening `---`).
+const FRONT_MATTER_LINE: usize = 2;
+
+/// Front-matter keys: name, what its value must be, and an example line.
+const KEYS: [(&str, &str, &str); 8] = [
+    ("id", "a string", "id: api-client"),
+    ("title", "a non-empty string", "title: Write the API client"),
+    (
+        "depends_on",
+        "a string or a list of strings",
+        "depends_on: [schema.md, setup-db]",
+    ),
+    (
+        "files",
+        "a string or a list of strings",
+        "files: [src/api/**, src/lib.rs]",
+    ),
+    ("agent", "a non-empty string", "agent: claude"),
+    (
+        "timeout",
+        "a positive whole number of seconds or a duration like 90s, 15m, 2h or 1h30m",
+        "timeout: 30m",
+    ),
+    ("retries", "an integer from 0 to 100", "retries: 1"),
+    ("verify", "a non-empty command", "verify: cargo test"),
+];
+
+/// Loads and checks one prompt file.
+///
+/// The file is markdown, optionally starting with YAML front matter between a `---` line
+/// and the next `---` (or `...`) line; a UTF-8 BOM and trailing whitespace on those lines
+/// are allowed. The front matter is a mapping with the keys of [`TaskSpec`] (`id`, `title`,
+/// `depends_on`, `files`, `agent`, `timeout`, `retries`, `verify`); `depends_on` and `files`
+/// take a string or a list of strings, and a `depends_on` string may list several
+/// references separated by commas. Errors point at the line of the offending key, found by
+/// looking for an unindented `key:` line (a quoted key falls back to the front matter's
+/// first line); list entries of `depends_on` get their own `- item` lines when written as a
+/// block list, the key's line otherwise.
+///
+/// The body (everything after the front matter) must hold some text. Outside fenced code
+/// blocks, its first `# ` heading is the title unless the front matter gives one, every
+/// `Depends on: a, b` line adds dependencies, and backticked text or bare tokens that look
+/// like relative paths are recorded in `mentioned_paths`.
+pub fn load_task(path: &Path) -> Result<TaskSpec, InputError> {
+    let text = read_text(path)?;
+    let prompt_file = path.canonicalize().map_err(|e| {
+        InputError::at(
+            path,
+            None,
+            format!("cannot resolve the prompt file's path: {e}"),
+            "check that every directory on the path is readable",
+        )
+    })?;
+    let (front, body, body_line) = split_front_matter(path, &text)?;
+    let front = match front {
+        Some(yaml) => parse_front_matter(path, yaml)?,
+        None => FrontMatter::default(),
+    };
+    if body.trim().is_empty() {
+        return Err(InputError::at(
+            path,
+            Some(body_line),
+            "prompt file has no task text",
+            "write the task's instructions below the front matter",
+        ));
+    }
+    let scan = scan_body(body, body_line);
+    let (id, id_line) = match front.id {
+        Some((id, line)) => (id, Some(line)),
+        None => (slugify(&path.file_stem().unwrap_or_default().to_string_lossy()), None),
+    };
+    let mut depends_on = front.depends_on;
+    depends_on.extend(scan.depends_on);
+    Ok(TaskSpec {
+        title: front.title.or(scan.heading).unwrap_or_else(|| id.clone()),
+        id,
+        id_line,
+        prompt_file,
+        body: body.to_string(),
+        depends_on,
+        files: front.files,
+        mentioned_paths: scan.mentioned_paths,
+        agent: front.agent,
+        timeout: front.timeout,
+        retries: front.retries,
+        verify: front.verify,
+    })
+}
+
+/// Reads the file as UTF-8 without its BOM, refusing directories, invalid UTF-8 and files
+/// without any text.
+fn read_text(path: &Path) -> Result<String, InputError> {
+    if path.is_dir() {
+        return Err(InputError::at(
+            path,
+            None,
+            "is a directory, not a prompt file",
+            "pass the markdown files inside it, e.g. prompts/*.md",
+        ));
+    }
+    let bytes = std::fs::read(path).map_err(|e| match e.kind() {
+        std::io::ErrorKind::NotFound => InputError::at(
+            path,
+            None,
+            "prompt file not found",
+            "check the path; prompt files are markdown files such as prompts/task.md",
+        ),
+        _ => InputError::at(
+            path,
+            None,
+            format!("cannot read the prompt file: {e}"),
+            "check the file's permissions",
+        ),
+    })?;
+    let text = String::from_utf8(bytes).map_err(|e| {
+        let valid = e.utf8_error().valid_up_to();
+        let line = 1 + e.as_bytes().iter().take(valid).filter(|&&b| b == b'\n').count();
+        InputError::at(
+            path,
+            Some(line),
+            format!("prompt file is not valid UTF-8 at line {line}"),
+            "save the file as UTF-8",
+        )
+    })?;
+    let text = text.strip_prefix('\u{feff}').map(str::to_string).unwrap_or(text);
+    if text.trim().is_empty() {
+        return Err(InputError::at(
+            path,
+            None,
+            "prompt file is empty",
+            "write the task's instructions in it",
+        ));
+    }
+    Ok(text)
+}
+
+/// Splits off the front matter: returns its YAML text (when there is front matter), the
+/// body, and the body's first line in the file.
+fn split_front_matter<'a>(path: &Path, text: &'a str) -> Result<(Option<&'a str>, &'a str, usize), InputError> {
+    let mut lines = text.split_inclusive('\n');
+    let opening = lines.next().unwrap_or_default();
+    if opening.trim_end() != "---" {
+        return Ok((None, text, 1));
+    }
+    let mut offset = opening.len();
+    for (i, line) in lines.enumerate() {
+        if matches!(line.trim_end(), "---" | "...") {
+            let yaml = text.get(opening.len()..offset).unwrap_or_default();
+            let body = text.get(offset + line.len()..).unwrap_or_default();
+            return Ok((Some(yaml), body, i + FRONT_MATTER_LINE + 1));
+        }
+        offset += line.len();
+    }
+    Err(InputError::at(
+        path,
+        Some(1),
+        "the front matter starting here is not closed",
+        "add a line `---` after the front matter, before the task text",
+    ))
+}
+
+/// The front matter's values, checked.
+#[derive(Default)]
+struct FrontMatter {
+    id: Option<(String, usize)>,
+    title: Option<String>,
+    depends_on: Vec<DependencyRef>,
+    files: Vec<String>,
+    agent: Option<String>,
+    timeout: Option<Duration>,
+    retries: Option<u32>,
+    verify: Option<String>,
+}
+
+/// Parses and checks the front matter's YAML text (which starts at line 2 of the file).
+fn parse_front_matter(path: &Path, yaml: &str) -> Result<FrontMatter, InputError> {
+    let value: Value = serde_yaml_ng::from_str(yaml).map_err(|e| {
+        let line = e
+            .location()
+            .map_or(FRONT_MATTER_LINE, |l| l.line() + FRONT_MATTER_LINE - 1);
+        let message = e.to_string();
+        let problem = message.split_once(" at line ").map_or(message.as_str(), |(p, _)| p);
+        InputError::at(
+            path,
+            Some(line),
+            format!("invalid YAML in the front matter: {problem}"),
+            "write the front matter as `key: value` lines, e.g. `depends_on: [schema.md]`",
+        )
+    })?;
+    let mapping = match value {
+        Value::Null => return Ok(FrontMatter::default()),
+        Value::Mapping(m) => m,
+        other => {
+            return Err(InputError::at(
+                path,
+                Some(FRONT_MATTER_LINE),
+                format!("the front matter must be `key: value` lines, not {}", describe(&other)),
+                "write it like `id: api-client`, one key per line",
+            ))
+        }
+    };
+    let mut front = FrontMatter::default();
+    for (key, value) in &mapping {
+        let key_index = key.as_str().and_then(|k| key_index(yaml, k));
+        let line = key_index.map_or(FRONT_MATTER_LINE, |i| i + FRONT_MATTER_LINE);
+        let known = KEYS.iter().find(|k| key.as_str() == Some(k.0));
+        let Some((key, expected, example)) = known else {
+            return Err(unknown_key(path, line, key));
+        };
+        let wrong = || {
+            InputError::at(
+                path,
+                Some(line),
+                format!("`{key}` must be {expected}, not {}", describe(value)),
+                format!("write it like `{example}`"),
+            )
+        };
+        let text = || scalar(value).map(|s| s.trim().to_string()).filter(|s| !s.is_empty());
+        match *key {
+            "id" => {
+                let id = scalar(value).ok_or_else(wrong)?;
+                if let Some(reason) = id_problem(&id) {
+                    let slug = slugify(&id);
+                    return Err(InputError::at(
+                        path,
+                        Some(line),
+                        format!("invalid id `{id}`: it {reason}"),
+                        format!("use lowercase letters, digits, `.`, `_` and `-`, e.g. `id: {slug}`"),
+                    ));
+                }
+                front.id = Some((id, line));
+            }
+            "title" => front.title = Some(text().ok_or_else(wrong)?),
+            "agent" => front.agent = Some(text().ok_or_else(wrong)?),
+            "verify" => front.verify = Some(text().ok_or_else(wrong)?),
+            "depends_on" => {
+                let entries = string_list(value).ok_or_else(wrong)?;
+                let item_lines = key_index.map(|i| item_lines(yaml, i)).unwrap_or_default();
+                let lines = if item_lines.len() == entries.len() && value.is_sequence() {
+                    item_lines
+                } else {
+                    vec![line; entries.len()]
+                };
+                for (entry, line) in entries.iter().zip(lines) {
+                    front.depends_on.extend(reference_list(entry, line));
+                }
+            }
+            "files" => {
+                for entry in string_list(value).ok_or_else(wrong)? {
+                    let entry = entry.trim();
+                    if let Err(e) = globset::Glob::new(entry) {
+                        return Err(InputError::at(
+                            path,
+                            Some(line),
+                            format!("invalid `files` pattern: {e}"),
+                            "write a repository path or a glob such as `src/api/**`",
+                        ));
+                    }
+                    if !entry.is_empty() {
+                        front.files.push(entry.to_string());
+                    }
+                }
+            }
+            "timeout" => {
+                let timeout = match value {
+                    Value::Number(n) => n.as_u64().filter(|&s| s > 0).map(Duration::from_secs),
+                    Value::String(s) => parse_duration(s),
+                    _ => None,
+                };
+                front.timeout = Some(timeout.ok_or_else(wrong)?);
+            }
+            _ /* retries */ => {
+                let retries = value.as_u64().filter(|&n| n <= MAX_RETRIES);
+                front.retries = Some(
+                    retries
+                        .and_then(|n| u32::try_from(n).ok())
+                        .ok_or_else(wrong)?,
+                );
+            }
+        }
+    }
+    Ok(front)
+}
+
+/// The error for an unknown front-matter key, suggesting the closest known key.
+fn unknown_key(path: &Path, line: usize, key: &Value) -> InputError {
+    let known = KEYS.map(|k| k.0).join(", ");
+    let (problem, closest) = match key.as_str() {
+        Some(key) => (
+            format!("unknown front-matter key `{key}`"),
+            KEYS.iter()
+                .map(|k| (edit_distance(k.0, key), k.0))
+                .filter(|&(d, _)| d <= 2)
+                .min(),
+        ),
+        None => (format!("front-matter keys must be words, not {}", describe(key)), None),
+    };
+    let fix = match closest {
+        Some((_, k)) => format!("did you mean `{k}`? Known keys: {known}"),
+        None => format!("known keys: {known}"),
+    };
+    InputError::at(path, Some(line), problem, fix)
+}
+
+/// 0-based index of the front-matter line that starts with `key:` (optionally with spaces
+/// before the colon).
+fn key_index(yaml: &str, key: &str) -> Option<usize> {
+    yaml.lines().position(|l| {
+        l.strip_prefix(key)
+            .is_some_and(|rest| rest.trim_start().starts_with(':'))
+    })
+}
+
+/// File lines of the `- item` lines of a block list following the key at `key_index`.
+fn item_lines(yaml: &str, key_index: usize) -> Vec<usize> {
+    yaml.lines()
+        .enumerate()
+        .skip(key_index + 1)
+        .take_while(|(_, l)| l.trim().is_empty() || l.starts_with([' ', '\t', '-']))
+        .filter(|(_, l)| l.trim_start().starts_with('-'))
+        .map(|(i, _)| i + FRONT_MATTER_LINE)
+        .collect()
+}
+
+/// A string or number as text.
+fn scalar(value: &Value) -> Option<String> {
+    match value {
+        Value::String(s) => Some(s.clone()),
+        Value::Number(n) => Some(n.to_string()),
+        _ => None,
+    }
+}
+
+/// A string or a list of strings (or numbers).
+fn string_list(value: &Value) -> Option<Vec<String>> {
+    match value {
+        Value::Sequence(items) => items.iter().map(scalar).collect(),
+        other => scalar(other).map(|s| vec![s]),
+    }
+}
+
+/// How a YAML value reads in an error message.
+fn describe(value: &Value) -> String {
+    match value {
+        Value::Null => "empty".to_string(),
+        Value::Bool(b) => format!("`{b}`"),
+        Value::Number(n) => format!("`{n}`"),
+        Value::String(s) => format!("`{s}`"),
+        Value::Sequence(_) => "a list".to_string(),
+        Value::Mapping(_) => "a mapping".to_string(),
+        Value::Tagged(_) => "a tagged value".to_string(),
+    }
+}
+
+/// Number of single-character insertions, deletions and substitutions turning `a` into `b`.
+fn edit_distance(a: &str, b: &str) -> usize {
+    let b: Vec<char> = b.chars().collect();
+    let mut row: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.chars().enumerate() {
+        let mut diagonal = row[0];
+        row[0] = i + 1;
+        for (j, &cb) in b.iter().enumerate() {
+            let substitution = diagonal + usize::from(ca != cb);
+            diagonal = row[j + 1];
+            row[j + 1] = substitution.min(row[j] + 1).min(diagonal + 1);
+        }
+    }
+    row[b.len()]
+}
+
+/// Why `id` is not a valid task id, if it is not.
+fn id_problem(id: &str) -> Option<&'static str> {
+    let valid_char = |c: char| c.is_ascii_lowercase() || c.is_ascii_digit();
+    if !id.starts_with(valid_char) {
+        Some("must start with a lowercase letter or a digit")
+    } else if !id.chars().all(|c| valid_char(c) || matches!(c, '.' | '_' | '-')) {
+        Some("may contain only lowercase letters, digits, `.`, `_` and `-`")
+    } else if id.len() > MAX_ID_LEN {
+        Some("is longer than 64 bytes")
+    } else if id.contains("..") {
+        Some("must not contain `..`")
+    } else if id.ends_with(".lock") || id.ends_with('.') {
+        Some("must not end in `.lock` or `.`")
+    } else {
+        None
+    }
+}
+
+/// A task id made from a file stem: lowercase ASCII letters and digits, with every run of
+/// other characters (spaces, dots, punctuation, shell metacharacters and non-ASCII letters,
+/// which are not transliterated) turned into one `-`, trimmed of `-` and cut to 64 bytes.
+/// A stem without any ASCII letter or digit gives `task-` and 8 hex digits of its FNV-1a
+/// hash, so the id is stable.
+pub fn slugify(stem: &str) -> String {
+    let mut slug = String::new();
+    for c in stem.chars() {
+        if c.is_ascii_alphanumeric() {
+            slug.push(c.to_ascii_lowercase());
+        } else if !slug.is_empty() && !slug.ends_with('-') {
+            slug.push('-');
+        }
+    }
+    slug.truncate(MAX_ID_LEN);
+    let slug = slug.trim_end_matches('-');
+    if slug.is_empty() {
+        let hash = stem.bytes().fold(0xcbf2_9ce4_8422_2325_u64, |h, b| {
+            (h ^ u64::from(b)).wrapping_mul(0x100_0000_01b3)
+        });
+        format!("task-{:08x}", hash >> 32)
+    } else {
+        slug.to_string()
+    }
+}
+
+/// Parses a positive duration: whole seconds (`30`) or numbers with units `h`, `m` and `s`
+/// (`90s`, `15m`, `2h`, `1h30m`). Returns `None` for anything else, including zero.
+pub fn parse_duration(s: &str) -> Option<Duration> {
+    let s = s.trim();
+    if !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit()) {
+        return s.parse().ok().filter(|&n| n > 0).map(Duration::from_secs);
+    }
+    let mut total: u64 = 0;
+    let mut rest = s;
+    while !rest.is_empty() {
+        let digits = rest.find(|c: char| !c.is_ascii_digit()).unwrap_or(rest.len());
+        let (number, tail) = rest.split_at(digits);
+        let mut tail = tail.chars();
+        let unit = match tail.next()? {
+            'h' => 3600,
+            'm' => 60,
+            's' => 1,
+            _ => return None,
+        };
+        let seconds = number.parse::<u64>().ok()?.checked_mul(unit)?;
+        total = total.checked_add(seconds)?;
+        rest = tail.as_str();
+    }
+    (total > 0).then(|| Duration::from_secs(total))
+}
+
+/// What the body says besides its text.
+#[derive(Default)]
+struct BodyScan {
+    heading: Option<String>,
+    depends_on: Vec<DependencyRef>,
+    mentioned_paths: Vec<String>,
+}
+
+/// Finds the title, `Depends on:` lines and mentioned paths of a body whose first line is
+/// line `first_line` of the file, skipping fenced code blocks.
+fn scan_body(body: &str, first_line: usize) -> BodyScan {
+    let mut scan = BodyScan::default();
+    let mut fence: Option<&str> = None;
+    for (i, line) in body.lines().enumerate() {
+        let trimmed = line.trim_start();
+        if let Some(open) = fence {
+            if trimmed.starts_with(open) {
+                fence = None;
+            }
+            continue;
+        }
+        if let Some(marker) = ["```", "~~~"].into_iter().find(|m| trimmed.starts_with(m)) {
+            fence = Some(marker);
+            continue;
+        }
+        if let Some(heading) = trimmed.strip_prefix("# ").map(str::trim) {
+            if scan.heading.is_none() && !heading.is_empty() {
+                scan.heading = Some(heading.to_string());
+            }
+        }
+        match depends_on_list(line) {
+            Some(list) => scan.depends_on.extend(reference_list(list, first_line + i)),
+            None => collect_paths(line, &mut scan.mentioned_paths),
+        }
+    }
+    scan
+}
+
+/// The list after `Depends on:` when `line` is a dependency line: optional indentation, an
+/// optional list marker (`-`, `*`, `+`), optional `**`, `Depends on` in any case, optional
+/// `**`, then `:` (a `**` right after the colon is skipped too).
+fn depends_on_list(line: &str) -> Option<&str> {
+    let mut s = line.trim_start();
+    if let Some(rest) = s.strip_prefix(['-', '*', '+']) {
+        if rest.starts_with(char::is_whitespace) {
+            s = rest.trim_start();
+        }
+    }
+    let s = s.strip_prefix("**").unwrap_or(s);
+    let (words, rest) = s.split_at_checked("depends on".len())?;
+    if !words.eq_ignore_ascii_case("depends on") {
+        return None;
+    }
+    let rest = rest.strip_prefix("**").unwrap_or(rest).strip_prefix(':')?;
+    Some(rest.strip_prefix("**").unwrap_or(rest))
+}
+
+/// Comma-separated references written at `line`, trimmed of spaces, backticks and quotes.
+fn reference_list(list: &str, line: usize) -> impl Iterator<Item = DependencyRef> + '_ {
+    list.split(',')
+        .map(|r| r.trim_matches(|c: char| c.is_whitespace() || matches!(c, '`' | '"' | '\'')))
+        .filter(|r| !r.is_empty())
+        .map(move |r| DependencyRef {
+            raw: r.to_string(),
+            line,
+        })
+}
+
+/// Adds the relative paths `line` mentions: backticked text, and bare tokens containing a
+/// `/` or ending in an extension. Tokens are split at whitespace and `()[]<>,;'"`, then
+/// trimmed of `:` and of sentence-ending `.`, `!` and `?`.
+fn collect_paths(line: &str, out: &mut Vec<String>) {
+    for (k, part) in line.split('`').enumerate() {
+        if k % 2 == 1 {
+            push_relative(part.trim(), out);
+            continue;
+        }
+        let tokens = part.split(|c: char| c.is_whitespace() || "()[]<>,;'\"".contains(c));
+        for token in tokens {
+            let token = token.trim_matches(':').trim_end_matches(['.', '!', '?']);
+            let has_extension = token.rsplit_once('.').is_some_and(|(_, ext)| {
+                ext.chars().all(|c| c.is_ascii_alphanumeric()) && ext.chars().any(|c| c.is_ascii_alphabetic())
+            });
+            if token.contains('/') || has_extension {
+                push_relative(token, out);
+            }
+        }
+    }
+}
+
+/// Adds `path` without a leading `./` unless it is empty, absolute, a URL, goes up with
+/// `..`, or is already there.
+fn push_relative(path: &str, out: &mut Vec<String>) {
+    let path = path.strip_prefix("./").unwrap_or(path);
+    let keep = !path.is_empty()
+        && !path.starts_with('/')
+        && !path.contains("://")
+        && !path.split('/').any(|c| c == "..")
+        && !out.iter().any(|p| p == path);
+    if keep {
+        out.push(path.to_string());
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Writes `content` to `name` in a new temporary directory and loads it.
+    fn load(name: &str, content: &[u8]) -> Result<TaskSpec, InputError> {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join(name);
+        std::fs::write(&path, content).unwrap();
+        load_task(&path)
+    }
+
+    fn refs(spec: &TaskSpec) -> Vec<(&str, usize)> {
+        spec.depends_on.iter().map(|d| (d.raw.as_str(), d.line)).collect()
+    }
+
+    #[test]
+    fn front_matter_happy_path() {
+        let text = "\u{feff}---  \nid: api-client   # comment\ntitle: The client\ndepends_on:\n  - schema.md\n  - setup-db\nfiles: src/api/**\nagent: claude\ntimeout: 1h30m\nretries: 2\nverify: cargo test\n---\n# Heading\n\nDepends on: `other`\nWrite it.\n";
+        let spec = load("x.md", text.as_bytes()).unwrap();
+        assert_eq!(spec.id, "api-client");
+        assert_eq!(spec.id_line, Some(2));
+        assert_eq!(spec.title, "The client");
+        assert_eq!(refs(&spec), [("schema.md", 5), ("setup-db", 6), ("other", 15)]);
+        assert_eq!(spec.files, ["src/api/**"]);
+        assert_eq!(spec.agent.as_deref(), Some("claude"));
+        assert_eq!(spec.timeout, Some(Duration::from_secs(5400)));
+        assert_eq!(spec.retries, Some(2));
+        assert_eq!(spec.verify.as_deref(), Some("cargo test"));
+        assert!(spec.prompt_file.is_absolute());
+        assert!(spec.body.starts_with("# Heading"));
+    }
+
+    #[test]
+    fn list_and_string_forms() {
+        let a = load(
+            "a.md",
+            b"---\ndepends_on: x, y\nfiles: [a.rs, b/*.rs]\ntimeout: 90\n---\ntext\n",
+        )
+        .unwrap();
+        assert_eq!(refs(&a), [("x", 2), ("y", 2)]);
+        assert_eq!(a.files, ["a.rs", "b/*.rs"]);
+        assert_eq!(a.timeout, Some(Duration::from_secs(90)));
+        let b = load("b.md", b"---\ndepends_on: [x]\nfiles: a.rs\n---\n\ntext\n").unwrap();
+        assert_eq!(refs(&b), [("x", 2)]);
+        assert_eq!(b.files, ["a.rs"]);
+        let empty = load("c.md", b"---\n---\n# T\ntext\n").unwrap();
+        assert_eq!((empty.id.as_str(), empty.title.as_str()), ("c", "T"));
+    }
+
+    #[test]
+    fn bad_yaml_points_at_the_file_line() {
+        let e = load("x.md", b"---\nid: a\ntitle: [unclosed\nagent: x\n---\ntext\n").unwrap_err();
+        assert!(e.problem.starts_with("invalid YAML"), "{e}");
+        assert!(!e.problem.contains("at line"), "{e}");
+        let e = load("x.md", b"---\nid: a\n  bad: indent\n---\ntext\n").unwrap_err();
+        assert_eq!(e.line, Some(3), "{e}");
+        let e = load("x.md", b"---\n- a\n---\ntext\n").unwrap_err();
+        assert!(e.problem.contains("must be `key: value` lines"), "{e}");
+    }
+
+    #[test]
+    fn unknown_key_suggests_the_closest() {
+        let e = load("x.md", b"---\nid: a\ndependson: [b]\n---\ntext\n").unwrap_err();
+        assert_eq!(e.line, Some(3));
+        assert_eq!(e.problem, "unknown front-matter key `dependson`");
+        assert!(e.fix.starts_with("did you mean `depends_on`?"), "{}", e.fix);
+        let e = load("x.md", b"---\ncolour: red\n---\ntext\n").unwrap_err();
+        assert!(e.fix.starts_with("known keys: id, title"), "{}", e.fix);
+    }
+
+    #[test]
+    fn wrong_types_name_the_expected_type() {
+        let cases: [(&[u8], &str); 6] = [
+            (
+                b"---\nid: a\nretries: -1\n---\nt\n",
+                "`retries` must be an integer from 0 to 100, not `-1`",
+            ),
+            (
+                b"---\nretries: 101\n---\nt\n",
+                "`retries` must be an integer from 0 to 100, not `101`",
+            ),
+            (b"---\ntimeout: 0\n---\nt\n", "`timeout` must be a positive"),
+            (b"---\ntimeout: soon\n---\nt\n", "`timeout` must be a positive"),
+            (b"---\nverify: ''\n---\nt\n", "`verify` must be a non-empty command"),
+            (
+                b"---\nfiles: {a: b}\n---\nt\n",
+                "`files` must be a string or a list of strings, not a mapping",
+            ),
+        ];
+        for (text, problem) in cases {
+            let e = load("x.md", text).unwrap_err();
+            assert!(e.problem.starts_with(problem), "{e}");
+            assert_eq!(e.line, Some(if text.starts_with(b"---\nid") { 3 } else { 2 }));
+        }
+        let e = load("x.md", b"---\nfiles: ['src/[x']\n---\nt\n").unwrap_err();
+        assert!(e.problem.starts_with("invalid `files` pattern"), "{e}");
+    }
+
+    #[test]
+    fn invalid_id_suggests_a_slug() {
+        for (id, reason) in [
+            ("my Task", "may contain only"),
+            ("Upper", "must start"),
+            ("-a", "must start"),
+            ("a..b", "`..`"),
+            ("a.lock", "`.lock`"),
+            ("a.", "`.lock` or `.`"),
+        ] {
+            let e = load("x.md", format!("---\n\nid: \"{id}\"\n---\nt\n").as_bytes()).unwrap_err();
+            assert_eq!(e.line, Some(3));
+            assert!(e.problem.contains(reason), "{e}");
+            assert!(e.fix.ends_with(&format!("`id: {}`", slugify(id))), "{e}");
+        }
+        let long = "a".repeat(65);
+        let e = load("x.md", format!("---\nid: {long}\n---\nt\n").as_bytes()).unwrap_err();
+        assert!(e.problem.contains("longer than 64"), "{e}");
+    }
+
+    #[test]
+    fn non_utf8_names_the_line() {
+        let e = load("x.md", b"# T\nok\nbad \xff here\n").unwrap_err();
+        assert_eq!(e.line, Some(3));
+        assert_eq!(e.problem, "prompt file is not valid UTF-8 at line 3");
+        assert_eq!(e.fix, "save the file as UTF-8");
+    }
+
+    #[test]
+    fn missing_file_directory_and_empty_files() {
+        let dir = tempfile::tempdir().unwrap();
+        let e = load_task(&dir.path().join("nope.md")).unwrap_err();
+        assert_eq!(e.problem, "prompt file not found");
+        assert_eq!(e.file.as_deref(), Some(dir.path().join("nope.md").as_path()));
+        let e = load_task(dir.path()).unwrap_err();
+        assert!(e.problem.contains("directory"), "{e}");
+        assert_eq!(load("x.md", b" \n\n").unwrap_err().problem, "prompt file is empty");
+        let e = load("x.md", b"---\nid: a\n---\n  \n").unwrap_err();
+        assert_eq!((e.problem.as_str(), e.line), ("prompt file has no task text", Some(4)));
+    }
+
+    #[test]
+    fn unterminated_front_matter_is_reported_at_line_one() {
+        let e = load("x.md", b"---\nid: a\n# Title\ntext\n").unwrap_err();
+        assert_eq!(e.line, Some(1));
+        assert!(e.problem.contains("not closed"), "{e}");
+    }
+
+    #[test]
+    fn slugs() {
+        assert_eq!(slugify("My Task"), "my-task");
+        assert_eq!(slugify("My Task.md"), "my-task-md");
+        assert_eq!(slugify("  spaced   out  "), "spaced-out");
+        assert_eq!(slugify("café au lait"), "caf-au-lait");
+        assert_eq!(slugify("$(rm -rf /); echo `x` | 'y' & \"z\""), "rm-rf-echo-x-y-z");
+        assert_eq!(slugify("a..b"), "a-b");
+        assert_eq!(slugify(".."), slugify(".."));
+        assert!(slugify("..").starts_with("task-"));
+        let hashed = slugify("日本語");
+        assert_eq!(hashed.len(), "task-".len() + 8);
+        assert_eq!(hashed, slugify("日本語"));
+        assert_ne!(hashed, slugify("中文"));
+        let long = slugify(&format!("{}-{}", "a".repeat(63), "b".repeat(10)));
+        assert_eq!(long, "a".repeat(63));
+        assert_eq!(slugify(&"x".repeat(200)).len(), 64);
+        for s in ["My Task", "日本語", "a.lock", "..", "$(rm -rf)"] {
+            assert_eq!(id_problem(&slugify(s)), None, "{s}");
+        }
+    }
+
+    #[test]
+    fn depends_on_lines_match_exactly() {
+        let text = "# T\nDepends on: a, `b.md`, 'c' ,, \"d\"\n- **Depends on:** e\n* depends ON: f\n  + **Depends on**: g\nThis depends on edit-shared-a\nDepends on the weather.\nXDepends on: h\n";
+        let spec = load("x.md", text.as_bytes()).unwrap();
+        let expected = [("a", 2), ("b.md", 2), ("c", 2), ("d", 2), ("e", 3), ("f", 4), ("g", 5)];
+        assert_eq!(refs(&spec), expected);
+    }
+
+    #[test]
+    fn fenced_code_is_ignored() {
+        let text = "```md\n# Not the title\nDepends on: x\nsrc/hidden.rs\n```\n~~~\nDepends on: y\n~~~\n# Real title\nDepends on: z\n";
+        let spec = load("x.md", text.as_bytes()).unwrap();
+        assert_eq!(spec.title, "Real title");
+        assert_eq!(refs(&spec), [("z", 10)]);
+        assert!(spec.mentioned_paths.is_empty(), "{:?}", spec.mentioned_paths);
+    }
+
+    #[test]
+    fn mentioned_paths_are_relative_and_deduped() {
+        let text = "# T\nEdit `src/lib.rs` and (src/api.rs), see [doc](docs/x.md), Cargo.toml.\n`./src/lib.rs` `Makefile` /etc/passwd ../up.rs https://x.io/a.rs `a/../b` src/main.rs:\n";
+        let spec = load("no-title.md", text.as_bytes()).unwrap();
+        let expected = [
+            "src/lib.rs",
+            "src/api.rs",
+            "docs/x.md",
+            "Cargo.toml",
+            "Makefile",
+            "src/main.rs",
+        ];
+        assert_eq!(spec.mentioned_paths, expected);
+    }
+
+    #[test]
+    fn title_falls_back_to_the_id() {
+        let spec = load("Fix the Bug.md", b"just text, #not a heading\n").unwrap();
+        assert_eq!((spec.id.as_str(), spec.title.as_str()), ("fix-the-bug", "fix-the-bug"));
+    }
+
+    #[test]
+    fn durations() {
+        let secs = |s| parse_duration(s).map(|d| d.as_secs());
+        assert_eq!(secs("30"), Some(30));
+        assert_eq!(secs("90s"), Some(90));
+        assert_eq!(secs("15m"), Some(900));
+        assert_eq!(secs("2h"), Some(7200));
+        assert_eq!(secs(" 1h30m "), Some(5400));
+        assert_eq!(secs("1m30s"), Some(90));
+        for bad in [
+            "",
+            "0",
+            "0s",
+            "m",
+            "1x",
+            "1.5h",
+            "-1",
+            "1 h",
+            "99999999999999999999h",
+            "1hh",
+            "ß",
+        ] {
+            assert_eq!(secs(bad), None, "{bad}");
+        }
+    }
+}
