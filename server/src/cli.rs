@@ -120,7 +120,7 @@ fn load_plan(repo: &Repo, config: &Config, files: &[PathBuf]) -> Result<(Plan, S
             "check that the repository is not corrupt (git fsck)",
         )
     })?;
-    let plan = build_plan(specs, &tracked, config.conflicts)?;
+    let plan = build_plan(repo.root(), specs, &tracked, config.conflicts)?;
     Ok((plan, base))
 }
 
@@ -142,57 +142,63 @@ pub fn prepare(args: &RunArgs, repo: Option<PathBuf>, files: &[PathBuf]) -> Resu
             Ok(p) => {
                 if checked_programs.insert(p.argv[0].clone()) {
                     if let Err(e) = p.find_program() {
-                        errors.push(e);
+                        errors.push(blame_profile(e, t, args, &config));
                     }
                 }
                 profiles.push(p);
             }
-            Err(mut e) => {
-                if t.spec.agent.is_some() {
-                    e.file = Some(t.spec.prompt_file.clone());
-                }
-                errors.push(e);
-            }
+            Err(e) => errors.push(blame_profile(e, t, args, &config)),
         }
     }
-    let git_dir = repo.common_dir().to_path_buf();
-    if config.worktree_dir.starts_with(&git_dir) || config.worktree_dir.starts_with(repo.root().join(STATE_DIR)) {
-        errors.push(InputError::new(
-            format!(
-                "worktree_dir {} is inside .git or .gadugi",
-                config.worktree_dir.display()
-            ),
-            "choose a folder outside the repository, such as ../worktrees",
-        ));
-    }
+    errors.dedup();
+    errors.extend(check_worktree_dir(&repo, &config));
+    let branches = repo.local_branches().map_err(|e| {
+        InputError::new(
+            format!("cannot read branches: {e:#}"),
+            "check the repository with git fsck",
+        )
+    })?;
+    let registered = repo.list_worktrees().map_err(|e| {
+        InputError::new(
+            format!("cannot list worktrees: {e:#}"),
+            "check the repository with git worktree list",
+        )
+    })?;
     for t in &plan.tasks {
         let branch = branch_name(&config, &t.spec.id);
         let wt = worktree_path(&config, &t.spec.id);
+        let at = |problem: String, fix: String| InputError::at(&t.spec.prompt_file, t.spec.id_line, problem, fix);
         if !Repo::is_valid_branch_name(&branch) {
-            errors.push(InputError::at(
-                &t.spec.prompt_file,
-                t.spec.id_line,
+            errors.push(at(
                 format!("`{branch}` is not a valid branch name"),
-                "give the task a simpler id: (letters, digits, '-')",
+                "give the task a simpler id (letters, digits, '-')".into(),
             ));
-        } else {
-            match repo.branch_exists(&branch) {
-                Ok(true) => errors.push(InputError::at(
-                    &t.spec.prompt_file,
-                    t.spec.id_line,
-                    format!("branch `{branch}` already exists (from an earlier run?); Gadugi never overwrites or reuses a branch"),
-                    format!("merge or keep what you need from it, then delete it (git branch -D {branch}) and remove its worktree (gadugi cleanup); or give this task another id, or set branch_prefix in gadugi.toml"),
-                )),
-                Ok(false) => {}
-                Err(e) => errors.push(InputError::new(format!("cannot read branches: {e:#}"), "check the repository with git fsck")),
-            }
+        } else if branches.contains(&branch) {
+            errors.push(at(
+                format!("branch `{branch}` already exists (from an earlier run?); Gadugi never overwrites or reuses a branch"),
+                format!("merge or keep what you need from it, then delete it (git branch -D {branch}) and remove its worktree (gadugi cleanup); or give this task another id, or set branch_prefix in gadugi.toml"),
+            ));
+        } else if let Some(clash) = branches
+            .iter()
+            .find(|b| branch.starts_with(&format!("{b}/")) || b.starts_with(&format!("{branch}/")))
+        {
+            errors.push(at(
+                format!("branch `{branch}` cannot be created next to the existing branch `{clash}` (git cannot have both `x` and `x/y`)"),
+                format!("rename or delete `{clash}`, or set another branch_prefix in gadugi.toml"),
+            ));
         }
         if wt.exists() {
-            errors.push(InputError::at(
-                &t.spec.prompt_file,
-                t.spec.id_line,
+            errors.push(at(
                 format!("worktree folder {} already exists", wt.display()),
-                "remove it (gadugi cleanup, or git worktree remove), or set worktree_dir in gadugi.toml",
+                "remove it (gadugi cleanup, or git worktree remove), or set worktree_dir in gadugi.toml".into(),
+            ));
+        } else if registered.iter().any(|w| same_path(&w.path, &wt)) {
+            errors.push(at(
+                format!(
+                    "git still has a worktree registered at {} although its folder is gone",
+                    wt.display()
+                ),
+                "run `git worktree prune` (or `gadugi cleanup`), then run again".into(),
             ));
         }
     }
@@ -213,6 +219,63 @@ pub fn prepare(args: &RunArgs, repo: Option<PathBuf>, files: &[PathBuf]) -> Resu
         base_branch,
         max_parallel,
     })
+}
+
+/// Points a profile error at where the profile came from: the prompt's `agent:` line, the
+/// command-line flags, or gadugi.toml.
+fn blame_profile(mut e: InputError, t: &crate::plan::PlannedTask, args: &RunArgs, config: &Config) -> InputError {
+    if t.spec.agent.is_some() && e.file.is_none() && !e.problem.contains("placeholder") {
+        e.file = Some(t.spec.prompt_file.clone());
+        e.line = crate::task::front_matter_line(&t.spec.prompt_file, "agent");
+        return e;
+    }
+    if args.agent_command.is_some() || (args.agent.is_some() && t.spec.agent.is_none()) {
+        return e;
+    }
+    let profile = t.spec.agent.as_deref().or(config.agent.profile.as_deref());
+    if e.problem.starts_with("unknown agent profile") {
+        return config.blame(e, Some("agent"), "profile");
+    }
+    match profile {
+        Some(p) if config.profiles.contains_key(p) => config.blame(e, Some(&format!("profiles.{p}")), "command"),
+        _ if e.problem.contains("placeholder") && config.agent.args.iter().any(|a| e.problem.contains(a.as_str())) => {
+            config.blame(e, Some("agent"), "args")
+        }
+        _ => config.blame(e, Some("agent"), "command"),
+    }
+}
+
+/// The worktree folder must be a folder (or not exist yet), outside `.git` and `.gadugi`,
+/// and not the repository itself.
+fn check_worktree_dir(repo: &Repo, config: &Config) -> Vec<InputError> {
+    let dir = &config.worktree_dir;
+    let bad = |problem: String, fix: &str| config.blame(InputError::new(problem, fix), None, "worktree_dir");
+    let root = repo.root();
+    if same_path(dir, root) {
+        return vec![bad(
+            format!("worktree_dir {} is the repository itself", dir.display()),
+            "choose a folder of its own, such as \"../worktrees\"",
+        )];
+    }
+    if dir.starts_with(repo.common_dir()) || dir.starts_with(root.join(STATE_DIR)) {
+        return vec![bad(
+            format!("worktree_dir {} is inside .git or .gadugi", dir.display()),
+            "choose a folder outside the repository, such as \"../worktrees\"",
+        )];
+    }
+    if dir.exists() && !dir.is_dir() {
+        return vec![bad(
+            format!("worktree_dir {} exists and is not a folder", dir.display()),
+            "remove or rename that file, or set worktree_dir in gadugi.toml",
+        )];
+    }
+    vec![]
+}
+
+/// Whether two paths name the same place (symlinks resolved where they exist).
+fn same_path(a: &std::path::Path, b: &std::path::Path) -> bool {
+    let canon = |p: &std::path::Path| p.canonicalize().unwrap_or_else(|_| p.to_path_buf());
+    a == b || canon(a) == canon(b)
 }
 
 /// A run id that sorts by start time: `20261121-094512-3fa2`.
@@ -391,7 +454,7 @@ pub fn cleanup(run: Option<String>, delete_branches: bool, force: bool, dry_run:
             return Err(InputError::new(format!("no run `{id}`"), "see the runs with: ls .gadugi/runs").into());
         };
         for t in &state.tasks {
-            let registered = worktrees.iter().any(|w| w.path == t.worktree);
+            let registered = worktrees.iter().any(|w| same_path(&w.path, &t.worktree));
             if registered {
                 if !t.status.is_final() && state.status == RunStatus::Running {
                     println!("kept    {}: task {} is still running", t.worktree.display(), t.id);
@@ -421,7 +484,7 @@ pub fn cleanup(run: Option<String>, delete_branches: bool, force: bool, dry_run:
                 && repo.branch_exists(&t.branch)?
                 && !worktrees
                     .iter()
-                    .any(|w| w.branch.as_deref() == Some(t.branch.as_str()) && w.path != t.worktree)
+                    .any(|w| w.branch.as_deref() == Some(t.branch.as_str()) && !same_path(&w.path, &t.worktree))
             {
                 if !repo.branch_is_contained_elsewhere(&t.branch)? && !force {
                     println!(

@@ -18,6 +18,8 @@ pub const DEFAULT_MAX_PARALLEL: usize = 4;
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(60 * 60);
 /// Default grace period between SIGTERM and SIGKILL when a task is stopped.
 pub const DEFAULT_KILL_GRACE: Duration = Duration::from_secs(5);
+/// Longest grace period accepted: a stopped agent must really stop.
+pub const MAX_KILL_GRACE: Duration = Duration::from_secs(600);
 /// Default branch prefix.
 pub const DEFAULT_BRANCH_PREFIX: &str = "gadugi/";
 
@@ -85,6 +87,8 @@ pub struct Config {
     pub agent: AgentSection,
     /// User-defined profiles.
     pub profiles: BTreeMap<String, ProfileSection>,
+    /// Path and text of the file this came from, to point errors at their line.
+    source: Option<(PathBuf, String)>,
 }
 
 impl Config {
@@ -106,6 +110,7 @@ impl Config {
             verify: None,
             agent: AgentSection::default(),
             profiles: BTreeMap::new(),
+            source: None,
         }
     }
 
@@ -139,7 +144,7 @@ impl Config {
                 "see the configuration section of the README for the keys and their types",
             )
         })?;
-        let line_of = |key: &str| find_key_line(text, key);
+        let line_of = |key: &str| find_key_line_in(text, None, key);
         let mut config = Config::defaults(root);
         if let Some(n) = raw.max_parallel {
             if n == 0 {
@@ -181,11 +186,11 @@ impl Config {
             })?;
         }
         if let Some(v) = raw.kill_grace {
-            config.kill_grace = duration_value(&v).ok_or_else(|| {
+            config.kill_grace = duration_value(&v).filter(|d| *d <= MAX_KILL_GRACE).ok_or_else(|| {
                 InputError::at(
                     path,
                     line_of("kill_grace"),
-                    "kill_grace must be a positive number of seconds or a string like \"5s\"",
+                    "kill_grace must be a positive number of seconds up to 600, or a string like \"5s\"",
                     "for example: kill_grace = \"5s\"",
                 )
             })?;
@@ -196,14 +201,48 @@ impl Config {
         config.verify = raw.verify.filter(|v| !v.trim().is_empty());
         config.agent = raw.agent;
         config.profiles = raw.profiles;
+        config.source = Some((path.to_path_buf(), text.to_string()));
         Ok(config)
     }
+}
+
+impl Config {
+    /// Points an error found after parsing at the line of `key` in `[section]` (or at the
+    /// top level) of gadugi.toml, when the configuration came from that file and the error
+    /// names no file yet.
+    pub fn blame(&self, mut error: InputError, section: Option<&str>, key: &str) -> InputError {
+        if let (None, Some((path, text))) = (&error.file, &self.source) {
+            error.file = Some(path.clone());
+            error.line = find_key_line_in(text, section, key);
+        }
+        error
+    }
+}
+
+/// 1-based line of `key = ...` inside `[section]` (or before any section when `None`).
+fn find_key_line_in(text: &str, section: Option<&str>, key: &str) -> Option<usize> {
+    let mut current: Option<String> = None;
+    for (i, line) in text.lines().enumerate() {
+        let l = line.trim();
+        if let Some(header) = l.strip_prefix('[').and_then(|h| h.split(']').next()) {
+            current = Some(header.trim().to_string());
+            continue;
+        }
+        let here = current.as_deref() == section;
+        if here
+            && l.strip_prefix(key)
+                .is_some_and(|rest| rest.trim_start().starts_with('='))
+        {
+            return Some(i + 1);
+        }
+    }
+    None
 }
 
 fn duration_value(v: &toml::Value) -> Option<Duration> {
     match v {
         toml::Value::Integer(n) if *n > 0 => Some(Duration::from_secs(*n as u64)),
-        toml::Value::Float(f) if *f > 0.0 && f.is_finite() => Some(Duration::from_secs_f64(*f)),
+        toml::Value::Float(f) if *f > 0.0 => Duration::try_from_secs_f64(*f).ok(),
         toml::Value::String(s) => crate::task::parse_duration(s),
         _ => None,
     }
@@ -212,16 +251,6 @@ fn duration_value(v: &toml::Value) -> Option<Duration> {
 /// 1-based line of a byte offset.
 pub fn line_of_offset(text: &str, offset: usize) -> usize {
     text.as_bytes().iter().take(offset).filter(|&&b| b == b'\n').count() + 1
-}
-
-fn find_key_line(text: &str, key: &str) -> Option<usize> {
-    text.lines()
-        .position(|l| {
-            let l = l.trim_start();
-            l.strip_prefix(key)
-                .is_some_and(|rest| rest.trim_start().starts_with('='))
-        })
-        .map(|i| i + 1)
 }
 
 #[cfg(test)]

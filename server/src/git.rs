@@ -110,7 +110,9 @@ impl Repo {
         let head = self.open().and_then(|repo| Ok(repo.head()?.peel_to_commit()?.id()));
         match head {
             Ok(id) => Ok(id.to_string()),
-            Err(e) if e.code() == ErrorCode::UnbornBranch => Err(InputError::new(
+            Err(e) if e.code() == ErrorCode::UnbornBranch => Err(InputError::at(
+                &self.root,
+                None,
                 "the repository has no commits yet",
                 "make a first commit: git commit --allow-empty -m init",
             )),
@@ -133,6 +135,18 @@ impl Repo {
     /// and `name` is neither `HEAD` nor starts with `-` (git would take it for an option).
     pub fn is_valid_branch_name(name: &str) -> bool {
         name != "HEAD" && !name.starts_with('-') && git2::Reference::is_valid_name(&format!("refs/heads/{name}"))
+    }
+
+    /// Names of all local branches.
+    pub fn local_branches(&self) -> anyhow::Result<Vec<String>> {
+        let repo = self.open()?;
+        let mut names = vec![];
+        for branch in repo.branches(Some(BranchType::Local))? {
+            if let Some(name) = branch?.0.name()? {
+                names.push(name.to_string());
+            }
+        }
+        Ok(names)
     }
 
     /// Whether the local branch `name` exists.

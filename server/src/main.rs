@@ -132,7 +132,15 @@ enum Command {
 }
 
 fn main() {
-    let cli = Cli::parse();
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) if !e.use_stderr() => e.exit(),
+        Err(e) => {
+            let _ = e.print();
+            eprintln!("  fix: see `gadugi help` or `gadugi <command> --help` for the accepted arguments");
+            std::process::exit(EXIT_BAD_INPUT);
+        }
+    };
     let _ = tracing_subscriber::fmt()
         .with_env_filter(tracing_subscriber::EnvFilter::try_from_env("GADUGI_LOG").unwrap_or_else(|_| "warn".into()))
         .with_writer(std::io::stderr)

@@ -361,7 +361,7 @@ async fn run_task(
                 task: id.clone(),
                 attempt,
                 error: last.error.clone().unwrap_or_default(),
-                retry_in_ms: delay.as_millis() as u64,
+                retry_in_ms: millis(delay),
             },
         );
         let mut cancel = ctx.cancel.clone();
@@ -495,6 +495,11 @@ fn generated_prompt(ctx: &Ctx, i: usize, start_commit: &str, dep_context: &str) 
     p
 }
 
+/// Milliseconds of a duration, saturating.
+fn millis(d: Duration) -> u64 {
+    u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
+}
+
 fn short(commit: &str) -> &str {
     commit.get(..10).unwrap_or(commit)
 }
@@ -556,8 +561,8 @@ async fn run_attempt(
         stderr: dir.join("stderr.log"),
         status_file: dir.join("status.json"),
         exit_file: dir.join("exit.json"),
-        timeout_ms: spec.timeout.unwrap_or(ctx.req.config.timeout).as_millis() as u64,
-        grace_ms: ctx.req.config.kill_grace.as_millis() as u64,
+        timeout_ms: millis(spec.timeout.unwrap_or(ctx.req.config.timeout)),
+        grace_ms: millis(ctx.req.config.kill_grace),
     };
     let launch_file = dir.join("launch.json");
     if let Err(e) = write_json_atomic(&launch_file, &launch) {

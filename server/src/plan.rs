@@ -87,7 +87,12 @@ impl Plan {
 /// the conflict then lists both patterns. With [`ConflictPolicy::Serialize`] the later task
 /// of each conflicting pair waits for the earlier one; pairs are taken in command-line
 /// order and a pair that earlier edges already ordered is no conflict, so no cycle appears.
-pub fn build_plan(specs: Vec<TaskSpec>, tracked_files: &[String], policy: ConflictPolicy) -> Result<Plan, InputErrors> {
+pub fn build_plan(
+    repo_root: &Path,
+    specs: Vec<TaskSpec>,
+    tracked_files: &[String],
+    policy: ConflictPolicy,
+) -> Result<Plan, InputErrors> {
     if specs.is_empty() {
         return Err(InputError::new(
             "no prompt files given",
@@ -109,7 +114,7 @@ pub fn build_plan(specs: Vec<TaskSpec>, tracked_files: &[String], policy: Confli
     let known = known.join(", ");
     let edges: Vec<Vec<(usize, usize)>> = specs
         .iter()
-        .map(|s| resolve_deps(s, &ids, &files, &known, &mut errors))
+        .map(|s| resolve_deps(repo_root, s, &ids, &files, &known, &mut errors))
         .collect();
     errors.extend(cycle_errors(&specs, &edges));
     if !errors.is_empty() {
@@ -182,6 +187,7 @@ fn index(specs: &[TaskSpec]) -> (HashMap<&str, usize>, Vec<InputError>) {
 /// The tasks `spec` depends on, without duplicates, each with the line of its first
 /// reference; unresolvable references become errors.
 fn resolve_deps(
+    repo_root: &Path,
     spec: &TaskSpec,
     ids: &HashMap<&str, usize>,
     files: &HashMap<&Path, usize>,
@@ -190,7 +196,7 @@ fn resolve_deps(
 ) -> Vec<(usize, usize)> {
     let mut edges: Vec<(usize, usize)> = vec![];
     for r in &spec.depends_on {
-        match resolve(spec, r, ids, files, known_ids) {
+        match resolve(repo_root, spec, r, ids, files, known_ids) {
             Ok(j) if edges.iter().all(|&(k, _)| k != j) => edges.push((j, r.line)),
             Ok(_) => {}
             Err(e) => errors.push(e),
@@ -201,6 +207,7 @@ fn resolve_deps(
 
 /// The task a reference names: an id, else a path relative to the referring prompt file.
 fn resolve(
+    repo_root: &Path,
     spec: &TaskSpec,
     r: &DependencyRef,
     ids: &HashMap<&str, usize>,
@@ -218,6 +225,17 @@ fn resolve(
         return Ok(j);
     }
     let error = |problem: String, fix: String| InputError::at(&spec.prompt_file, Some(r.line), problem, fix);
+    let root = repo_root.canonicalize().unwrap_or_else(|_| repo_root.to_path_buf());
+    if !canonical.as_deref().unwrap_or(&path).starts_with(&root) {
+        return Err(error(
+            format!(
+                "depends on {}, which is outside the repository {}",
+                r.raw,
+                root.display()
+            ),
+            "depend on a prompt file inside the repository, by task id or relative path".to_string(),
+        ));
+    }
     if path.is_file() {
         return Err(error(
             format!("depends on {}, which is not among the prompt files of this run", r.raw),
@@ -593,11 +611,13 @@ mod tests {
     }
 
     fn plan(specs: Vec<TaskSpec>) -> Plan {
-        build_plan(specs, &[], ConflictPolicy::Serialize).unwrap()
+        build_plan(Path::new("/"), specs, &[], ConflictPolicy::Serialize).unwrap()
     }
 
     fn errors(specs: Vec<TaskSpec>) -> Vec<InputError> {
-        build_plan(specs, &[], ConflictPolicy::Serialize).unwrap_err().0
+        build_plan(Path::new("/"), specs, &[], ConflictPolicy::Serialize)
+            .unwrap_err()
+            .0
     }
 
     fn field<T: Clone>(plan: &Plan, f: impl Fn(&PlannedTask) -> T) -> Vec<T> {
@@ -766,7 +786,7 @@ mod tests {
             ),
         ];
         for (a, b, expected) in pairs {
-            let p = build_plan(vec![a, b], &tracked, ConflictPolicy::Warn).unwrap();
+            let p = build_plan(Path::new("/"), vec![a, b], &tracked, ConflictPolicy::Warn).unwrap();
             let found: Vec<&str> = p
                 .conflicts
                 .iter()
@@ -804,7 +824,7 @@ mod tests {
     #[test]
     fn warn_only_reports() {
         let specs = vec![lib_rs("a", &[]), lib_rs("b", &[]), lib_rs("c", &[])];
-        let p = build_plan(specs, &[], ConflictPolicy::Warn).unwrap();
+        let p = build_plan(Path::new("/"), specs, &[], ConflictPolicy::Warn).unwrap();
         assert!(p.tasks.iter().all(|t| t.after.is_empty()));
         let pairs: Vec<(usize, usize, bool)> = p.conflicts.iter().map(|c| (c.first, c.second, c.serialized)).collect();
         assert_eq!(pairs, [(0, 1, false), (0, 2, false), (1, 2, false)]);

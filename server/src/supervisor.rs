@@ -177,7 +177,11 @@ fn run_agent(spec: &LaunchSpec) -> AgentExit {
     std::thread::spawn(move || {
         let _ = tx.send(child.wait());
     });
-    let deadline = Instant::now() + Duration::from_millis(spec.timeout_ms);
+    let now = Instant::now();
+    // A timeout too large to represent means "no practical limit", never a panic.
+    let deadline = now
+        .checked_add(Duration::from_millis(spec.timeout_ms))
+        .unwrap_or_else(|| now + Duration::from_secs(10 * 365 * 86_400));
     let grace = Duration::from_millis(spec.grace_ms);
     let mut timed_out = false;
     let mut cancelled = false;

@@ -360,6 +360,15 @@ fn unknown_key(path: &Path, line: usize, key: &Value) -> InputError {
     InputError::at(path, Some(line), problem, fix)
 }
 
+/// 1-based file line of a top-level front-matter key of `path`, for problems found after
+/// parsing (an unknown agent profile, say).
+pub fn front_matter_line(path: &Path, key: &str) -> Option<usize> {
+    let text = std::fs::read_to_string(path).ok()?;
+    let text = text.strip_prefix('\u{feff}').unwrap_or(&text);
+    let (yaml, _, _) = split_front_matter(path, text).ok()?;
+    key_index(yaml?, key).map(|i| i + FRONT_MATTER_LINE)
+}
+
 /// 0-based index of the front-matter line that starts with `key:` (optionally with spaces
 /// before the colon).
 fn key_index(yaml: &str, key: &str) -> Option<usize> {
