@@ -2,6 +2,8 @@
 
 use std::path::{Path, PathBuf};
 
+use serde::{Deserialize, Serialize};
+
 use crate::config::Config;
 use crate::error::InputError;
 
@@ -141,32 +143,121 @@ impl AgentProfile {
             .collect()
     }
 
-    /// For agents that report errors on stdout: the error they reported, if any.
-    pub fn reported_error(&self, stdout_log: &Path) -> Option<String> {
+    /// What the agent reported about its attempt on stdout (for agents with a machine
+    /// protocol); empty for plain agents.
+    pub fn report(&self, stdout_log: &Path) -> AgentReport {
         match self.protocol {
-            OutputProtocol::Plain => None,
-            OutputProtocol::ClaudeStreamJson => claude_reported_error(stdout_log),
+            OutputProtocol::Plain => AgentReport::default(),
+            OutputProtocol::ClaudeStreamJson => claude_report(stdout_log),
         }
+    }
+}
+
+/// How a failed attempt is treated by retries and the circuit breaker.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum FailureClass {
+    /// Worth another attempt: an API overload or rate limit, a signal Gadugi did not send.
+    Transient,
+    /// The same for every task (authentication, a missing program): repeated, it trips the
+    /// circuit breaker.
+    Systemic,
+    /// This task's own failure (non-zero exit, max turns, verify failed).
+    Task,
+}
+
+/// What an agent reported about one attempt, read from its machine output.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct AgentReport {
+    /// The error the agent reported, if any.
+    pub error: Option<String>,
+    /// How that error is treated.
+    pub class: Option<FailureClass>,
+    /// The agent's session id (Claude Code: to `--resume` it).
+    pub session_id: Option<String>,
+    /// Cost of the attempt in US dollars, when the agent reports it.
+    pub cost_usd: Option<f64>,
+    /// Model turns taken.
+    pub turns: Option<u32>,
+    /// Tool uses the agent was not allowed to make.
+    pub permission_denials: Vec<String>,
+}
+
+/// Classifies an error text an agent reported.
+pub fn classify_reported_error(text: &str) -> FailureClass {
+    let t = text.to_ascii_lowercase();
+    let systemic = [
+        "not logged in",
+        "authentication",
+        "invalid api key",
+        "api key",
+        "unauthorized",
+        "401",
+        "forbidden",
+        "credit balance",
+    ];
+    let transient = [
+        "overloaded",
+        "rate limit",
+        "rate_limit",
+        "429",
+        "529",
+        "timed out",
+        "timeout",
+        "connection",
+        "econnreset",
+        "503",
+        "502",
+    ];
+    if systemic.iter().any(|k| t.contains(k)) {
+        FailureClass::Systemic
+    } else if transient.iter().any(|k| t.contains(k)) {
+        FailureClass::Transient
+    } else {
+        FailureClass::Task
     }
 }
 
 /// Claude Code ends its stream with `{"type":"result","is_error":...}`; `subtype` may say
 /// "success" even for an authentication failure, so `is_error` is what counts.
-fn claude_reported_error(stdout_log: &Path) -> Option<String> {
-    let text = std::fs::read_to_string(stdout_log).ok()?;
-    let result = text
-        .lines()
-        .rev()
-        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
-        .find(|v| v["type"] == "result");
-    match result {
-        None => Some("the agent ended without a final result event".into()),
-        Some(r) if r["is_error"] == true => {
-            let detail = r["result"].as_str().or(r["subtype"].as_str()).unwrap_or("error");
-            Some(format!("the agent reported an error: {detail}"))
-        }
-        Some(_) => None,
+fn claude_report(stdout_log: &Path) -> AgentReport {
+    let text = std::fs::read_to_string(stdout_log).unwrap_or_default();
+    let events: Vec<serde_json::Value> = text.lines().filter_map(|l| serde_json::from_str(l).ok()).collect();
+    let session_id = events.iter().find_map(|v| v["session_id"].as_str()).map(str::to_string);
+    let Some(r) = events.iter().rev().find(|v| v["type"] == "result") else {
+        return AgentReport {
+            error: Some("the agent ended without a final result event".into()),
+            class: Some(FailureClass::Task),
+            session_id,
+            ..AgentReport::default()
+        };
+    };
+    let mut report = AgentReport {
+        session_id: r["session_id"].as_str().map(str::to_string).or(session_id),
+        cost_usd: r["total_cost_usd"].as_f64(),
+        turns: r["num_turns"].as_u64().and_then(|n| u32::try_from(n).ok()),
+        permission_denials: r["permission_denials"]
+            .as_array()
+            .map(|a| {
+                a.iter()
+                    .map(|d| d["tool_name"].as_str().unwrap_or("tool").to_string())
+                    .collect()
+            })
+            .unwrap_or_default(),
+        ..AgentReport::default()
+    };
+    if r["subtype"] == "error_max_turns" {
+        report.error = Some(format!(
+            "the agent reached its maximum number of turns ({})",
+            r["num_turns"]
+        ));
+        report.class = Some(FailureClass::Task);
+    } else if r["is_error"] == true {
+        let detail = r["result"].as_str().or(r["subtype"].as_str()).unwrap_or("error");
+        report.error = Some(format!("the agent reported an error: {detail}"));
+        report.class = Some(classify_reported_error(detail));
     }
+    report
 }
 
 fn self_exe() -> String {
@@ -285,12 +376,20 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let log = dir.path().join("out");
         std::fs::write(&log, "{\"type\":\"system\"}\n{\"type\":\"result\",\"subtype\":\"success\",\"is_error\":true,\"result\":\"Not logged in\"}\n").unwrap();
-        assert!(claude_reported_error(&log).unwrap().contains("Not logged in"));
+        let r = claude_report(&log);
+        assert!(r.error.unwrap().contains("Not logged in"));
+        assert_eq!(r.class, Some(FailureClass::Systemic));
         std::fs::write(
             &log,
             "{\"type\":\"result\",\"subtype\":\"success\",\"is_error\":false}\n",
         )
         .unwrap();
-        assert_eq!(claude_reported_error(&log), None);
+        assert_eq!(claude_report(&log).error, None);
+        std::fs::write(
+            &log,
+            "{\"type\":\"result\",\"subtype\":\"error_max_turns\",\"is_error\":true,\"num_turns\":3}\n",
+        )
+        .unwrap();
+        assert!(claude_report(&log).error.unwrap().contains("maximum number of turns"));
     }
 }

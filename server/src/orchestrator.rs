@@ -648,7 +648,7 @@ async fn run_attempt(
         }
         Err(e) => return failed(format!("{e:#}")),
     };
-    let error = exit.failure().or_else(|| profile.reported_error(&launch.stdout));
+    let error = exit.failure().or_else(|| profile.report(&launch.stdout).error);
     AttemptResult {
         error,
         exit_code: exit.exit_code,
