@@ -14,7 +14,7 @@ pub const DEFAULT_PROFILE: &str = "claude";
 pub const PLACEHOLDERS: &[&str] = &["prompt_file", "prompt", "worktree", "branch", "task_id", "run_id"];
 
 /// How an agent reports on its own stdout, which decides how its output is read.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub enum OutputProtocol {
     /// Free text; only the exit code counts.
     Plain,
@@ -23,7 +23,7 @@ pub enum OutputProtocol {
 }
 
 /// A resolved agent profile.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct AgentProfile {
     /// Profile name as the user wrote it.
     pub name: String,

@@ -10,6 +10,7 @@ mod error;
 mod events;
 mod fsutil;
 mod git;
+mod lock;
 mod orchestrator;
 mod plan;
 mod progress;
@@ -18,6 +19,7 @@ mod scheduler;
 mod state;
 mod supervisor;
 mod task;
+mod task_run;
 
 use std::path::PathBuf;
 
@@ -76,6 +78,24 @@ enum Command {
         repo: Option<PathBuf>,
         #[arg(required = true, value_name = "FILES")]
         files: Vec<PathBuf>,
+    },
+    /// Take over a run whose orchestrator is gone (crash, kill, reload): running agents are
+    /// re-attached, finished ones collected, queued tasks started.
+    Resume {
+        /// Print one JSON summary on stdout at the end (progress goes to stderr).
+        #[arg(long)]
+        json: bool,
+        #[arg(long, value_name = "ID")]
+        run: Option<String>,
+    },
+    /// Cancel the latest run (or --run ID), or one of its tasks. Branches and worktrees stay.
+    Cancel {
+        /// Task id; without it the whole run is cancelled.
+        task: Option<String>,
+        #[arg(long, value_name = "ID")]
+        run: Option<String>,
+        #[arg(long)]
+        json: bool,
     },
     /// Show the state of the latest run (or --run ID).
     Status {
@@ -151,6 +171,8 @@ fn main() {
         Command::Run { args, repo, files } => cli::run(args, repo, files),
         Command::Plan { json, repo, files } => cli::plan(json, repo, files),
         Command::Status { json, run } => cli::status(json, run),
+        Command::Resume { json, run } => cli::resume(json, run),
+        Command::Cancel { task, run, json } => cli::cancel(task, run, json),
         Command::Logs {
             task,
             follow,

@@ -70,6 +70,18 @@ impl OutputFollower {
     }
 }
 
+/// The last `max` bytes of a file as text (lossy), or "" when it cannot be read.
+pub fn read_tail(path: &std::path::Path, max: u64) -> String {
+    let Ok(mut f) = std::fs::File::open(path) else {
+        return String::new();
+    };
+    let len = f.metadata().map(|m| m.len()).unwrap_or(0);
+    let _ = f.seek(SeekFrom::Start(len.saturating_sub(max)));
+    let mut buf = Vec::new();
+    let _ = f.take(max).read_to_end(&mut buf);
+    String::from_utf8_lossy(&buf).into_owned()
+}
+
 /// A one-line, human summary of an output line; `None` when it says nothing new.
 pub fn summarize(protocol: OutputProtocol, line: &str) -> Option<String> {
     let text = match protocol {
@@ -174,6 +186,22 @@ impl EventSink for PlainProgress {
                 task,
                 phase: TaskPhase::Verifying,
             } => format!("{task}: verifying"),
+            Event::TaskStalled { task, silent_seconds } => {
+                format!("{task}: stalled, no output for {silent_seconds}s (still running)")
+            }
+            Event::ParallelismLimited {
+                limit,
+                reason: Some(reason),
+            } => format!("at most {limit} agent(s) at once: {reason}"),
+            Event::ParallelismLimited { limit, reason: None }
+                if state.max_parallel == *limit && state.tasks.iter().any(|t| t.status != TaskStatus::Queued) =>
+            {
+                format!("back to {limit} agent(s) at once")
+            }
+            Event::CircuitOpened { cause, attempts } => {
+                format!("circuit breaker: {attempts} attempts in a row failed with: {cause}; starting no more tasks")
+            }
+            Event::RunResumed { orchestrator_pid } => format!("resumed by pid {orchestrator_pid}"),
             Event::TaskFinished { task, .. } | Event::TaskSkipped { task, .. } => {
                 format!("{}  [{}]", outcome_line(state, task), counts(state))
             }
@@ -283,6 +311,22 @@ impl EventSink for LiveProgress {
             }
             Event::RunFinished { .. } => {
                 self.header.finish_and_clear();
+            }
+            Event::ParallelismLimited { limit, reason } => {
+                let line = match reason {
+                    Some(r) => format!("at most {limit} agent(s) at once: {r}"),
+                    None => format!("{limit} agent(s) at once"),
+                };
+                let _ = self.multi.println(line);
+            }
+            Event::CircuitOpened { cause, attempts } => {
+                let _ = self.multi.println(format!(
+                    "circuit breaker: {attempts} attempts in a row failed with: {cause}; starting no more tasks"
+                ));
+            }
+            Event::TaskStalled { task, silent_seconds } => {
+                let msg = format!("stalled: no output for {silent_seconds}s");
+                self.bar(task).set_message(msg);
             }
             _ => {}
         }

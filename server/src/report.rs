@@ -204,6 +204,15 @@ pub fn terminal_summary(state: &RunState, repo_root: &Path) -> String {
             t.commits,
             t.branch
         );
+        if t.stalled {
+            let since = t
+                .last_heartbeat
+                .map(|h| format!(" since {}", h.format("%H:%M:%S")))
+                .unwrap_or_default();
+            let _ = write!(out, "\n      stalled: no output{since}");
+        } else if let (TaskStatus::Running, Some(a)) = (t.status, &t.last_activity) {
+            let _ = write!(out, "\n      {a}");
+        }
         if let Some(e) = &t.error {
             let _ = write!(out, "\n      {e}");
         }

@@ -123,6 +123,16 @@ pub struct TaskState {
     pub last_activity_at: Option<DateTime<Utc>>,
     /// Last sign of life: agent start, output, or a liveness check of its pid.
     pub last_heartbeat: Option<DateTime<Utc>>,
+    /// The agent has been silent for longer than `stall_after`.
+    #[serde(default)]
+    pub stalled: bool,
+    /// Whether its worktree still exists (removed after success unless kept).
+    #[serde(default = "yes")]
+    pub worktree_exists: bool,
+}
+
+fn yes() -> bool {
+    true
 }
 
 /// Everything known about one run.
@@ -140,6 +150,12 @@ pub struct RunState {
     pub critical_path: Vec<String>,
     pub conflicts: Vec<ConflictInfo>,
     pub tasks: Vec<TaskState>,
+    /// The current limit on agents at once, when below `max_parallel`, and why.
+    #[serde(default)]
+    pub limit_reason: Option<String>,
+    /// Why the circuit breaker stopped the run, when it did.
+    #[serde(default)]
+    pub circuit_open: Option<String>,
 }
 
 impl RunState {
@@ -199,8 +215,12 @@ impl RunState {
                     last_activity: None,
                     last_activity_at: None,
                     last_heartbeat: None,
+                    stalled: false,
+                    worktree_exists: true,
                 })
                 .collect(),
+            limit_reason: None,
+            circuit_open: None,
         })
     }
 
@@ -264,11 +284,32 @@ impl RunState {
                     t.last_activity = Some(line.clone());
                     t.last_activity_at = Some(ts);
                     t.last_heartbeat = Some(ts);
+                    t.stalled = false;
                 }
             }
             Event::Heartbeat { task } => {
                 if let Some(t) = self.task_mut(task) {
                     t.last_heartbeat = Some(ts);
+                    t.stalled = false;
+                }
+            }
+            Event::TaskStalled { task, .. } => {
+                if let Some(t) = self.task_mut(task) {
+                    t.stalled = true;
+                }
+            }
+            Event::RunResumed { orchestrator_pid } => {
+                self.orchestrator_pid = *orchestrator_pid;
+                self.status = RunStatus::Running;
+                self.finished_at = None;
+            }
+            Event::ParallelismLimited { reason, .. } => self.limit_reason = reason.clone(),
+            Event::CircuitOpened { cause, attempts } => {
+                self.circuit_open = Some(format!("{attempts} attempts in a row failed with: {cause}"));
+            }
+            Event::WorktreeRemoved { task } => {
+                if let Some(t) = self.task_mut(task) {
+                    t.worktree_exists = false;
                 }
             }
             Event::AttemptFailed { task, error, .. } => {
@@ -387,7 +428,10 @@ impl StateWriter {
         let mut line = serde_json::to_vec(rec)?;
         line.push(b'\n');
         self.events.write_all(&line).context("appending to events.jsonl")?;
-        if matches!(rec.event, Event::TaskActivity { .. } | Event::Heartbeat { .. }) {
+        if matches!(
+            rec.event,
+            Event::TaskActivity { .. } | Event::Heartbeat { .. } | Event::ParallelismLimited { .. }
+        ) {
             // Frequent and already in the log; the snapshot catches up on the next lifecycle
             // event or the run loop's periodic save.
             return Ok(false);
