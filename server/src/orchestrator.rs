@@ -356,6 +356,7 @@ async fn run_loop(req: RunRequest, mut out: Emitter, cancel: watch::Receiver<boo
     let mut breaker_open = false;
     let mut tick = tokio::time::interval(Duration::from_secs(1));
     loop {
+        cancelled = cancelled || run_cancel_marker(&ctx.req.layout, &ctx.req.run_id).exists();
         if cancelled {
             for i in scheduler.cancel_waiting() {
                 out.emit(finished_event(
@@ -431,12 +432,7 @@ async fn run_loop(req: RunRequest, mut out: Emitter, cancel: watch::Receiver<boo
                 // The sender is gone: nobody can cancel any more.
                 Err(_) => watching_cancel = false,
             },
-            _ = tick.tick() => {
-                out.save_if_needed()?;
-                if !cancelled && run_cancel_marker(&ctx.req.layout, &ctx.req.run_id).exists() {
-                    cancelled = true;
-                }
-            }
+            _ = tick.tick() => out.save_if_needed()?,
         }
     }
     if !ctx.req.config.keep_worktrees {

@@ -66,14 +66,23 @@ pub(crate) async fn run_task(
         send(tx, crate::orchestrator::finished_event(&id, status, error));
         status
     };
-    let start_commit = match resume.as_ref() {
-        Some(r) if ctx.worktree(i).is_dir() => match r.start_commit.clone() {
-            Some(c) => c,
-            None => match branch_head(ctx, i).await {
+    // Whatever exists on disk for this task was made by this run (a new run refuses existing
+    // branches and worktrees), so after a restart it is picked up, never redone.
+    let task_dir = ctx.req.layout.task_dir(&ctx.req.run_id, &id);
+    let start_file = task_dir.join("start_commit");
+    let recorded_start = resume
+        .as_ref()
+        .and_then(|r| r.start_commit.clone())
+        .or_else(|| std::fs::read_to_string(&start_file).ok().map(|s| s.trim().to_string()));
+    let start_commit = match recorded_start {
+        Some(c) if ctx.worktree(i).is_dir() => c,
+        // Worktree made, start not yet recorded: nothing ran in it, its head is the start.
+        None if ctx.worktree(i).is_dir() && ctx.req.repo.branch_exists(&ctx.branch(i)).unwrap_or(false) => {
+            match branch_head(ctx, i).await {
                 Ok(c) => c,
                 Err(e) => return finish(TaskStatus::Failed, e),
-            },
-        },
+            }
+        }
         _ => {
             send(
                 tx,
@@ -88,6 +97,9 @@ pub(crate) async fn run_task(
             }
         }
     };
+    if let Err(e) = std::fs::create_dir_all(&task_dir).and_then(|_| std::fs::write(&start_file, &start_commit)) {
+        return finish(TaskStatus::Failed, format!("cannot record the start commit: {e}"));
+    }
     send(
         tx,
         Event::TaskPrepared {
@@ -95,10 +107,9 @@ pub(crate) async fn run_task(
             start_commit: start_commit.clone(),
         },
     );
-    let task_dir = ctx.req.layout.task_dir(&ctx.req.run_id, &id);
     let prompt_file = task_dir.join("prompt.md");
     let prompt = match std::fs::read_to_string(&prompt_file) {
-        Ok(p) if resume.is_some() => p,
+        Ok(p) => p,
         _ => {
             let p = generated_prompt(ctx, i, &start_commit, &dep_context);
             if let Err(e) = std::fs::create_dir_all(&task_dir).and_then(|_| std::fs::write(&prompt_file, &p)) {
@@ -111,16 +122,14 @@ pub(crate) async fn run_task(
     let spec = &ctx.req.plan.tasks[i].spec;
     let retries = spec.retries.unwrap_or(ctx.req.config.retries);
     let verify = spec.verify.clone().or_else(|| ctx.req.config.verify.clone());
-    // After a restart, the latest attempt on disk may still be running: adopt it.
-    let mut attempt = if resume.is_some() {
-        latest_attempt(ctx, &id).unwrap_or(0)
-    } else {
-        0
+    // After a restart, the latest attempt on disk may still be running: adopt it. One whose
+    // supervisor never started (the orchestrator died in between) starts now, same number.
+    let latest = latest_attempt(ctx, &id);
+    let mut adopt = match latest {
+        Some(n) => attempt_was_launched(ctx, &id, n).await,
+        None => false,
     };
-    let mut adopt = attempt > 0;
-    if !adopt {
-        attempt = 1;
-    }
+    let mut attempt = latest.unwrap_or(1).max(1);
     let mut failures = 0;
     let last = loop {
         if cancel_requested(ctx, &id) {
@@ -225,6 +234,21 @@ fn latest_attempt(ctx: &Ctx, id: &str) -> Option<u32> {
         .flatten()
         .filter_map(|e| e.file_name().to_str()?.strip_prefix("attempt-")?.parse().ok())
         .max()
+}
+
+/// Whether attempt `n` got as far as a supervisor (waiting briefly for one just spawned).
+async fn attempt_was_launched(ctx: &Ctx, id: &str, n: u32) -> bool {
+    let dir = ctx.req.layout.attempt_dir(&ctx.req.run_id, id, n);
+    if !dir.join("launch.json").exists() {
+        return false;
+    }
+    for _ in 0..40 {
+        if dir.join("supervisor.json").exists() || dir.join("exit.json").exists() {
+            return true;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    false
 }
 
 /// Marker file `gadugi cancel TASK` writes for a task of a live run.
