@@ -3,6 +3,7 @@
 //! See ARCHITECTURE.md at the repository root for the bird's-eye view.
 
 mod agent;
+mod claude;
 mod cli;
 mod config;
 mod demo;
@@ -12,6 +13,7 @@ mod fsutil;
 mod git;
 mod orchestrator;
 mod plan;
+mod profiles;
 mod progress;
 mod report;
 mod scheduler;

@@ -11,7 +11,7 @@ use chrono::Utc;
 use tokio::sync::{mpsc, watch};
 use tokio::task::JoinSet;
 
-use crate::agent::{AgentProfile, Placeholders};
+use crate::agent::{AgentProfile, AgentReport, FailureClass, OutputProtocol, Placeholders};
 use crate::config::Config;
 use crate::events::{ConflictInfo, Event, EventRecord, RunStatus, TaskInit, TaskPhase, TaskStatus};
 use crate::fsutil::write_json_atomic;
@@ -334,9 +334,13 @@ async fn run_task(
         exit_code: None,
         signal: None,
         cancelled: false,
+        report: AgentReport::default(),
     };
+    // Session of the previous attempt, continued when that attempt failed transiently.
+    let mut resume: Option<String> = None;
     for attempt in 1..=retries + 1 {
-        last = run_attempt(ctx, i, attempt, &prompt_file, &prompt, tx).await;
+        last = run_attempt(ctx, i, attempt, &prompt_file, &prompt, resume.as_deref(), tx).await;
+        resume = resume_session(&ctx.req.profiles[i], &last.report);
         commit_leftovers(ctx, i, tx).await;
         if last.error.is_none() && !last.cancelled {
             if let Some(cmd) = &verify {
@@ -509,6 +513,16 @@ struct AttemptResult {
     exit_code: Option<i32>,
     signal: Option<i32>,
     cancelled: bool,
+    /// What the agent reported on its machine output (empty for plain agents).
+    report: AgentReport,
+}
+
+/// The session a retry continues: the failed attempt's, when its failure was transient
+/// (overload, rate limit) and the profile can resume.
+fn resume_session(profile: &AgentProfile, report: &AgentReport) -> Option<String> {
+    (profile.can_resume() && report.class == Some(FailureClass::Transient))
+        .then(|| report.session_id.clone())
+        .flatten()
 }
 
 /// Starts one attempt through a supervisor and follows it until it ends.
@@ -518,6 +532,7 @@ async fn run_attempt(
     attempt: u32,
     prompt_file: &Path,
     prompt: &str,
+    resume: Option<&str>,
     tx: &mpsc::UnboundedSender<TaskMsg>,
 ) -> AttemptResult {
     let spec = &ctx.req.plan.tasks[i].spec;
@@ -528,21 +543,25 @@ async fn run_attempt(
         exit_code: None,
         signal: None,
         cancelled: false,
+        report: AgentReport::default(),
     };
     let dir = ctx.req.layout.attempt_dir(&ctx.req.run_id, &id, attempt);
     if let Err(e) = std::fs::create_dir_all(&dir) {
         return failed(format!("cannot create {}: {e}", dir.display()));
     }
     let (worktree, branch) = (ctx.worktree(i), ctx.branch(i));
-    let argv = profile.expand(&Placeholders {
+    let argv = profile.expand(
+        &Placeholders {
         prompt_file,
         prompt,
         worktree: &worktree,
         branch: &branch,
         task_id: &id,
         run_id: &ctx.req.run_id,
-    });
-    let env = vec![
+        },
+        resume,
+    );
+    let mut env = vec![
         ("GADUGI_RUN_ID".to_string(), ctx.req.run_id.clone()),
         ("GADUGI_TASK_ID".to_string(), id.clone()),
         ("GADUGI_WORKTREE".to_string(), worktree.to_string_lossy().into_owned()),
@@ -553,6 +572,7 @@ async fn run_attempt(
         ),
         ("GADUGI_ATTEMPT".to_string(), attempt.to_string()),
     ];
+    env.extend(profile.env.iter().cloned());
     let launch = LaunchSpec {
         argv,
         cwd: worktree.clone(),
@@ -648,12 +668,29 @@ async fn run_attempt(
         }
         Err(e) => return failed(format!("{e:#}")),
     };
-    let error = exit.failure().or_else(|| profile.report(&launch.stdout).error);
+    let report = profile.report(&launch.stdout);
+    if profile.protocol != OutputProtocol::Plain {
+        send(
+            tx,
+            Event::AgentReported {
+                task: id.clone(),
+                attempt,
+                report: report.clone(),
+            },
+        );
+    }
+    // The agent's own account of an error says more than "exited with code 1"; a timeout,
+    // signal or cancel (no exit code) is Gadugi's finding and stays first.
+    let error = match (exit.failure(), &report.error) {
+        (Some(_), Some(reported)) if exit.exit_code.is_some() => Some(reported.clone()),
+        (failure, reported) => failure.or_else(|| reported.clone()),
+    };
     AttemptResult {
         error,
         exit_code: exit.exit_code,
         signal: exit.signal,
         cancelled: exit.cancelled,
+        report,
     }
 }
 
