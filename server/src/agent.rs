@@ -98,8 +98,7 @@ impl AgentProfile {
                 (None, Some(b)) => {
                     env = b.env.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
                     let argv: Vec<String> = b.argv.iter().map(|s| s.to_string()).collect();
-                    let at = argv.len() - 1;
-                    (argv, b.protocol, Some(at))
+                    (argv, b.protocol, Some(b.options_at))
                 }
                 (None, None) => {
                     let mut known: Vec<&str> = vec!["claude", "command", "simulated"];
@@ -401,5 +400,32 @@ mod tests {
         let p = AgentProfile::resolve(None, &config(), None).unwrap();
         assert_eq!(p.protocol, OutputProtocol::ClaudeStreamJson);
         assert_eq!(p.argv[0], "claude");
+    }
+
+    #[test]
+    fn claude_expands_agent_and_resume_before_the_prompt() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut config = config();
+        config.agent.args = vec!["--effort=low".into()];
+        let p = AgentProfile::resolve(Some("claude"), &config, None).unwrap();
+        let ph = Placeholders {
+            prompt_file: Path::new("/x/p.md"),
+            prompt: "- do it",
+            worktree: dir.path(),
+            branch: "gadugi/a",
+            task_id: "a",
+            run_id: "r",
+        };
+        let argv = p.expand(&ph, None);
+        assert_eq!(argv[argv.len() - 3..], ["--effort=low", "--", "- do it"]);
+        assert!(!argv.iter().any(|a| a.starts_with("--agent") || a.starts_with("--resume")));
+        std::fs::create_dir_all(dir.path().join(".claude/agents")).unwrap();
+        std::fs::write(dir.path().join(".claude/agents/WorkflowManager.md"), "---\nname: x\n---\n").unwrap();
+        let argv = p.expand(&ph, Some("s-1"));
+        assert_eq!(
+            argv[argv.len() - 5..],
+            ["--effort=low", "--agent=WorkflowManager", "--resume=s-1", "--", "- do it"]
+        );
+        assert!(p.can_resume());
     }
 }

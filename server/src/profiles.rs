@@ -18,6 +18,8 @@ pub struct Builtin {
     pub name: &'static str,
     /// Argv template; `{prompt}` / `{prompt_file}` are filled per task.
     pub argv: &'static [&'static str],
+    /// Index in `argv` where extra and per-attempt options go: before the prompt.
+    pub options_at: usize,
     /// How its stdout is read.
     pub protocol: OutputProtocol,
     /// Environment the program needs to run unattended.
@@ -40,8 +42,10 @@ pub const BUILTINS: &[Builtin] = &[
             "--sandbox",
             "workspace-write",
             "--skip-git-repo-check",
+            "--",
             "{prompt}",
         ],
+        options_at: 6,
         protocol: OutputProtocol::CodexJson,
         env: &[],
         install: "npm install -g @openai/codex",
@@ -54,9 +58,9 @@ pub const BUILTINS: &[Builtin] = &[
             "--output-format",
             "stream-json",
             "--approval-mode=yolo",
-            "-p",
-            "{prompt}",
+            "--prompt={prompt}",
         ],
+        options_at: 4,
         protocol: OutputProtocol::GeminiStreamJson,
         env: &[("GEMINI_CLI_TRUST_WORKSPACE", "true")],
         install: "npm install -g @google/gemini-cli",
@@ -74,6 +78,7 @@ pub const BUILTINS: &[Builtin] = &[
             "--message-file",
             "{prompt_file}",
         ],
+        options_at: 6,
         protocol: OutputProtocol::Plain,
         env: &[],
         install: "pip install aider-chat",
@@ -81,7 +86,8 @@ pub const BUILTINS: &[Builtin] = &[
     },
     Builtin {
         name: "opencode",
-        argv: &["opencode", "run", "--format", "json", "{prompt}"],
+        argv: &["opencode", "run", "--format", "json", "--", "{prompt}"],
+        options_at: 4,
         protocol: OutputProtocol::OpenCodeJson,
         env: &[],
         install: "npm install -g opencode-ai",
@@ -288,6 +294,8 @@ pub struct AgentInfo {
     pub command: String,
     /// How to install it (built-ins only).
     pub install: Option<String>,
+    /// What the profile lets the agent do without asking (built-ins only).
+    pub permissions: Option<String>,
 }
 
 /// Every profile: the built-ins and the `[profiles]` of the configuration.
@@ -313,10 +321,19 @@ pub fn list_agents(config: &Config) -> Vec<AgentInfo> {
                 (Some(p), _) => program_version(p),
                 (None, _) => None,
             };
-            let install = if name == "claude" {
-                Some("npm install -g @anthropic-ai/claude-code".to_string())
+            let (install, permissions) = if name == "claude" {
+                let permissions = if config.claude.skip_permissions {
+                    "--dangerously-skip-permissions with IS_SANDBOX=1: every tool call is allowed".to_string()
+                } else {
+                    format!(
+                        "--permission-mode={}: edits accepted, the --allowedTools run, anything else is denied and reported",
+                        config.claude.permission_mode
+                    )
+                };
+                (Some("npm install -g @anthropic-ai/claude-code".to_string()), Some(permissions))
             } else {
-                builtin(&name).map(|b| b.install.to_string())
+                let b = builtin(&name);
+                (b.map(|b| b.install.to_string()), b.map(|b| b.permissions.to_string()))
             };
             Some(AgentInfo {
                 command: shell_words::join(&profile.argv),
@@ -325,6 +342,7 @@ pub fn list_agents(config: &Config) -> Vec<AgentInfo> {
                 path,
                 version,
                 install,
+                permissions,
             })
         })
         .collect()
@@ -356,6 +374,24 @@ pub fn program_version(program: &Path) -> Option<String> {
     out.lines().map(str::trim).find(|l| !l.is_empty()).map(str::to_string)
 }
 
+/// `gadugi agents`: the profiles of the repository's configuration (`--repo`, else the
+/// current repository when there is one, else the built-ins). Returns the exit code.
+pub fn agents(json: bool, repo: Option<PathBuf>) -> anyhow::Result<i32> {
+    let explicit = repo.is_some();
+    let config = match crate::cli::open_repo(repo) {
+        Ok(repo) => Config::load(repo.root())?,
+        Err(e) if explicit => return Err(e.into()),
+        Err(_) => Config::defaults(&std::env::current_dir()?),
+    };
+    let agents = list_agents(&config);
+    if json {
+        println!("{}", serde_json::to_string_pretty(&agents)?);
+    } else {
+        print!("{}", agents_table(&agents));
+    }
+    Ok(0)
+}
+
 /// The `gadugi agents` table.
 pub fn agents_table(agents: &[AgentInfo]) -> String {
     let mut out = String::new();
@@ -369,6 +405,9 @@ pub fn agents_table(agents: &[AgentInfo]) -> String {
             ),
         };
         out.push_str(&format!("{:<10} {state}\n           {}\n", a.profile, a.command));
+        if let Some(p) = &a.permissions {
+            out.push_str(&format!("           permissions: {p}\n"));
+        }
     }
     out
 }
@@ -434,7 +473,9 @@ mod tests {
         for b in BUILTINS {
             let p = AgentProfile::resolve(Some(b.name), &config, None).unwrap();
             assert_eq!(p.protocol, b.protocol);
-            assert!(p.argv.last().unwrap().starts_with("{prompt"), "{:?}", p.argv);
+            assert!(p.argv.last().unwrap().contains("{prompt"), "{:?}", p.argv);
+            let opt = &p.argv[b.options_at];
+            assert!(opt == "--" || opt.starts_with("--prompt") || opt == "--message-file", "{:?}", p.argv);
         }
         let agents = list_agents(&config);
         assert_eq!(
