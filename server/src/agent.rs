@@ -370,14 +370,17 @@ mod tests {
     fn command_profile_splits_without_a_shell() {
         let p = AgentProfile::resolve(None, &config(), Some("my-agent --msg 'a b; rm -rf /' {prompt_file}")).unwrap();
         assert_eq!(p.argv, vec!["my-agent", "--msg", "a b; rm -rf /", "{prompt_file}"]);
-        let argv = p.expand(&Placeholders {
-            prompt_file: Path::new("/x/p.md"),
-            prompt: "",
-            worktree: Path::new("/w"),
-            branch: "gadugi/a",
-            task_id: "a",
-            run_id: "r",
-        }, Some("sess"));
+        let argv = p.expand(
+            &Placeholders {
+                prompt_file: Path::new("/x/p.md"),
+                prompt: "",
+                worktree: Path::new("/w"),
+                branch: "gadugi/a",
+                task_id: "a",
+                run_id: "r",
+            },
+            Some("sess"),
+        );
         assert_eq!(argv[3], "/x/p.md");
         assert_eq!(argv.len(), 4, "plain profiles take no resume option: {argv:?}");
     }
@@ -418,13 +421,25 @@ mod tests {
         };
         let argv = p.expand(&ph, None);
         assert_eq!(argv[argv.len() - 3..], ["--effort=low", "--", "- do it"]);
-        assert!(!argv.iter().any(|a| a.starts_with("--agent") || a.starts_with("--resume")));
+        assert!(!argv
+            .iter()
+            .any(|a| a.starts_with("--agent") || a.starts_with("--resume")));
         std::fs::create_dir_all(dir.path().join(".claude/agents")).unwrap();
-        std::fs::write(dir.path().join(".claude/agents/WorkflowManager.md"), "---\nname: x\n---\n").unwrap();
+        std::fs::write(
+            dir.path().join(".claude/agents/WorkflowManager.md"),
+            "---\nname: x\n---\n",
+        )
+        .unwrap();
         let argv = p.expand(&ph, Some("s-1"));
         assert_eq!(
             argv[argv.len() - 5..],
-            ["--effort=low", "--agent=WorkflowManager", "--resume=s-1", "--", "- do it"]
+            [
+                "--effort=low",
+                "--agent=WorkflowManager",
+                "--resume=s-1",
+                "--",
+                "- do it"
+            ]
         );
         assert!(p.can_resume());
     }

@@ -118,12 +118,19 @@ impl ClaudeSettings {
             return Err((
                 "permission_mode",
                 InputError::new(
-                    format!("[claude] permission_mode `{}` is not one Claude Code knows", self.permission_mode),
+                    format!(
+                        "[claude] permission_mode `{}` is not one Claude Code knows",
+                        self.permission_mode
+                    ),
                     format!("use one of: {}", PERMISSION_MODES.join(", ")),
                 ),
             ));
         }
-        if let Some(bad) = self.allowed_tools.iter().find(|t| t.trim().is_empty() || t.contains(',')) {
+        if let Some(bad) = self
+            .allowed_tools
+            .iter()
+            .find(|t| t.trim().is_empty() || t.contains(','))
+        {
             return Err((
                 "allowed_tools",
                 InputError::new(
@@ -257,7 +264,11 @@ impl ClaudeStream {
             "assistant" => {
                 if let Some(e) = v["error"].as_str() {
                     let text = message_text(&v).unwrap_or_default();
-                    self.api_error = Some(if text.is_empty() { e.to_string() } else { format!("{e}: {text}") });
+                    self.api_error = Some(if text.is_empty() {
+                        e.to_string()
+                    } else {
+                        format!("{e}: {text}")
+                    });
                 }
                 for c in v["message"]["content"].as_array().into_iter().flatten() {
                     if c["type"] == "tool_use" {
@@ -316,7 +327,10 @@ impl ClaudeStream {
                     format!("the agent ended without a final result; last API error: {e}"),
                     classify_reported_error(e),
                 ),
-                None => ("the agent ended without a final result event".to_string(), FailureClass::Task),
+                None => (
+                    "the agent ended without a final result event".to_string(),
+                    FailureClass::Task,
+                ),
             };
             r.error = Some(error);
             r.class = Some(class);
@@ -376,7 +390,11 @@ pub fn report_from_text(text: &str) -> AgentReport {
 /// One stream-json line as "what the agent is doing now"; `None` when it says nothing new.
 pub fn summarize(line: &str) -> Option<String> {
     let v: serde_json::Value = serde_json::from_str(line).ok()?;
-    let sub = if v["parent_tool_use_id"].is_string() { "subagent: " } else { "" };
+    let sub = if v["parent_tool_use_id"].is_string() {
+        "subagent: "
+    } else {
+        ""
+    };
     Some(match v["type"].as_str()? {
         "system" => match v["subtype"].as_str()? {
             "init" => format!(
@@ -428,7 +446,10 @@ pub fn summarize(line: &str) -> Option<String> {
             } else {
                 v["subtype"].as_str().unwrap_or("done").to_string()
             };
-            format!("finished: {outcome} after {} turn(s){cost}", v["num_turns"].as_u64().unwrap_or(0))
+            format!(
+                "finished: {outcome} after {} turn(s){cost}",
+                v["num_turns"].as_u64().unwrap_or(0)
+            )
         }
         _ => return None,
     })
@@ -532,7 +553,10 @@ mod tests {
     #[test]
     fn argv_defaults_and_options() {
         let (argv, at) = ClaudeSettings::default().argv();
-        assert_eq!(argv[..5], ["claude", "-p", "--output-format", "stream-json", "--verbose"]);
+        assert_eq!(
+            argv[..5],
+            ["claude", "-p", "--output-format", "stream-json", "--verbose"]
+        );
         assert!(argv.contains(&format!("--max-turns={DEFAULT_MAX_TURNS}")));
         assert!(argv.contains(&"--permission-mode=acceptEdits".to_string()));
         assert_eq!(argv[at..], ["--", "{prompt}"]);

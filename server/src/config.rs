@@ -207,7 +207,12 @@ impl Config {
         config.agent = raw.agent;
         config.profiles = raw.profiles;
         if let Err((key, e)) = raw.claude.validate() {
-            return Err(InputError::at(path, find_key_line_in(text, Some("claude"), key), e.problem, e.fix));
+            return Err(InputError::at(
+                path,
+                find_key_line_in(text, Some("claude"), key),
+                e.problem,
+                e.fix,
+            ));
         }
         config.claude = raw.claude;
         config.source = Some((path.to_path_buf(), text.to_string()));

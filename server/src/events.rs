@@ -132,7 +132,7 @@ pub enum Event {
     AgentReported {
         task: String,
         attempt: u32,
-        report: crate::agent::AgentReport,
+        report: Box<crate::agent::AgentReport>,
     },
     /// Uncommitted changes the agent left were committed on its branch.
     LeftoversCommitted {

@@ -90,11 +90,21 @@ fn write_file(root: &Path, rel: &str, text: &str, force: bool) -> Result<&'stati
     }
     if let Some(dir) = path.parent() {
         std::fs::create_dir_all(dir).map_err(|e| {
-            InputError::at(dir, None, format!("cannot be created: {e}"), "check the folder's permissions")
+            InputError::at(
+                dir,
+                None,
+                format!("cannot be created: {e}"),
+                "check the folder's permissions",
+            )
         })?;
     }
     crate::fsutil::write_atomic(&path, text.as_bytes()).map_err(|e| {
-        InputError::at(&path, None, format!("cannot be written: {e:#}"), "check the folder's permissions")
+        InputError::at(
+            &path,
+            None,
+            format!("cannot be written: {e:#}"),
+            "check the folder's permissions",
+        )
     })?;
     Ok(if existed { "replaced" } else { "created" })
 }

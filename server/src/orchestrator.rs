@@ -552,12 +552,12 @@ async fn run_attempt(
     let (worktree, branch) = (ctx.worktree(i), ctx.branch(i));
     let argv = profile.expand(
         &Placeholders {
-        prompt_file,
-        prompt,
-        worktree: &worktree,
-        branch: &branch,
-        task_id: &id,
-        run_id: &ctx.req.run_id,
+            prompt_file,
+            prompt,
+            worktree: &worktree,
+            branch: &branch,
+            task_id: &id,
+            run_id: &ctx.req.run_id,
         },
         resume,
     );
@@ -675,7 +675,7 @@ async fn run_attempt(
             Event::AgentReported {
                 task: id.clone(),
                 attempt,
-                report: report.clone(),
+                report: Box::new(report.clone()),
             },
         );
     }

@@ -475,7 +475,11 @@ mod tests {
             assert_eq!(p.protocol, b.protocol);
             assert!(p.argv.last().unwrap().contains("{prompt"), "{:?}", p.argv);
             let opt = &p.argv[b.options_at];
-            assert!(opt == "--" || opt.starts_with("--prompt") || opt == "--message-file", "{:?}", p.argv);
+            assert!(
+                opt == "--" || opt.starts_with("--prompt") || opt == "--message-file",
+                "{:?}",
+                p.argv
+            );
         }
         let agents = list_agents(&config);
         assert_eq!(

@@ -179,9 +179,17 @@ fn agents_markdown(state: &RunState) -> String {
             t.id,
             t.model.as_deref().unwrap_or(&t.agent),
             t.turns.unwrap_or(0),
-            t.cost_usd.map(|c| format!("${c:.4}")).unwrap_or_else(|| "cost not reported".into()),
-            t.session_id.as_deref().map(|s| format!(", session `{s}`")).unwrap_or_default(),
-            t.warnings.iter().map(|w| format!("\n  - warning: {w}")).collect::<String>()
+            t.cost_usd
+                .map(|c| format!("${c:.4}"))
+                .unwrap_or_else(|| "cost not reported".into()),
+            t.session_id
+                .as_deref()
+                .map(|s| format!(", session `{s}`"))
+                .unwrap_or_default(),
+            t.warnings
+                .iter()
+                .map(|w| format!("\n  - warning: {w}"))
+                .collect::<String>()
         );
     }
     md

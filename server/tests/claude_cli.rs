@@ -107,7 +107,11 @@ fn serve(stream: TcpStream, script: &Script, recorded: &Mutex<Vec<Value>>) {
         } else if path == "/v1/messages/count_tokens" {
             http(200, "application/json", r#"{"input_tokens":10}"#.into())
         } else {
-            http(404, "application/json", r#"{"type":"error","error":{"type":"not_found_error","message":"not found"}}"#.into())
+            http(
+                404,
+                "application/json",
+                r#"{"type":"error","error":{"type":"not_found_error","message":"not found"}}"#.into(),
+            )
         };
         if out.write_all(response.as_bytes()).is_err() {
             return;
@@ -187,7 +191,11 @@ struct Repo {
 
 fn git(dir: &Path, args: &[&str]) -> String {
     let out = Command::new("git").arg("-C").arg(dir).args(args).output().unwrap();
-    assert!(out.status.success(), "git {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "git {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     String::from_utf8_lossy(&out.stdout).trim().to_string()
 }
 
@@ -201,8 +209,16 @@ impl Repo {
         git(&root, &["config", "user.name", "Test"]);
         git(&root, &["config", "user.email", "test@example.com"]);
         std::fs::write(root.join("README.md"), "hello\n").unwrap();
-        std::fs::write(root.join("gadugi.toml"), format!("kill_grace = \"1s\"\ntimeout = \"120s\"\n{config}")).unwrap();
-        std::fs::write(root.join("prompts/a.md"), "# Write the greeting\n\nCreate hello.txt saying hi.\n").unwrap();
+        std::fs::write(
+            root.join("gadugi.toml"),
+            format!("kill_grace = \"1s\"\ntimeout = \"120s\"\n{config}"),
+        )
+        .unwrap();
+        std::fs::write(
+            root.join("prompts/a.md"),
+            "# Write the greeting\n\nCreate hello.txt saying hi.\n",
+        )
+        .unwrap();
         git(&root, &["add", "-A"]);
         git(&root, &["commit", "-qm", "init"]);
         Repo { tmp, root }
@@ -276,7 +292,12 @@ impl Repo {
 }
 
 fn task<'a>(state: &'a Value, id: &str) -> &'a Value {
-    state["tasks"].as_array().unwrap().iter().find(|t| t["id"] == id).unwrap()
+    state["tasks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|t| t["id"] == id)
+        .unwrap()
 }
 
 fn reports(events: &[Value]) -> Vec<&Value> {
@@ -316,7 +337,9 @@ fn the_real_cli_writes_a_file_that_gadugi_commits_with_turns_and_cost() {
     // The generated prompt reached the model, and the tool result came back to it.
     let requests = api.messages();
     assert_eq!(requests.len(), 2, "{requests:?}");
-    assert!(requests[0]["messages"].to_string().contains("Create hello.txt saying hi."));
+    assert!(requests[0]["messages"]
+        .to_string()
+        .contains("Create hello.txt saying hi."));
     assert!(requests[1]["messages"].to_string().contains("tool_result"));
     let state = repo.state();
     assert_eq!(task(&state, "a")["session_id"], session.as_str());
@@ -389,10 +412,7 @@ fn reaching_max_turns_fails_the_task_with_that_reason() {
     let summary: Value = serde_json::from_slice(&out.stdout).unwrap();
     let a = task(&summary, "a");
     assert_eq!(a["status"], "failed");
-    assert!(
-        a["error"].as_str().unwrap().contains("maximum number of turns"),
-        "{a}"
-    );
+    assert!(a["error"].as_str().unwrap().contains("maximum number of turns"), "{a}");
     assert!(repo.launch_argv("a", 1).contains(&"--max-turns=1".to_string()));
     let events = repo.events();
     assert_eq!(reports(&events)[0]["report"]["class"], "task");
@@ -408,7 +428,9 @@ fn init_writes_a_workflow_manager_that_tasks_run_as() {
     let api = FakeApi::start(vec![write_hello(&repo), Reply::Text("Done.")]);
     let out = repo.gadugi(Some(&api), 0, &["run", "--json", "prompts/a.md"]);
     assert_eq!(out.status.code(), Some(0), "{}", show(&out));
-    assert!(repo.launch_argv("a", 1).contains(&"--agent=WorkflowManager".to_string()));
+    assert!(repo
+        .launch_argv("a", 1)
+        .contains(&"--agent=WorkflowManager".to_string()));
     let system = api.messages()[0]["system"].to_string();
     assert!(system.contains("You are WorkflowManager."), "{system}");
 }
@@ -442,7 +464,10 @@ fn orchestrate_inside_claude_code_runs_gadugi() {
         .unwrap();
     assert_eq!(out.status.code(), Some(0), "{}", show(&out));
     let first = api.messages()[0]["messages"].to_string();
-    assert!(first.contains("gadugi run --json --agent simulated prompts/a.md"), "{first}");
+    assert!(
+        first.contains("gadugi run --json --agent simulated prompts/a.md"),
+        "{first}"
+    );
     let state = repo.state();
     assert_eq!(task(&state, "a")["status"], "succeeded", "{}", show(&out));
     assert_eq!(task(&state, "a")["agent"], "simulated");
@@ -462,7 +487,12 @@ fn the_claude_command_line_is_accepted_by_the_real_argument_parser() {
     assert_eq!(out.status.code(), Some(0), "{}", show(&out));
     let requests = api.messages();
     assert_eq!(requests[0]["model"], "claude-sonnet-4-5");
-    assert!(requests[0]["messages"].to_string().contains("- a prompt starting with a dash"));
+    assert!(requests[0]["messages"]
+        .to_string()
+        .contains("- a prompt starting with a dash"));
     let argv = repo.launch_argv("a", 1);
-    assert!(argv.contains(&"--allowedTools=Read,Write,Bash(git status:*)".to_string()), "{argv:?}");
+    assert!(
+        argv.contains(&"--allowedTools=Read,Write,Bash(git status:*)".to_string()),
+        "{argv:?}"
+    );
 }
