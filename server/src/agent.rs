@@ -4,6 +4,7 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
+use crate::claude::WorkflowAgent;
 use crate::config::Config;
 use crate::error::InputError;
 
@@ -20,6 +21,12 @@ pub enum OutputProtocol {
     Plain,
     /// Claude Code `--output-format stream-json`: JSON lines ending with a `result` event.
     ClaudeStreamJson,
+    /// `codex exec --json`: JSON lines (`thread.started`, `item.*`, `turn.completed`).
+    CodexJson,
+    /// Gemini CLI `--output-format stream-json`: JSON lines ending with a `result` event.
+    GeminiStreamJson,
+    /// `opencode run --format json`: JSON lines (`step_start`, `tool_use`, `text`, `step_finish`).
+    OpenCodeJson,
 }
 
 /// A resolved agent profile.
@@ -31,6 +38,13 @@ pub struct AgentProfile {
     pub argv: Vec<String>,
     /// How to read the agent's stdout.
     pub protocol: OutputProtocol,
+    /// Index in `argv` where per-attempt options (`--agent`, `--resume`) are inserted: after
+    /// the profile's options, before the prompt.
+    pub options_at: usize,
+    /// Environment variables the agent needs to run unattended.
+    pub env: Vec<(String, String)>,
+    /// Claude Code: the custom agent tasks run as (`--agent NAME`).
+    pub workflow_agent: Option<WorkflowAgent>,
 }
 
 /// Values substituted into an argv template.
@@ -60,26 +74,16 @@ impl AgentProfile {
             })
             .or(config.agent.profile.as_deref())
             .unwrap_or(DEFAULT_PROFILE);
-        let (mut argv, protocol) = match name {
-            "claude" => (
-                [
-                    "claude",
-                    "-p",
-                    "{prompt}",
-                    "--output-format",
-                    "stream-json",
-                    "--verbose",
-                    "--permission-mode",
-                    "acceptEdits",
-                    "--allowedTools",
-                    "Read,Edit,MultiEdit,Write,Glob,Grep,Bash",
-                ]
-                .iter()
-                .map(|s| s.to_string())
-                .collect(),
-                OutputProtocol::ClaudeStreamJson,
-            ),
-            "simulated" => (vec![self_exe(), "__sim-agent".into()], OutputProtocol::Plain),
+        let mut env = vec![];
+        let mut workflow_agent = None;
+        let (mut argv, protocol, options_at) = match name {
+            "claude" => {
+                let (argv, at) = config.claude.argv();
+                env = config.claude.env();
+                workflow_agent = config.claude.workflow_agent();
+                (argv, OutputProtocol::ClaudeStreamJson, Some(at))
+            }
+            "simulated" => (vec![self_exe(), "__sim-agent".into()], OutputProtocol::Plain, None),
             "command" => {
                 let line = command_override.or(config.agent.command.as_deref()).ok_or_else(|| {
                     InputError::new(
@@ -87,12 +91,18 @@ impl AgentProfile {
                         "pass --agent-command 'prog arg {prompt_file}' or set [agent] command = \"...\" in gadugi.toml",
                     )
                 })?;
-                (split_command(line)?, OutputProtocol::Plain)
+                (split_command(line)?, OutputProtocol::Plain, None)
             }
-            other => match config.profiles.get(other) {
-                Some(p) => (split_command(&p.command)?, OutputProtocol::Plain),
-                None => {
+            other => match (config.profiles.get(other), crate::profiles::builtin(other)) {
+                (Some(p), _) => (split_command(&p.command)?, OutputProtocol::Plain, None),
+                (None, Some(b)) => {
+                    env = b.env.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+                    let argv: Vec<String> = b.argv.iter().map(|s| s.to_string()).collect();
+                    (argv, b.protocol, Some(b.options_at))
+                }
+                (None, None) => {
                     let mut known: Vec<&str> = vec!["claude", "command", "simulated"];
+                    known.extend(crate::profiles::BUILTINS.iter().map(|b| b.name));
                     known.extend(config.profiles.keys().map(String::as_str));
                     return Err(InputError::new(
                         format!("unknown agent profile `{other}`"),
@@ -104,7 +114,11 @@ impl AgentProfile {
                 }
             },
         };
-        argv.extend(config.agent.args.iter().cloned());
+        // `[agent] args` go where the profile's own options end (before a built-in profile's
+        // prompt), else at the end.
+        let at = options_at.unwrap_or(argv.len());
+        argv.splice(at..at, config.agent.args.iter().cloned());
+        let options_at = at + config.agent.args.len();
         for arg in &argv {
             check_placeholders(arg)?;
         }
@@ -112,6 +126,9 @@ impl AgentProfile {
             name: name.to_string(),
             argv,
             protocol,
+            options_at,
+            env,
+            workflow_agent,
         })
     }
 
@@ -128,9 +145,12 @@ impl AgentProfile {
         })
     }
 
-    /// The argv with placeholders replaced.
-    pub fn expand(&self, p: &Placeholders) -> Vec<String> {
-        self.argv
+    /// The argv with placeholders replaced. `resume` is the session id of an earlier attempt
+    /// to continue (Claude Code: `--resume ID`); profiles without a resume option ignore it.
+    /// A Claude Code task runs as its workflow agent (`--agent NAME`) when it has one.
+    pub fn expand(&self, p: &Placeholders, resume: Option<&str>) -> Vec<String> {
+        let mut argv: Vec<String> = self
+            .argv
             .iter()
             .map(|arg| {
                 arg.replace("{prompt_file}", &p.prompt_file.to_string_lossy())
@@ -140,7 +160,22 @@ impl AgentProfile {
                     .replace("{run_id}", p.run_id)
                     .replace("{prompt}", p.prompt)
             })
-            .collect()
+            .collect();
+        let mut options = vec![];
+        if let Some(agent) = self.workflow_agent.as_ref().and_then(|w| w.for_worktree(p.worktree)) {
+            options.push(format!("--agent={agent}"));
+        }
+        if let (Some(id), OutputProtocol::ClaudeStreamJson) = (resume, self.protocol) {
+            options.push(format!("--resume={id}"));
+        }
+        let at = self.options_at.min(argv.len());
+        argv.splice(at..at, options);
+        argv
+    }
+
+    /// Whether a retried attempt can continue the previous attempt's session.
+    pub fn can_resume(&self) -> bool {
+        self.protocol == OutputProtocol::ClaudeStreamJson
     }
 
     /// What the agent reported about its attempt on stdout (for agents with a machine
@@ -148,7 +183,14 @@ impl AgentProfile {
     pub fn report(&self, stdout_log: &Path) -> AgentReport {
         match self.protocol {
             OutputProtocol::Plain => AgentReport::default(),
-            OutputProtocol::ClaudeStreamJson => claude_report(stdout_log),
+            protocol => {
+                let text = std::fs::read_to_string(stdout_log).unwrap_or_default();
+                if protocol == OutputProtocol::ClaudeStreamJson {
+                    crate::claude::report_from_text(&text)
+                } else {
+                    crate::profiles::report_from_text(protocol, &text)
+                }
+            }
         }
     }
 }
@@ -179,8 +221,38 @@ pub struct AgentReport {
     pub cost_usd: Option<f64>,
     /// Model turns taken.
     pub turns: Option<u32>,
-    /// Tool uses the agent was not allowed to make.
+    /// Tool uses the agent was not allowed to make (tool and target).
     pub permission_denials: Vec<String>,
+    /// The model that ran.
+    #[serde(default)]
+    pub model: Option<String>,
+    /// How long the agent said it worked, in milliseconds.
+    #[serde(default)]
+    pub duration_ms: Option<u64>,
+    /// Tokens used.
+    #[serde(default)]
+    pub usage: Option<TokenUsage>,
+    /// Tool uses.
+    #[serde(default)]
+    pub tool_uses: u32,
+    /// Subagent tasks started.
+    #[serde(default)]
+    pub subagent_tasks: u32,
+    /// API requests the agent retried (overload, rate limit, network).
+    #[serde(default)]
+    pub api_retries: u32,
+    /// Things the user should know even when the attempt succeeded (denied tool uses).
+    #[serde(default)]
+    pub warnings: Vec<String>,
+}
+
+/// Tokens an attempt used, as the agent reported them.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TokenUsage {
+    pub input_tokens: u64,
+    pub output_tokens: u64,
+    pub cache_read_input_tokens: u64,
+    pub cache_creation_input_tokens: u64,
 }
 
 /// Classifies an error text an agent reported.
@@ -216,48 +288,6 @@ pub fn classify_reported_error(text: &str) -> FailureClass {
     } else {
         FailureClass::Task
     }
-}
-
-/// Claude Code ends its stream with `{"type":"result","is_error":...}`; `subtype` may say
-/// "success" even for an authentication failure, so `is_error` is what counts.
-fn claude_report(stdout_log: &Path) -> AgentReport {
-    let text = std::fs::read_to_string(stdout_log).unwrap_or_default();
-    let events: Vec<serde_json::Value> = text.lines().filter_map(|l| serde_json::from_str(l).ok()).collect();
-    let session_id = events.iter().find_map(|v| v["session_id"].as_str()).map(str::to_string);
-    let Some(r) = events.iter().rev().find(|v| v["type"] == "result") else {
-        return AgentReport {
-            error: Some("the agent ended without a final result event".into()),
-            class: Some(FailureClass::Task),
-            session_id,
-            ..AgentReport::default()
-        };
-    };
-    let mut report = AgentReport {
-        session_id: r["session_id"].as_str().map(str::to_string).or(session_id),
-        cost_usd: r["total_cost_usd"].as_f64(),
-        turns: r["num_turns"].as_u64().and_then(|n| u32::try_from(n).ok()),
-        permission_denials: r["permission_denials"]
-            .as_array()
-            .map(|a| {
-                a.iter()
-                    .map(|d| d["tool_name"].as_str().unwrap_or("tool").to_string())
-                    .collect()
-            })
-            .unwrap_or_default(),
-        ..AgentReport::default()
-    };
-    if r["subtype"] == "error_max_turns" {
-        report.error = Some(format!(
-            "the agent reached its maximum number of turns ({})",
-            r["num_turns"]
-        ));
-        report.class = Some(FailureClass::Task);
-    } else if r["is_error"] == true {
-        let detail = r["result"].as_str().or(r["subtype"].as_str()).unwrap_or("error");
-        report.error = Some(format!("the agent reported an error: {detail}"));
-        report.class = Some(classify_reported_error(detail));
-    }
-    report
 }
 
 fn self_exe() -> String {
@@ -340,15 +370,19 @@ mod tests {
     fn command_profile_splits_without_a_shell() {
         let p = AgentProfile::resolve(None, &config(), Some("my-agent --msg 'a b; rm -rf /' {prompt_file}")).unwrap();
         assert_eq!(p.argv, vec!["my-agent", "--msg", "a b; rm -rf /", "{prompt_file}"]);
-        let argv = p.expand(&Placeholders {
-            prompt_file: Path::new("/x/p.md"),
-            prompt: "",
-            worktree: Path::new("/w"),
-            branch: "gadugi/a",
-            task_id: "a",
-            run_id: "r",
-        });
+        let argv = p.expand(
+            &Placeholders {
+                prompt_file: Path::new("/x/p.md"),
+                prompt: "",
+                worktree: Path::new("/w"),
+                branch: "gadugi/a",
+                task_id: "a",
+                run_id: "r",
+            },
+            Some("sess"),
+        );
         assert_eq!(argv[3], "/x/p.md");
+        assert_eq!(argv.len(), 4, "plain profiles take no resume option: {argv:?}");
     }
 
     #[test]
@@ -372,24 +406,41 @@ mod tests {
     }
 
     #[test]
-    fn claude_is_error_counts_even_with_subtype_success() {
+    fn claude_expands_agent_and_resume_before_the_prompt() {
         let dir = tempfile::tempdir().unwrap();
-        let log = dir.path().join("out");
-        std::fs::write(&log, "{\"type\":\"system\"}\n{\"type\":\"result\",\"subtype\":\"success\",\"is_error\":true,\"result\":\"Not logged in\"}\n").unwrap();
-        let r = claude_report(&log);
-        assert!(r.error.unwrap().contains("Not logged in"));
-        assert_eq!(r.class, Some(FailureClass::Systemic));
+        let mut config = config();
+        config.agent.args = vec!["--effort=low".into()];
+        let p = AgentProfile::resolve(Some("claude"), &config, None).unwrap();
+        let ph = Placeholders {
+            prompt_file: Path::new("/x/p.md"),
+            prompt: "- do it",
+            worktree: dir.path(),
+            branch: "gadugi/a",
+            task_id: "a",
+            run_id: "r",
+        };
+        let argv = p.expand(&ph, None);
+        assert_eq!(argv[argv.len() - 3..], ["--effort=low", "--", "- do it"]);
+        assert!(!argv
+            .iter()
+            .any(|a| a.starts_with("--agent") || a.starts_with("--resume")));
+        std::fs::create_dir_all(dir.path().join(".claude/agents")).unwrap();
         std::fs::write(
-            &log,
-            "{\"type\":\"result\",\"subtype\":\"success\",\"is_error\":false}\n",
+            dir.path().join(".claude/agents/WorkflowManager.md"),
+            "---\nname: x\n---\n",
         )
         .unwrap();
-        assert_eq!(claude_report(&log).error, None);
-        std::fs::write(
-            &log,
-            "{\"type\":\"result\",\"subtype\":\"error_max_turns\",\"is_error\":true,\"num_turns\":3}\n",
-        )
-        .unwrap();
-        assert!(claude_report(&log).error.unwrap().contains("maximum number of turns"));
+        let argv = p.expand(&ph, Some("s-1"));
+        assert_eq!(
+            argv[argv.len() - 5..],
+            [
+                "--effort=low",
+                "--agent=WorkflowManager",
+                "--resume=s-1",
+                "--",
+                "- do it"
+            ]
+        );
+        assert!(p.can_resume());
     }
 }

@@ -20,7 +20,7 @@ use crate::state::{Layout, RunState, STATE_DIR};
 use crate::RunArgs;
 
 /// The repository: `--repo`, else the one containing the current directory.
-fn open_repo(repo: Option<PathBuf>) -> Result<Repo, InputError> {
+pub(crate) fn open_repo(repo: Option<PathBuf>) -> Result<Repo, InputError> {
     let dir = match repo {
         Some(d) => d,
         None => std::env::current_dir().map_err(|e| {

@@ -67,6 +67,8 @@ struct RawConfig {
     agent: AgentSection,
     #[serde(default)]
     profiles: BTreeMap<String, ProfileSection>,
+    #[serde(default)]
+    claude: crate::claude::ClaudeSettings,
 }
 
 /// The effective configuration of a run.
@@ -111,6 +113,8 @@ pub struct Config {
     pub agent: AgentSection,
     /// User-defined profiles.
     pub profiles: BTreeMap<String, ProfileSection>,
+    /// The `[claude]` table: options of the `claude` profile.
+    pub claude: crate::claude::ClaudeSettings,
     /// Path and text of the file this came from, to point errors at their line.
     #[serde(skip)]
     source: Option<(PathBuf, String)>,
@@ -142,6 +146,7 @@ impl Config {
             verify: None,
             agent: AgentSection::default(),
             profiles: BTreeMap::new(),
+            claude: crate::claude::ClaudeSettings::default(),
             source: None,
         }
     }
@@ -277,6 +282,15 @@ impl Config {
         config.verify = raw.verify.filter(|v| !v.trim().is_empty());
         config.agent = raw.agent;
         config.profiles = raw.profiles;
+        if let Err((key, e)) = raw.claude.validate() {
+            return Err(InputError::at(
+                path,
+                find_key_line_in(text, Some("claude"), key),
+                e.problem,
+                e.fix,
+            ));
+        }
+        config.claude = raw.claude;
         config.source = Some((path.to_path_buf(), text.to_string()));
         Ok(config)
     }

@@ -150,6 +150,13 @@ pub enum Event {
         error: String,
         retry_in_ms: u64,
     },
+    /// What the agent reported about an attempt on its machine output (session, model,
+    /// turns, cost, tokens, denied tool uses, error and its class), once the attempt ended.
+    AgentReported {
+        task: String,
+        attempt: u32,
+        report: Box<crate::agent::AgentReport>,
+    },
     /// Uncommitted changes the agent left were committed on its branch.
     LeftoversCommitted {
         task: String,

@@ -3,6 +3,7 @@
 //! See ARCHITECTURE.md at the repository root for the bird's-eye view.
 
 mod agent;
+mod claude;
 mod cli;
 mod config;
 mod demo;
@@ -10,9 +11,11 @@ mod error;
 mod events;
 mod fsutil;
 mod git;
+mod init;
 mod lock;
 mod orchestrator;
 mod plan;
+mod profiles;
 mod progress;
 mod report;
 mod scheduler;
@@ -143,6 +146,25 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// List the agent profiles, whether each program is installed, and its version.
+    Agents {
+        /// Print the list as JSON.
+        #[arg(long)]
+        json: bool,
+        /// Repository whose gadugi.toml adds profiles [default: the current one, if any].
+        #[arg(long, value_name = "DIR")]
+        repo: Option<PathBuf>,
+    },
+    /// Write the WorkflowManager agent (.claude/agents/WorkflowManager.md) and the
+    /// /orchestrate command (.claude/commands/orchestrate.md) for Claude Code.
+    Init {
+        /// Repository [default: the one containing the current directory].
+        #[arg(long, value_name = "DIR")]
+        repo: Option<PathBuf>,
+        /// Replace the files when they exist.
+        #[arg(long)]
+        force: bool,
+    },
     /// Internal: supervise one agent attempt (see supervisor.rs).
     #[command(name = "__supervise", hide = true)]
     Supervise { launch: PathBuf },
@@ -190,6 +212,8 @@ fn main() {
             max_parallel,
             json,
         } => demo::demo(dir, max_parallel, json),
+        Command::Agents { json, repo } => profiles::agents(json, repo),
+        Command::Init { repo, force } => init::init(repo, force),
     };
     std::process::exit(match result {
         Ok(code) => code,

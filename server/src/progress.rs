@@ -86,38 +86,8 @@ pub fn read_tail(path: &std::path::Path, max: u64) -> String {
 pub fn summarize(protocol: OutputProtocol, line: &str) -> Option<String> {
     let text = match protocol {
         OutputProtocol::Plain => line.trim().to_string(),
-        OutputProtocol::ClaudeStreamJson => {
-            let v: serde_json::Value = serde_json::from_str(line).ok()?;
-            match v["type"].as_str()? {
-                "system" if v["subtype"] == "init" => {
-                    format!("session started ({})", v["model"].as_str().unwrap_or("model"))
-                }
-                "assistant" => {
-                    let content = v["message"]["content"].as_array()?;
-                    content.iter().rev().find_map(|c| match c["type"].as_str()? {
-                        "tool_use" => {
-                            let input = &c["input"];
-                            let target = ["file_path", "command", "pattern", "path", "description"]
-                                .iter()
-                                .find_map(|k| input[*k].as_str())
-                                .unwrap_or("");
-                            Some(
-                                format!("{} {}", c["name"].as_str().unwrap_or("tool"), target)
-                                    .trim()
-                                    .to_string(),
-                            )
-                        }
-                        "text" => c["text"]
-                            .as_str()
-                            .and_then(|t| t.lines().find(|l| !l.trim().is_empty()))
-                            .map(str::to_string),
-                        _ => None,
-                    })?
-                }
-                "result" => format!("finished: {}", v["subtype"].as_str().unwrap_or("done")),
-                _ => return None,
-            }
-        }
+        OutputProtocol::ClaudeStreamJson => crate::claude::summarize(line)?,
+        protocol => crate::profiles::summarize(protocol, line)?,
     };
     let text: String = text.chars().filter(|c| !c.is_control()).take(ACTIVITY_CHARS).collect();
     (!text.trim().is_empty()).then_some(text)
@@ -202,6 +172,14 @@ impl EventSink for PlainProgress {
                 format!("circuit breaker: {attempts} attempts in a row failed with: {cause}; starting no more tasks")
             }
             Event::RunResumed { orchestrator_pid } => format!("resumed by pid {orchestrator_pid}"),
+            Event::AgentReported { task, attempt, report } if report.turns.is_some() || !report.warnings.is_empty() => {
+                let cost = report.cost_usd.map(|c| format!(", ${c:.4}")).unwrap_or_default();
+                let mut line = format!("{task}: attempt {attempt}: {} turn(s){cost}", report.turns.unwrap_or(0));
+                for w in &report.warnings {
+                    line.push_str(&format!("; warning: {w}"));
+                }
+                line
+            }
             Event::TaskFinished { task, .. } | Event::TaskSkipped { task, .. } => {
                 format!("{}  [{}]", outcome_line(state, task), counts(state))
             }

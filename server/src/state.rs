@@ -123,6 +123,21 @@ pub struct TaskState {
     pub last_activity_at: Option<DateTime<Utc>>,
     /// Last sign of life: agent start, output, or a liveness check of its pid.
     pub last_heartbeat: Option<DateTime<Utc>>,
+    /// The agent's session id of the latest attempt that reported one (to resume it).
+    #[serde(default)]
+    pub session_id: Option<String>,
+    /// The model the agent reported.
+    #[serde(default)]
+    pub model: Option<String>,
+    /// Cost over every attempt, in US dollars, when the agent reports it.
+    #[serde(default)]
+    pub cost_usd: Option<f64>,
+    /// Model turns over every attempt, when the agent reports them.
+    #[serde(default)]
+    pub turns: Option<u32>,
+    /// What the user should look at even when the task succeeded (denied tool uses).
+    #[serde(default)]
+    pub warnings: Vec<String>,
     /// The agent has been silent for longer than `stall_after`.
     #[serde(default)]
     pub stalled: bool,
@@ -215,6 +230,11 @@ impl RunState {
                     last_activity: None,
                     last_activity_at: None,
                     last_heartbeat: None,
+                    session_id: None,
+                    model: None,
+                    cost_usd: None,
+                    turns: None,
+                    warnings: vec![],
                     stalled: false,
                     worktree_exists: true,
                 })
@@ -318,6 +338,23 @@ impl RunState {
                     t.phase = Some(TaskPhase::Retrying);
                 }
             }
+            Event::AgentReported { task, report, .. } => {
+                if let Some(t) = self.task_mut(task) {
+                    if report.session_id.is_some() {
+                        t.session_id = report.session_id.clone();
+                    }
+                    if report.model.is_some() {
+                        t.model = report.model.clone();
+                    }
+                    if let Some(c) = report.cost_usd {
+                        t.cost_usd = Some(t.cost_usd.unwrap_or(0.0) + c);
+                    }
+                    if let Some(n) = report.turns {
+                        t.turns = Some(t.turns.unwrap_or(0) + n);
+                    }
+                    t.warnings.extend(report.warnings.iter().cloned());
+                }
+            }
             Event::LeftoversCommitted { .. } => {}
             Event::TaskFinished {
                 task,
@@ -360,6 +397,12 @@ impl RunState {
         seconds_between(self.started_at, self.finished_at.unwrap_or_else(Utc::now))
     }
 
+    /// Cost of the run in US dollars: the sum over the tasks whose agent reports cost.
+    pub fn cost_usd(&self) -> Option<f64> {
+        let costs: Vec<f64> = self.tasks.iter().filter_map(|t| t.cost_usd).collect();
+        (!costs.is_empty()).then(|| costs.iter().sum())
+    }
+
     /// Sum of task durations: the time the same work takes one task at a time.
     pub fn task_seconds(&self) -> f64 {
         self.tasks.iter().filter_map(|t| t.duration_seconds).sum()
@@ -371,6 +414,7 @@ impl RunState {
             "run_id": self.run_id,
             "status": self.status,
             "wall_seconds": round3(self.wall_seconds()),
+            "cost_usd": self.cost_usd(),
             "tasks": self.tasks.iter().map(|t| json!({
                 "id": t.id,
                 "prompt_file": t.prompt_file,
@@ -383,6 +427,10 @@ impl RunState {
                 "exit_code": t.exit_code,
                 "commits": t.commits,
                 "error": t.error,
+                "cost_usd": t.cost_usd,
+                "turns": t.turns,
+                "session_id": t.session_id,
+                "warnings": t.warnings,
             })).collect::<Vec<_>>(),
         })
     }

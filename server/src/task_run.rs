@@ -28,6 +28,8 @@ pub struct Resume {
 #[derive(Debug, Clone)]
 pub struct AttemptOutcome {
     pub error: Option<String>,
+    /// The agent session a retry continues (a transient failure of a resumable agent).
+    pub resume_session: Option<String>,
     /// How a failure is treated (None on success).
     pub class: Option<FailureClass>,
     pub exit_code: Option<i32>,
@@ -39,6 +41,7 @@ impl AttemptOutcome {
     fn failed(error: String, class: FailureClass) -> AttemptOutcome {
         AttemptOutcome {
             error: Some(error),
+            resume_session: None,
             class: Some(class),
             exit_code: None,
             signal: None,
@@ -131,6 +134,8 @@ pub(crate) async fn run_task(
     };
     let mut attempt = latest.unwrap_or(1).max(1);
     let mut failures = 0;
+    // Session of the previous attempt, continued when it failed transiently.
+    let mut resume_session: Option<String> = None;
     let last = loop {
         if cancel_requested(ctx, &id) {
             break AttemptOutcome {
@@ -142,7 +147,7 @@ pub(crate) async fn run_task(
             adopt = false;
             follow_attempt(ctx, i, attempt, None, tx).await
         } else {
-            start_attempt(ctx, i, attempt, &prompt_file, &prompt, tx).await
+            start_attempt(ctx, i, attempt, &prompt_file, &prompt, resume_session.as_deref(), tx).await
         };
         commit_leftovers(ctx, i, tx).await;
         if outcome.error.is_none() && !outcome.cancelled {
@@ -168,6 +173,7 @@ pub(crate) async fn run_task(
             class: outcome.class,
             cause: outcome.error.clone().unwrap_or_default(),
         });
+        resume_session = outcome.resume_session.clone();
         let retry = outcome.class == Some(FailureClass::Transient) && failures < retries && !outcome.cancelled;
         if outcome.error.is_none() || !retry {
             break outcome;
@@ -398,6 +404,7 @@ async fn start_attempt(
     attempt: u32,
     prompt_file: &Path,
     prompt: &str,
+    resume_session: Option<&str>,
     tx: &mpsc::UnboundedSender<TaskMsg>,
 ) -> AttemptOutcome {
     let spec = &ctx.req.plan.tasks[i].spec;
@@ -408,15 +415,18 @@ async fn start_attempt(
         return AttemptOutcome::failed(format!("cannot create {}: {e}", dir.display()), FailureClass::Systemic);
     }
     let (worktree, branch) = (ctx.worktree(i), ctx.branch(i));
-    let argv = profile.expand(&Placeholders {
-        prompt_file,
-        prompt,
-        worktree: &worktree,
-        branch: &branch,
-        task_id: &id,
-        run_id: &ctx.req.run_id,
-    });
-    let env = vec![
+    let argv = profile.expand(
+        &Placeholders {
+            prompt_file,
+            prompt,
+            worktree: &worktree,
+            branch: &branch,
+            task_id: &id,
+            run_id: &ctx.req.run_id,
+        },
+        resume_session,
+    );
+    let mut env = vec![
         ("GADUGI_RUN_ID".to_string(), ctx.req.run_id.clone()),
         ("GADUGI_TASK_ID".to_string(), id.clone()),
         ("GADUGI_WORKTREE".to_string(), worktree.to_string_lossy().into_owned()),
@@ -427,6 +437,7 @@ async fn start_attempt(
         ),
         ("GADUGI_ATTEMPT".to_string(), attempt.to_string()),
     ];
+    env.extend(profile.env.iter().cloned());
     let launch = LaunchSpec::in_dir(
         &dir,
         argv,
@@ -626,7 +637,18 @@ async fn follow_attempt(
         }
         Err(e) => return AttemptOutcome::failed(format!("{e:#}"), FailureClass::Transient),
     };
-    classify(ctx, &exit, profile.report(&launch.stdout), &launch)
+    let report = profile.report(&launch.stdout);
+    if profile.protocol != crate::agent::OutputProtocol::Plain {
+        send(
+            tx,
+            Event::AgentReported {
+                task: id.clone(),
+                attempt,
+                report: Box::new(report.clone()),
+            },
+        );
+    }
+    classify(ctx, &exit, report, &launch, profile.can_resume())
 }
 
 fn file_len(p: &Path) -> u64 {
@@ -635,9 +657,16 @@ fn file_len(p: &Path) -> u64 {
 
 /// Decides whether an attempt failed and how: transient failures are retried, systemic ones
 /// feed the circuit breaker, task failures end the task.
-fn classify(ctx: &Ctx, exit: &AgentExit, report: crate::agent::AgentReport, launch: &LaunchSpec) -> AttemptOutcome {
+fn classify(
+    ctx: &Ctx,
+    exit: &AgentExit,
+    report: crate::agent::AgentReport,
+    launch: &LaunchSpec,
+    profile_can_resume: bool,
+) -> AttemptOutcome {
     let mut out = AttemptOutcome {
         error: None,
+        resume_session: None,
         class: None,
         exit_code: exit.exit_code,
         signal: exit.signal,
@@ -656,7 +685,8 @@ fn classify(ctx: &Ctx, exit: &AgentExit, report: crate::agent::AgentReport, laun
     } else if exit.spawn_error.is_some() {
         FailureClass::Systemic
     } else if let Some(class) = report.class {
-        out.error = report.error.or(out.error);
+        // The agent's own account says more than "exited with code 1".
+        out.error = report.error.clone().or(out.error);
         class
     } else if exit.signal.is_some()
         || exit
@@ -670,6 +700,9 @@ fn classify(ctx: &Ctx, exit: &AgentExit, report: crate::agent::AgentReport, laun
     } else {
         FailureClass::Task
     });
+    if out.class == Some(FailureClass::Transient) && profile_can_resume {
+        out.resume_session = report.session_id;
+    }
     out
 }
 
