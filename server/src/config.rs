@@ -60,6 +60,7 @@ struct RawConfig {
     agent: AgentSection,
     #[serde(default)]
     profiles: BTreeMap<String, ProfileSection>,
+    worktree: Option<crate::workspace_setup::WorktreeSection>,
 }
 
 /// The effective configuration of a run.
@@ -87,6 +88,8 @@ pub struct Config {
     pub agent: AgentSection,
     /// User-defined profiles.
     pub profiles: BTreeMap<String, ProfileSection>,
+    /// The `[worktree]` table and `.worktreeinclude`: local files, setup, caches, ports.
+    pub worktree: crate::workspace_setup::WorktreeConfig,
     /// Path and text of the file this came from, to point errors at their line.
     source: Option<(PathBuf, String)>,
 }
@@ -110,12 +113,20 @@ impl Config {
             verify: None,
             agent: AgentSection::default(),
             profiles: BTreeMap::new(),
+            worktree: Default::default(),
             source: None,
         }
     }
 
-    /// Reads `gadugi.toml` at `root` when it exists; defaults otherwise.
+    /// Reads `gadugi.toml` at `root` when it exists (defaults otherwise), and the
+    /// `.worktreeinclude` file next to it.
     pub fn load(root: &Path) -> Result<Config, InputError> {
+        let mut config = Config::load_file(root)?;
+        config.worktree.read_include_file(root)?;
+        Ok(config)
+    }
+
+    fn load_file(root: &Path) -> Result<Config, InputError> {
         let path = root.join(CONFIG_FILE);
         let text = match std::fs::read(&path) {
             Ok(bytes) => String::from_utf8(bytes)
@@ -201,6 +212,9 @@ impl Config {
         config.verify = raw.verify.filter(|v| !v.trim().is_empty());
         config.agent = raw.agent;
         config.profiles = raw.profiles;
+        if let Some(section) = raw.worktree {
+            config.worktree = crate::workspace_setup::WorktreeConfig::from_section(root, path, text, section)?;
+        }
         config.source = Some((path.to_path_buf(), text.to_string()));
         Ok(config)
     }
@@ -220,7 +234,7 @@ impl Config {
 }
 
 /// 1-based line of `key = ...` inside `[section]` (or before any section when `None`).
-fn find_key_line_in(text: &str, section: Option<&str>, key: &str) -> Option<usize> {
+pub(crate) fn find_key_line_in(text: &str, section: Option<&str>, key: &str) -> Option<usize> {
     let mut current: Option<String> = None;
     for (i, line) in text.lines().enumerate() {
         let l = line.trim();

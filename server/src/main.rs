@@ -12,12 +12,14 @@ mod fsutil;
 mod git;
 mod orchestrator;
 mod plan;
+mod ports;
 mod progress;
 mod report;
 mod scheduler;
 mod state;
 mod supervisor;
 mod task;
+mod workspace_setup;
 
 use std::path::PathBuf;
 

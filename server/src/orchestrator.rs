@@ -318,6 +318,10 @@ async fn run_task(
             start_commit: start_commit.clone(),
         },
     );
+    let _workspace = match crate::workspace_setup::prepare(&ctx.req, i, ctx.cancel.clone(), |e| send(tx, e)).await {
+        Ok(w) => w,
+        Err(e) => return fail(e.status(), e.message),
+    };
     let prompt_file = ctx.req.layout.task_dir(&ctx.req.run_id, &id).join("prompt.md");
     let prompt = generated_prompt(ctx, i, &start_commit, &dep_context);
     if let Err(e) = std::fs::create_dir_all(ctx.req.layout.task_dir(&ctx.req.run_id, &id))
@@ -542,7 +546,7 @@ async fn run_attempt(
         task_id: &id,
         run_id: &ctx.req.run_id,
     });
-    let env = vec![
+    let mut env = vec![
         ("GADUGI_RUN_ID".to_string(), ctx.req.run_id.clone()),
         ("GADUGI_TASK_ID".to_string(), id.clone()),
         ("GADUGI_WORKTREE".to_string(), worktree.to_string_lossy().into_owned()),
@@ -553,6 +557,7 @@ async fn run_attempt(
         ),
         ("GADUGI_ATTEMPT".to_string(), attempt.to_string()),
     ];
+    env.extend(crate::ports::env(&ctx.req.run_id, &id));
     let launch = LaunchSpec {
         argv,
         cwd: worktree.clone(),
