@@ -65,10 +65,12 @@ impl Drop for PortBlock {
     }
 }
 
-/// Blocks registered in this process, by (run, task).
-fn held() -> &'static Mutex<HashMap<(String, String), Vec<(String, String)>>> {
-    static HELD: std::sync::OnceLock<Mutex<HashMap<(String, String), Vec<(String, String)>>>> =
-        std::sync::OnceLock::new();
+/// The variables of each registered block, by (run, task).
+type Registry = Mutex<HashMap<(String, String), Vec<(String, String)>>>;
+
+/// Blocks registered in this process.
+fn held() -> &'static Registry {
+    static HELD: std::sync::OnceLock<Registry> = std::sync::OnceLock::new();
     HELD.get_or_init(Mutex::default)
 }
 
