@@ -611,6 +611,7 @@ pub fn cleanup(run: Option<String>, delete_branches: bool, force: bool, dry_run:
         None => layout.run_ids(),
     };
     let worktrees = repo.list_worktrees()?;
+    let config = Config::load(repo.root())?;
     let mut removed = 0;
     let mut kept = 0;
     let say = if dry_run { "would remove" } else { "removed" };
@@ -640,6 +641,19 @@ pub fn cleanup(run: Option<String>, delete_branches: bool, force: bool, dry_run:
                     }
                 }
                 if !dry_run {
+                    if let Err(why) =
+                        crate::workspace_setup::teardown_before_removal(&repo, &config, &layout, &state, t)
+                    {
+                        if !force {
+                            println!(
+                                "kept    {}: {why} (fix it and run cleanup again, or --force)",
+                                t.worktree.display()
+                            );
+                            kept += 1;
+                            continue;
+                        }
+                        println!("warning {}: {why}; removing it anyway (--force)", t.worktree.display());
+                    }
                     repo.remove_worktree(&t.worktree)?;
                 }
                 println!("{say} {} (branch {} stays)", t.worktree.display(), t.branch);

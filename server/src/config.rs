@@ -69,6 +69,7 @@ struct RawConfig {
     profiles: BTreeMap<String, ProfileSection>,
     #[serde(default)]
     claude: crate::claude::ClaudeSettings,
+    worktree: Option<crate::workspace_setup::WorktreeSection>,
 }
 
 /// The effective configuration of a run.
@@ -116,6 +117,8 @@ pub struct Config {
     pub profiles: BTreeMap<String, ProfileSection>,
     /// The `[claude]` table: options of the `claude` profile.
     pub claude: crate::claude::ClaudeSettings,
+    /// The `[worktree]` table and `.worktreeinclude`: local files, setup, caches, ports.
+    pub worktree: crate::workspace_setup::WorktreeConfig,
     /// Path and text of the file this came from, to point errors at their line.
     #[serde(skip)]
     source: Option<(PathBuf, String)>,
@@ -148,12 +151,20 @@ impl Config {
             agent: AgentSection::default(),
             profiles: BTreeMap::new(),
             claude: crate::claude::ClaudeSettings::default(),
+            worktree: Default::default(),
             source: None,
         }
     }
 
-    /// Reads `gadugi.toml` at `root` when it exists; defaults otherwise.
+    /// Reads `gadugi.toml` at `root` when it exists (defaults otherwise), and the
+    /// `.worktreeinclude` file next to it.
     pub fn load(root: &Path) -> Result<Config, InputError> {
+        let mut config = Config::load_file(root)?;
+        config.worktree.read_include_file(root)?;
+        Ok(config)
+    }
+
+    fn load_file(root: &Path) -> Result<Config, InputError> {
         let path = root.join(CONFIG_FILE);
         let text = match std::fs::read(&path) {
             Ok(bytes) => String::from_utf8(bytes)
@@ -292,6 +303,9 @@ impl Config {
             ));
         }
         config.claude = raw.claude;
+        if let Some(section) = raw.worktree {
+            config.worktree = crate::workspace_setup::WorktreeConfig::from_section(root, path, text, section)?;
+        }
         config.source = Some((path.to_path_buf(), text.to_string()));
         Ok(config)
     }
@@ -311,7 +325,7 @@ impl Config {
 }
 
 /// 1-based line of `key = ...` inside `[section]` (or before any section when `None`).
-fn find_key_line_in(text: &str, section: Option<&str>, key: &str) -> Option<usize> {
+pub(crate) fn find_key_line_in(text: &str, section: Option<&str>, key: &str) -> Option<usize> {
     let mut current: Option<String> = None;
     for (i, line) in text.lines().enumerate() {
         let l = line.trim();

@@ -58,6 +58,8 @@ pub enum RunStatus {
 pub enum TaskPhase {
     /// Creating its worktree and branch, merging its dependencies' branches.
     Preparing,
+    /// Making the new worktree ready: local files, caches, port block, setup commands.
+    Setup,
     /// The agent runs.
     Agent,
     /// Committing what the agent left uncommitted.
@@ -104,6 +106,23 @@ pub enum Event {
     TaskPrepared {
         task: String,
         start_commit: String,
+    },
+    /// The worktree got its local files, cache folders, port block and setup commands, and
+    /// the agent can start.
+    WorkspaceReady {
+        task: String,
+        /// Local files copied into the worktree (relative paths; a long list is cut short).
+        copied: Vec<String>,
+        /// Matched files not copied, each with the reason.
+        skipped: Vec<String>,
+        /// What happened to each cache folder.
+        caches: Vec<String>,
+        /// First port of the task's block (`GADUGI_PORT`), when ports are on.
+        port: Option<u16>,
+        /// Ports in the block (`GADUGI_PORT_COUNT`).
+        port_count: u16,
+        /// How long the whole preparation took.
+        seconds: f64,
     },
     AgentStarted {
         task: String,

@@ -397,6 +397,31 @@ impl Repo {
         Ok(worktrees.into_iter().skip(1).collect())
     }
 
+    /// Untracked files and folders of the main checkout that git ignores (`.gitignore`,
+    /// `info/exclude`, the global excludes file), relative and `/`-separated. A folder whose
+    /// whole content is ignored is one entry ending in `/`, so `node_modules/` is listed
+    /// without its files. Tracked files are never listed.
+    pub fn ignored_paths(&self) -> anyhow::Result<Vec<String>> {
+        let args = [
+            "ls-files",
+            "-z",
+            "--others",
+            "--ignored",
+            "--exclude-standard",
+            "--directory",
+        ];
+        let out = self.git(&self.root, &args)?;
+        Ok(out.split_terminator('\0').map(str::to_string).collect())
+    }
+
+    /// Untracked files and folders of the main checkout that git does not ignore, listed
+    /// like [`Repo::ignored_paths`].
+    pub fn untracked_paths(&self) -> anyhow::Result<Vec<String>> {
+        let args = ["ls-files", "-z", "--others", "--exclude-standard", "--directory"];
+        let out = self.git(&self.root, &args)?;
+        Ok(out.split_terminator('\0').map(str::to_string).collect())
+    }
+
     /// A fresh libgit2 handle (`git2::Repository` is not `Sync`).
     fn open(&self) -> Result<Repository, git2::Error> {
         Repository::open(&self.root)

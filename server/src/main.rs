@@ -15,6 +15,7 @@ mod init;
 mod lock;
 mod orchestrator;
 mod plan;
+mod ports;
 mod profiles;
 mod progress;
 mod report;
@@ -23,6 +24,7 @@ mod state;
 mod supervisor;
 mod task;
 mod task_run;
+mod workspace_setup;
 
 use std::path::PathBuf;
 

@@ -597,6 +597,7 @@ mod tests {
             timeout: None,
             retries: None,
             verify: None,
+            setup: vec![],
         }
     }
 

@@ -180,6 +180,18 @@ impl EventSink for PlainProgress {
                 }
                 line
             }
+            Event::TaskPhase {
+                task,
+                phase: TaskPhase::Setup,
+            } => format!("{task}: setting up worktree"),
+            Event::WorkspaceReady {
+                task,
+                copied,
+                caches,
+                port,
+                seconds,
+                ..
+            } => crate::workspace_setup::ready_line(task, copied, caches, *port, *seconds),
             Event::TaskFinished { task, .. } | Event::TaskSkipped { task, .. } => {
                 format!("{}  [{}]", outcome_line(state, task), counts(state))
             }
@@ -261,6 +273,7 @@ impl EventSink for LiveProgress {
             Event::TaskPhase { task, phase } => {
                 let msg = match phase {
                     TaskPhase::Preparing => "preparing worktree",
+                    TaskPhase::Setup => "setting up worktree",
                     TaskPhase::Agent => "agent running",
                     TaskPhase::Committing => "committing",
                     TaskPhase::Verifying => "verifying",

@@ -180,6 +180,7 @@ mod tests {
                     timeout: None,
                     retries: None,
                     verify: None,
+                    setup: vec![],
                 },
                 deps: deps.to_vec(),
                 after: after.to_vec(),

@@ -104,6 +104,9 @@ pub struct TaskState {
     pub after: Vec<String>,
     /// Commit the branch started from.
     pub start_commit: Option<String>,
+    /// First port of the task's block (`GADUGI_PORT`) while it ran.
+    #[serde(default)]
+    pub port: Option<u16>,
     /// Attempts started so far.
     pub attempts: u32,
     /// Pid of the agent of the latest attempt (kept after it ended).
@@ -216,6 +219,7 @@ impl RunState {
                     depends_on: t.depends_on.clone(),
                     after: t.after.clone(),
                     start_commit: None,
+                    port: None,
                     attempts: 0,
                     pid: None,
                     supervisor_pid: None,
@@ -283,6 +287,11 @@ impl RunState {
             Event::TaskPrepared { task, start_commit } => {
                 if let Some(t) = self.task_mut(task) {
                     t.start_commit = Some(start_commit.clone());
+                }
+            }
+            Event::WorkspaceReady { task, port, .. } => {
+                if let Some(t) = self.task_mut(task) {
+                    t.port = *port;
                 }
             }
             Event::AgentStarted {

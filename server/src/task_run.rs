@@ -110,6 +110,23 @@ pub(crate) async fn run_task(
             start_commit: start_commit.clone(),
         },
     );
+    // After a restart, the latest attempt on disk may still be running: adopt it. One whose
+    // supervisor never started (the orchestrator died in between) starts now, same number.
+    let latest = latest_attempt(ctx, &id);
+    let mut adopt = match latest {
+        Some(n) => attempt_was_launched(ctx, &id, n).await,
+        None => false,
+    };
+    // Local files, caches, setup commands and the port block, before the agent costs
+    // anything. An adopted attempt already has its set-up worktree (and its agent running).
+    let _workspace = if adopt {
+        None
+    } else {
+        match crate::workspace_setup::prepare(&ctx.req, i, ctx.cancel.clone(), |e| send(tx, e)).await {
+            Ok(w) => Some(w),
+            Err(e) => return finish(e.status(), e.message),
+        }
+    };
     let prompt_file = task_dir.join("prompt.md");
     let prompt = match std::fs::read_to_string(&prompt_file) {
         Ok(p) => p,
@@ -125,13 +142,6 @@ pub(crate) async fn run_task(
     let spec = &ctx.req.plan.tasks[i].spec;
     let retries = spec.retries.unwrap_or(ctx.req.config.retries);
     let verify = spec.verify.clone().or_else(|| ctx.req.config.verify.clone());
-    // After a restart, the latest attempt on disk may still be running: adopt it. One whose
-    // supervisor never started (the orchestrator died in between) starts now, same number.
-    let latest = latest_attempt(ctx, &id);
-    let mut adopt = match latest {
-        Some(n) => attempt_was_launched(ctx, &id, n).await,
-        None => false,
-    };
     let mut attempt = latest.unwrap_or(1).max(1);
     let mut failures = 0;
     // Session of the previous attempt, continued when it failed transiently.
@@ -438,6 +448,7 @@ async fn start_attempt(
         ("GADUGI_ATTEMPT".to_string(), attempt.to_string()),
     ];
     env.extend(profile.env.iter().cloned());
+    env.extend(crate::ports::env(&ctx.req.run_id, &id));
     let launch = LaunchSpec::in_dir(
         &dir,
         argv,
