@@ -179,6 +179,10 @@ pub async fn execute(
             Some(msg) = rx.recv() => match msg {
                 TaskMsg::Event(e) => out.emit(e)?,
                 TaskMsg::Done { index, outcome } => {
+                    if outcome == Slot::Succeeded {
+                        let (job, tx) = (crate::integrate::PredictJob::after_success(&out.state, &ctx.req.plan.tasks[index].spec.id), tx.clone());
+                        tasks.spawn(async move { let _ = tx.send(TaskMsg::Event(job.run().await)); });
+                    }
                     for skip in scheduler.finish(index, outcome) {
                         out.emit(Event::TaskSkipped { task: ctx.req.plan.tasks[skip.task].spec.id.clone(), reason: skip.reason })?;
                     }
