@@ -766,4 +766,141 @@ mod tests {
         assert!(predict(&root, "main", "x").unwrap().is_empty());
         assert!(predict(&root, "x", "nope").is_err());
     }
+
+    /// What a real `git merge` of `theirs` into `ours` leaves: conflicted paths with the
+    /// number of conflict markers in each.
+    fn real_merge(wt: &Path, ours: &str, theirs: &str) -> Vec<(String, u32)> {
+        git(wt, &["checkout", "-q", "--detach", ours]);
+        let out = Command::new("git")
+            .arg("-C")
+            .arg(wt)
+            .args([
+                "-c",
+                "merge.conflictstyle=merge",
+                "merge",
+                "--no-commit",
+                "--no-ff",
+                "-q",
+                theirs,
+            ])
+            .output()
+            .unwrap();
+        let unmerged = git(wt, &["diff", "--name-only", "--diff-filter=U"]);
+        let files: Vec<(String, u32)> = unmerged
+            .lines()
+            .map(|f| {
+                let text = std::fs::read_to_string(wt.join(f)).unwrap_or_default();
+                (
+                    f.to_string(),
+                    text.lines().filter(|l| l.starts_with("<<<<<<<")).count() as u32,
+                )
+            })
+            .collect();
+        assert_eq!(
+            out.status.success(),
+            files.is_empty(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        if !out.status.success() {
+            git(wt, &["merge", "--abort"]);
+        } else {
+            let _ = Command::new("git")
+                .arg("-C")
+                .arg(wt)
+                .args(["merge", "--abort"])
+                .output();
+            git(wt, &["reset", "-q", "--hard"]);
+        }
+        files
+    }
+
+    /// A small deterministic generator (64-bit LCG) so the generated branches are the same
+    /// on every machine.
+    struct Lcg(u64);
+    impl Lcg {
+        fn next(&mut self, n: u64) -> u64 {
+            self.0 = self
+                .0
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            (self.0 >> 33) % n
+        }
+    }
+
+    #[test]
+    fn predictions_agree_with_git_merge_on_generated_branch_pairs() {
+        let tmp = tempfile::tempdir().unwrap();
+        let root = tmp.path().join("repo");
+        std::fs::create_dir(&root).unwrap();
+        git(&root, &["init", "-q", "-b", "main"]);
+        git(&root, &["config", "user.name", "T"]);
+        git(&root, &["config", "user.email", "t@t"]);
+        let base_lines = |f: usize| -> Vec<String> { (0..16).map(|l| format!("file {f} line {l}")).collect() };
+        for f in 0..4 {
+            std::fs::write(root.join(format!("f{f}.txt")), base_lines(f).join("\n") + "\n").unwrap();
+        }
+        git(&root, &["add", "-A"]);
+        git(&root, &["commit", "-qm", "init"]);
+        let mut rng = Lcg(0x6761_6475_6769);
+        let make_branch = |name: &str, rng: &mut Lcg| {
+            git(&root, &["checkout", "-q", "-b", name, "main"]);
+            for f in 0..4 {
+                let path = root.join(format!("f{f}.txt"));
+                match rng.next(10) {
+                    0..=3 => {}
+                    4 => std::fs::remove_file(&path).unwrap(),
+                    _ => {
+                        let mut lines = base_lines(f);
+                        for _ in 0..1 + rng.next(3) {
+                            let l = rng.next(16) as usize;
+                            lines[l] = format!("{name} changed line {l}");
+                        }
+                        std::fs::write(&path, lines.join("\n") + "\n").unwrap();
+                    }
+                }
+            }
+            if rng.next(3) == 0 {
+                let n = rng.next(2);
+                std::fs::write(root.join(format!("new{n}.txt")), format!("made by {name}\n")).unwrap();
+            }
+            git(&root, &["add", "-A"]);
+            git(&root, &["commit", "-qm", name, "--allow-empty"]);
+            git(&root, &["checkout", "-q", "main"]);
+        };
+        let pairs = 24;
+        for p in 0..pairs {
+            make_branch(&format!("p{p}a"), &mut rng);
+            make_branch(&format!("p{p}b"), &mut rng);
+        }
+        let wt = tmp.path().join("wt");
+        git(
+            &root,
+            &["worktree", "add", "-q", "--detach", wt.to_str().unwrap(), "main"],
+        );
+        let (mut clean, mut conflicting) = (0, 0);
+        for p in 0..pairs {
+            let (a, b) = (format!("p{p}a"), format!("p{p}b"));
+            for (ours, theirs) in [(&a, &b), (&b, &a)] {
+                let predicted: Vec<(String, u32)> = predict(&root, ours, theirs)
+                    .unwrap()
+                    .into_iter()
+                    .map(|f| (f.path, f.hunks))
+                    .collect();
+                let real = real_merge(&wt, ours, theirs);
+                assert_eq!(predicted, real, "merging {theirs} into {ours}");
+                if real.is_empty() {
+                    clean += 1;
+                } else {
+                    conflicting += 1;
+                }
+            }
+        }
+        eprintln!("{clean} clean and {conflicting} conflicting merges agree with git merge");
+        // Both outcomes occur often enough to catch a false alarm and a miss.
+        assert!(
+            clean >= 10 && conflicting >= 10,
+            "clean {clean}, conflicting {conflicting}"
+        );
+    }
 }
