@@ -285,32 +285,33 @@ impl PredictJob {
     }
 }
 
-/// The run's succeeded tasks in dependency order: every task after what it depends on or
-/// was serialized after; otherwise in plan order.
+/// The run's succeeded tasks in dependency order: in plan order, each task right after
+/// what it depends on or was serialized after (those first, recursively).
 pub fn merge_order(state: &RunState) -> Vec<usize> {
-    let n = state.tasks.len();
+    fn visit(state: &RunState, index: &BTreeMap<&str, usize>, i: usize, seen: &mut [bool], order: &mut Vec<usize>) {
+        if seen[i] {
+            return;
+        }
+        // Marked before the recursion: a cycle (impossible in a checked plan) cannot loop.
+        seen[i] = true;
+        let t = &state.tasks[i];
+        for d in t.depends_on.iter().chain(&t.after) {
+            if let Some(&j) = index.get(d.as_str()) {
+                visit(state, index, j, seen, order);
+            }
+        }
+        order.push(i);
+    }
     let index: BTreeMap<&str, usize> = state
         .tasks
         .iter()
         .enumerate()
         .map(|(i, t)| (t.id.as_str(), i))
         .collect();
-    let mut placed = vec![false; n];
+    let mut seen = vec![false; state.tasks.len()];
     let mut order = vec![];
-    while order.len() < n {
-        let next = (0..n).find(|&i| {
-            !placed[i]
-                && state.tasks[i]
-                    .depends_on
-                    .iter()
-                    .chain(&state.tasks[i].after)
-                    .filter_map(|d| index.get(d.as_str()))
-                    .all(|&d| placed[d])
-        });
-        // A cycle cannot come out of a checked plan; fall back to plan order if it ever did.
-        let next = next.unwrap_or_else(|| (0..n).find(|&i| !placed[i]).unwrap_or(0));
-        placed[next] = true;
-        order.push(next);
+    for i in 0..state.tasks.len() {
+        visit(state, &index, i, &mut seen, &mut order);
     }
     order
         .into_iter()
