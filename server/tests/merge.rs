@@ -142,7 +142,7 @@ impl Fixture {
     fn run(&self) -> Value {
         let cmd = format!("sh {}", self.agent.display());
         let out = self.gadugi(&["run", "--json", "--agent-command", &cmd, "prompts"]);
-        let summary: Value = serde_json::from_slice(&out.stdout).expect(&text(&out));
+        let summary: Value = serde_json::from_slice(&out.stdout).unwrap_or_else(|_| panic!("{}", text(&out)));
         assert_eq!(out.status.code(), Some(0), "{}", text(&out));
         let id = summary["run_id"].as_str().unwrap();
         let state = std::fs::read(self.root.join(".gadugi/runs").join(id).join("state.json")).unwrap();
