@@ -647,7 +647,7 @@ pub fn merge_command(run: Option<String>, verify: Option<String>, onto: Option<S
         if complete {
             ""
         } else {
-            " — fix the conflict on a branch of your own or in the task, then run `gadugi merge` again to continue"
+            " — resolve it (merge the branch named above into the integration branch yourself, or fix the task's branch), then run `gadugi merge` again to continue"
         }
     );
     let report = MergeReport {
