@@ -904,4 +904,104 @@ mod tests {
             "clean {clean}, conflicting {conflicting}"
         );
     }
+
+    fn state_with(root: &Path, base: &str, tasks: &[&str]) -> RunState {
+        use crate::events::{EventRecord, TaskInit};
+        let init = |id: &str| TaskInit {
+            id: id.into(),
+            title: id.into(),
+            prompt_file: root.join(format!("{id}.md")),
+            branch: id.into(),
+            worktree: root.join(id),
+            depends_on: vec![],
+            after: vec![],
+            agent: "command".into(),
+        };
+        let rec = |event| EventRecord {
+            ts: chrono::Utc::now(),
+            event,
+        };
+        let mut state = RunState::from_start(&rec(Event::RunStarted {
+            run_id: "r".into(),
+            repo_root: root.to_path_buf(),
+            base_commit: base.into(),
+            base_branch: Some("main".into()),
+            max_parallel: 4,
+            orchestrator_pid: 1,
+            tasks: tasks.iter().map(|t| init(t)).collect(),
+            critical_path: vec![],
+            conflicts: vec![],
+        }))
+        .unwrap();
+        for t in tasks {
+            state.apply(&rec(Event::TaskFinished {
+                task: t.to_string(),
+                status: TaskStatus::Succeeded,
+                exit_code: Some(0),
+                signal: None,
+                commits: 1,
+                files_changed: vec![],
+                error: None,
+            }));
+        }
+        state
+    }
+
+    #[test]
+    fn predict_job_checks_other_branches_and_the_moved_base_and_the_fold_replaces_pairs() {
+        let (_tmp, root) = repo();
+        let base = git(&root, &["rev-parse", "HEAD"]);
+        let a = |first: &str, last: &str| format!("{first}\n2\n3\n4\n5\n6\n7\n8\n{last}\n");
+        branch(&root, "x", &[("a.txt", Some(&a("x", "9")))]);
+        branch(&root, "y", &[("a.txt", Some(&a("y", "9")))]);
+        branch(&root, "w", &[("a.txt", Some(&a("1", "w")))]);
+        // The base branch moves on while the run goes: line 9 changes on main.
+        std::fs::write(root.join("a.txt"), a("1", "main")).unwrap();
+        git(&root, &["commit", "-qam", "main moves"]);
+        let mut state = state_with(&root, &base, &["x", "y", "w"]);
+
+        let event = PredictJob::after_success(&state, "x").compute();
+        let Event::ConflictsPredicted {
+            checked,
+            conflicts,
+            error,
+            ..
+        } = &event
+        else {
+            panic!("{event:?}")
+        };
+        assert_eq!(checked, &["main", "y", "w"]);
+        assert_eq!(error, &None);
+        let pairs: Vec<(&str, Option<&str>)> = conflicts
+            .iter()
+            .map(|c| (c.task.as_str(), c.with_task.as_deref()))
+            .collect();
+        assert_eq!(
+            pairs,
+            [("x", Some("y"))],
+            "x changes line 1 only: clean with main and w"
+        );
+        let rec = |event| crate::events::EventRecord {
+            ts: chrono::Utc::now(),
+            event,
+        };
+        state.apply(&rec(event));
+
+        let event = PredictJob::after_success(&state, "w").compute();
+        state.apply(&rec(event));
+        let y = PredictJob::after_success(&state, "y").compute();
+        state.apply(&rec(y.clone()));
+        state.apply(&rec(y));
+        let mut got: Vec<String> = state
+            .merge_conflicts
+            .iter()
+            .map(|c| format!("{}|{}|{}", c.task, c.other_side(&c.task), c.files_text()))
+            .collect();
+        got.sort();
+        assert_eq!(
+            got,
+            ["w|base main|a.txt (1 hunk)", "y|x|a.txt (1 hunk)"],
+            "the x–y pair is kept once, whichever side predicted it last"
+        );
+    }
 }

@@ -495,3 +495,113 @@ pub fn write_reports(layout: &Layout, state: &RunState) -> Result<()> {
     write_json_atomic(&dir.join("report.json"), &report_json(state))?;
     write_atomic(&dir.join("report.md"), report_markdown(state).as_bytes())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::events::{Event, EventRecord, TaskInit};
+    use chrono::{Duration, TimeZone, Utc};
+
+    fn rec(ms: i64, event: Event) -> EventRecord {
+        EventRecord {
+            ts: Utc.with_ymd_and_hms(2026, 1, 1, 0, 0, 0).unwrap() + Duration::milliseconds(ms),
+            event,
+        }
+    }
+
+    fn state() -> RunState {
+        let init = |id: &str| TaskInit {
+            id: id.into(),
+            title: format!("Task: {id}"),
+            prompt_file: format!("/r/{id}.md").into(),
+            branch: format!("gadugi/{id}"),
+            worktree: format!("/w/{id}").into(),
+            depends_on: vec![],
+            after: vec![],
+            agent: "command".into(),
+        };
+        let mut s = RunState::from_start(&rec(
+            0,
+            Event::RunStarted {
+                run_id: "r1".into(),
+                repo_root: "/nonexistent".into(),
+                base_commit: "0123456789abcdef".into(),
+                base_branch: Some("main".into()),
+                max_parallel: 2,
+                orchestrator_pid: 1,
+                tasks: vec![init("ok"), init("bad"), init("later")],
+                critical_path: vec!["ok".into()],
+                conflicts: vec![],
+            },
+        ))
+        .unwrap();
+        let phase = |task: &str| Event::TaskPhase {
+            task: task.into(),
+            phase: crate::events::TaskPhase::Preparing,
+        };
+        let finished = |task: &str, status| Event::TaskFinished {
+            task: task.into(),
+            status,
+            exit_code: Some(0),
+            signal: None,
+            commits: 1,
+            files_changed: vec![],
+            error: (status == TaskStatus::Failed).then(|| "exit 3".into()),
+        };
+        for r in [
+            rec(10, phase("ok")),
+            rec(20, phase("bad")),
+            rec(1510, finished("bad", TaskStatus::Failed)),
+            rec(2010, finished("ok", TaskStatus::Succeeded)),
+            rec(
+                2020,
+                Event::TaskSkipped {
+                    task: "later".into(),
+                    reason: "dependency bad failed".into(),
+                },
+            ),
+            rec(
+                2100,
+                Event::RunFinished {
+                    status: RunStatus::Failed,
+                },
+            ),
+        ] {
+            s.apply(&r);
+        }
+        s
+    }
+
+    use crate::events::RunStatus;
+
+    #[test]
+    fn timeline_has_one_bar_per_started_task_in_ms_since_start() {
+        let chart = timeline_mermaid(&state());
+        assert_eq!(
+            chart,
+            "```mermaid\ngantt\n    title Run r1 (mm:ss since start)\n    dateFormat x\n    axisFormat %M:%S\n    \
+             ok ✓ 2.0s :done, t1, 10, 2010\n    bad ✗ 1.5s :crit, t2, 20, 1510\n```\n"
+        );
+    }
+
+    #[test]
+    fn markdown_names_the_reason_and_the_next_step_and_old_state_files_still_load() {
+        let s = state();
+        let md = report_markdown(&s);
+        assert!(md.contains("- Reason: exit 3"), "{md}");
+        assert!(md.contains("- Reason: dependency bad failed"), "{md}");
+        assert!(
+            md.contains("`later`: run it again once its dependency succeeds"),
+            "{md}"
+        );
+        assert!(md.contains("| — |"), "no cost reported, none invented: {md}");
+        // A state.json written before merge_conflicts existed.
+        let mut v = serde_json::to_value(&s).unwrap();
+        v.as_object_mut().unwrap().remove("merge_conflicts");
+        let back: RunState = serde_json::from_value(v).unwrap();
+        assert_eq!(back, s);
+        let json = report_json(&s);
+        assert_eq!(json["tasks"][0]["cost_usd"], serde_json::Value::Null);
+        assert_eq!(json["merge_conflicts"], serde_json::json!([]));
+    }
+}
