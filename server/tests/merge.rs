@@ -8,8 +8,11 @@ use std::process::{Command, Output, Stdio};
 
 use serde_json::Value;
 
-/// Writes every `WRITE: <file> <text>` line of the prompt to <file> and commits each.
+/// Waits for the file a `WAIT: <path>` line names, then writes every `WRITE: <file> <text>`
+/// line of the prompt to <file> and commits each.
 const AGENT: &str = r#"#!/bin/sh
+w=$(sed -n 's/^WAIT: //p' "$GADUGI_PROMPT_FILE")
+if [ -n "$w" ]; then while [ ! -e "$w" ]; do sleep 0.05; done; fi
 sed -n 's/^WRITE: //p' "$GADUGI_PROMPT_FILE" | while read -r file text; do
   mkdir -p "$(dirname "$file")"
   printf '%s\n' "$text" > "$file"
@@ -446,4 +449,91 @@ fn pr_pushes_task_branches_and_opens_one_pull_request_each() {
         calls.starts_with("auth status\n"),
         "checked before anything else: {calls}"
     );
+}
+
+#[test]
+fn bad_input_is_refused_with_a_fix_and_creates_nothing() {
+    let f = Fixture::new();
+    for args in [vec!["merge"], vec!["pr"], vec!["report"]] {
+        let out = f.gadugi(&args);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {}", text(&out));
+        assert!(
+            text(&out).contains("no runs yet") && text(&out).contains("fix:"),
+            "{}",
+            text(&out)
+        );
+    }
+    f.prompt("a", "id: a", &[("a.txt", "a")]);
+    f.prompt("idle", "id: idle", &[]);
+    let state = f.run();
+    let id = state["run_id"].as_str().unwrap();
+    let cases: [(&[&str], &str); 5] = [
+        (&["merge", "nope"], "no run `nope`"),
+        (&["merge", "--onto", "nope"], "there is no local branch `nope`"),
+        (&["pr", "--remote", "nope"], "has no remote `nope`"),
+        (&["report", "nope"], "no run `nope`"),
+        (
+            &["merge", id, "--onto", &format!("gadugi/integrate/{id}")],
+            "there is no local branch",
+        ),
+    ];
+    for (args, says) in cases {
+        let out = f.gadugi(args);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {}", text(&out));
+        assert!(text(&out).contains(says), "{args:?}: {}", text(&out));
+    }
+    assert!(!git_ok(
+        &f.root,
+        &["rev-parse", "--verify", "-q", &format!("gadugi/integrate/{id}")]
+    ));
+    let json = f.gadugi(&["report", id, "--json"]);
+    let report: Value = serde_json::from_slice(&json.stdout).unwrap();
+    assert_eq!(
+        report["tasks"][0]["commit_subjects"],
+        serde_json::json!(["a writes a.txt"])
+    );
+    assert_eq!(report["tasks"][1]["commit_subjects"], serde_json::json!([]));
+}
+
+#[test]
+fn merge_and_pr_refuse_a_run_that_is_still_going() {
+    let f = Fixture::new();
+    let go = f.tmp.join("go");
+    f.prompt("slow", "id: slow", &[("slow.txt", "s")]);
+    let path = f.root.join("prompts/slow.md");
+    let mut text_of = std::fs::read_to_string(&path).unwrap();
+    text_of.push_str(&format!("WAIT: {}\n", go.display()));
+    std::fs::write(&path, text_of).unwrap();
+    let cmd = format!("sh {}", f.agent.display());
+    let mut run = Command::new(env!("CARGO_BIN_EXE_gadugi"))
+        .args(["run", "--agent-command", &cmd, "prompts"])
+        .current_dir(&f.root)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    // Wait until the run has written its state; it cannot end before `go` exists.
+    let runs = f.root.join(".gadugi/runs");
+    loop {
+        let running = std::fs::read_dir(&runs)
+            .into_iter()
+            .flatten()
+            .flatten()
+            .any(|e| e.path().join("state.json").is_file());
+        if running {
+            break;
+        }
+        assert!(run.try_wait().unwrap().is_none(), "the run ended early");
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    for args in [["merge"], ["pr"]] {
+        let out = f.gadugi(&args);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {}", text(&out));
+        assert!(text(&out).contains("is still running"), "{}", text(&out));
+    }
+    std::fs::write(&go, "").unwrap();
+    assert!(run.wait().unwrap().success());
+    let out = f.gadugi(&["merge"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
 }
