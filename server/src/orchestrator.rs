@@ -201,6 +201,11 @@ pub async fn execute(
             _ = snapshot_tick.tick() => out.save_if_needed()?,
         }
     }
+    // A conflict prediction sends its event just before its future ends; if the loop saw the
+    // end first, the event still waits in the channel.
+    while let Ok(TaskMsg::Event(e)) = rx.try_recv() {
+        out.emit(e)?;
+    }
     let status = if cancelled {
         RunStatus::Cancelled
     } else if out.state.tasks.iter().all(|t| t.status == TaskStatus::Succeeded) {

@@ -9,7 +9,7 @@ use std::process::{Command, Output, Stdio};
 use serde_json::Value;
 
 /// Waits for the file a `WAIT: <path>` line names, then writes every `WRITE: <file> <text>`
-/// line of the prompt to <file> and commits each.
+/// line of the prompt to <file> and commits each; then touches the file of a `TOUCH: <path>` line.
 const AGENT: &str = r#"#!/bin/sh
 w=$(sed -n 's/^WAIT: //p' "$GADUGI_PROMPT_FILE")
 if [ -n "$w" ]; then while [ ! -e "$w" ]; do sleep 0.05; done; fi
@@ -19,6 +19,8 @@ sed -n 's/^WRITE: //p' "$GADUGI_PROMPT_FILE" | while read -r file text; do
   git add -- "$file"
   git -c user.name=agent -c user.email=agent@test commit -qm "$GADUGI_TASK_ID writes $file"
 done
+t=$(sed -n 's/^TOUCH: //p' "$GADUGI_PROMPT_FILE")
+if [ -n "$t" ]; then touch "$t"; fi
 echo "done: $GADUGI_TASK_ID"
 "#;
 
@@ -125,6 +127,15 @@ impl Fixture {
         std::fs::write(self.root.join("prompts").join(format!("{name}.md")), body).unwrap();
     }
 
+    /// Appends a line to prompts/<name>.md.
+    fn append(&self, name: &str, line: &str) {
+        let path = self.root.join("prompts").join(format!("{name}.md"));
+        let mut text = std::fs::read_to_string(&path).unwrap();
+        text.push_str(line);
+        text.push('\n');
+        std::fs::write(&path, text).unwrap();
+    }
+
     fn gadugi_env(&self, args: &[&str], env: &[(&str, &str)]) -> Output {
         let out = Command::new(env!("CARGO_BIN_EXE_gadugi"))
             .args(args)
@@ -182,6 +193,11 @@ fn conflicts_are_predicted_live_and_merge_stops_at_the_first_conflict() {
     f.prompt("alpha", "id: alpha", &[("shared.txt", "alpha"), ("alpha.txt", "a")]);
     f.prompt("beta", "id: beta", &[("shared.txt", "beta")]);
     f.prompt("gamma", "id: gamma", &[("gamma.txt", "g")]);
+    // beta writes only once alpha is done, so beta ends the run and only the prediction made
+    // after the last task finished can see the conflict.
+    let go = f.tmp.join("alpha-done");
+    f.append("alpha", &format!("TOUCH: {}", go.display()));
+    f.append("beta", &format!("WAIT: {}", go.display()));
     let state = f.run();
     let conflicts = state["merge_conflicts"].as_array().unwrap();
     assert_eq!(conflicts.len(), 1, "{conflicts:?}");
@@ -192,6 +208,19 @@ fn conflicts_are_predicted_live_and_merge_stops_at_the_first_conflict() {
     assert_eq!(
         c["files"],
         serde_json::json!([{"path": "shared.txt", "kind": "add/add", "hunks": 1}])
+    );
+
+    let events = std::fs::read_to_string(
+        f.root
+            .join(".gadugi/runs")
+            .join(state["run_id"].as_str().unwrap())
+            .join("events.jsonl"),
+    )
+    .unwrap();
+    assert_eq!(
+        events.matches("\"type\":\"conflicts_predicted\"").count(),
+        3,
+        "one per succeeded task"
     );
 
     let status = f.gadugi(&["status"]);
@@ -500,10 +529,7 @@ fn merge_and_pr_refuse_a_run_that_is_still_going() {
     let f = Fixture::new();
     let go = f.tmp.join("go");
     f.prompt("slow", "id: slow", &[("slow.txt", "s")]);
-    let path = f.root.join("prompts/slow.md");
-    let mut text_of = std::fs::read_to_string(&path).unwrap();
-    text_of.push_str(&format!("WAIT: {}\n", go.display()));
-    std::fs::write(&path, text_of).unwrap();
+    f.append("slow", &format!("WAIT: {}", go.display()));
     let cmd = format!("sh {}", f.agent.display());
     let mut run = Command::new(env!("CARGO_BIN_EXE_gadugi"))
         .args(["run", "--agent-command", &cmd, "prompts"])
