@@ -94,8 +94,9 @@ pub fn describe_file(f: &ConflictFile) -> String {
 }
 
 /// Predicts the conflicts of merging `theirs` into `ours` (any revisions: branch names,
-/// commit ids) in the repository at `repo_root`, entirely in memory. An empty list means the
-/// merge is clean.
+/// commit ids) in the repository at `repo_root`, in memory: no checkout, no index file, no
+/// ref changes (the only write is the empty blob, to count the hunks of an add/add conflict
+/// the way git does). An empty list means the merge is clean.
 pub fn predict(repo_root: &Path, ours: &str, theirs: &str) -> Result<Vec<ConflictFile>> {
     let repo = Repository::open(repo_root).with_context(|| format!("opening {}", repo_root.display()))?;
     predict_in(&repo, ours, theirs)
