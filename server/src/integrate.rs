@@ -463,6 +463,17 @@ pub fn merge_command(run: Option<String>, verify: Option<String>, onto: Option<S
         )
         .into());
     }
+    if let Some(clash) = repo
+        .local_branches()?
+        .into_iter()
+        .find(|b| branch.starts_with(&format!("{b}/")))
+    {
+        return Err(InputError::new(
+            format!("the integration branch `{branch}` cannot exist next to the branch `{clash}` (git cannot have both `x` and `x/y`)"),
+            format!("rename `{clash}` (git branch -m {clash} NEW-NAME), or set another branch_prefix in gadugi.toml"),
+        )
+        .into());
+    }
     let onto_head = match &onto {
         None => None,
         Some(name) => Some(check_onto(&repo, name, &branch)?),

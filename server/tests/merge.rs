@@ -515,6 +515,15 @@ fn bad_input_is_refused_with_a_fix_and_creates_nothing() {
         &f.root,
         &["rev-parse", "--verify", "-q", &format!("gadugi/integrate/{id}")]
     ));
+    git(&f.root, &["branch", "gadugi/integrate", "main"]);
+    let out = f.gadugi(&["merge"]);
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+    assert!(
+        text(&out).contains("cannot exist next to the branch `gadugi/integrate`"),
+        "{}",
+        text(&out)
+    );
+    git(&f.root, &["branch", "-D", "gadugi/integrate"]);
     let json = f.gadugi(&["report", id, "--json"]);
     let report: Value = serde_json::from_slice(&json.stdout).unwrap();
     assert_eq!(
