@@ -45,7 +45,7 @@ run_once() { # $1 = max parallel; prints wall seconds measured outside the proce
 }
 
 stats() { # reads numbers, prints "median min max"
-  sort -n | awk '{a[NR]=$1} END {m=(NR%2)?a[(NR+1)/2]:(a[NR/2]+a[NR/2+1])/2; printf "%.3f %.3f %.3f", m, a[1], a[NR]}'
+  sort -n | awk '{a[NR]=$1} END {m=(NR%2)?a[(NR+1)/2]:(a[NR/2]+a[NR/2+1])/2; printf "%.3f %.3f %.3f\n", m, a[1], a[NR]}'
 }
 
 par=(); seq1=()

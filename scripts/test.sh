@@ -8,6 +8,8 @@ echo "== cargo fmt --check"
 cargo fmt --all -- --check
 echo "== cargo clippy -D warnings"
 cargo clippy --workspace --all-targets --locked -- -D warnings
+echo "== the real Claude Code CLI for server/tests/claude_cli.rs (npm, into target/claude-cli)"
+bash scripts/install-claude-cli.sh
 echo "== cargo test"
 cargo test --workspace --locked
 echo "== benchmark smoke run (checks the benchmark runs and produces numbers)"

@@ -121,12 +121,42 @@ pub enum Event {
     Heartbeat {
         task: String,
     },
+    /// The agent printed nothing for `silent_seconds` (reported, never killed for it).
+    TaskStalled {
+        task: String,
+        silent_seconds: u64,
+    },
+    /// A new orchestrator process took over the run.
+    RunResumed {
+        orchestrator_pid: u32,
+    },
+    /// How many agents may start at once now, and why it is below the maximum.
+    ParallelismLimited {
+        limit: usize,
+        reason: Option<String>,
+    },
+    /// Too many attempts in a row failed with the same systemic cause: no more tasks start.
+    CircuitOpened {
+        cause: String,
+        attempts: u32,
+    },
+    /// The worktree of a succeeded task was removed at the end of the run (its branch stays).
+    WorktreeRemoved {
+        task: String,
+    },
     /// An attempt failed and another one follows after `retry_in_ms`.
     AttemptFailed {
         task: String,
         attempt: u32,
         error: String,
         retry_in_ms: u64,
+    },
+    /// What the agent reported about an attempt on its machine output (session, model,
+    /// turns, cost, tokens, denied tool uses, error and its class), once the attempt ended.
+    AgentReported {
+        task: String,
+        attempt: u32,
+        report: Box<crate::agent::AgentReport>,
     },
     /// Uncommitted changes the agent left were committed on its branch.
     LeftoversCommitted {

@@ -229,6 +229,28 @@ impl Repo {
         self.git(&self.root, &args).map(drop)
     }
 
+    /// Creates a worktree at `path` for the EXISTING branch `branch` (resuming a task whose
+    /// branch was created before a crash). Fails if `path` exists.
+    pub fn add_worktree_for_branch(&self, path: &Path, branch: &str) -> anyhow::Result<()> {
+        if !self.branch_exists(branch)? {
+            bail!("branch {branch} does not exist");
+        }
+        let path = std::path::absolute(path)?;
+        if path.symlink_metadata().is_ok() {
+            bail!("{} already exists", path.display());
+        }
+        // Metadata of a worktree that vanished in the crash would make git refuse.
+        self.prune_worktrees()?;
+        let args = [
+            OsString::from("worktree"),
+            "add".into(),
+            "-q".into(),
+            path.into_os_string(),
+            branch.into(),
+        ];
+        self.git(&self.root, &args).map(drop)
+    }
+
     /// In worktree `wt`, merge each of `branches` in order with a merge commit.
     ///
     /// On a conflict the merge is aborted (the worktree is left as it was before that

@@ -108,7 +108,7 @@ pub fn pr_body(
         t.attempts,
         t.duration_seconds.map(|d| format!(" in {d:.1}s")).unwrap_or_default(),
         t.agent,
-        cost_usd(t).map(|c| format!(", cost ${c:.2}")).unwrap_or_default()
+        cost_usd(t).map(|c| format!(", cost ${c:.4}")).unwrap_or_default()
     );
     if let Some(a) = &t.last_activity {
         let _ = writeln!(b, "\n**What the agent said last:** {}", a.replace('\n', " "));

@@ -40,7 +40,7 @@ pub fn report_json(state: &RunState) -> serde_json::Value {
             j["depends_on"] = json!(t.depends_on);
             j["files_changed"] = json!(t.files_changed);
             j["agent"] = json!(t.agent);
-            j["cost_usd"] = cost_usd(t).map_or(serde_json::Value::Null, |c| json!(c));
+            j["model"] = json!(t.model);
             j["summary"] = json!(t.last_activity);
             j["next_step"] = json!(next_step(t, &state.run_id));
             j["predicted_conflicts"] = json!(state
@@ -131,10 +131,9 @@ fn facts_of(repo: &git2::Repository, branch: &str, start: &str) -> Result<Branch
     Ok(facts)
 }
 
-/// The task's cost in US dollars, when the agent's output reported one (the state carries
-/// `cost_usd` for agents that report it; none is ever estimated).
+/// The task's cost in US dollars, when its agent reported one (never estimated).
 pub fn cost_usd(t: &crate::state::TaskState) -> Option<f64> {
-    serde_json::to_value(t).ok()?.get("cost_usd")?.as_f64()
+    t.cost_usd
 }
 
 /// The run's timeline as a Mermaid gantt chart (renders on GitHub and in VS Code's markdown
@@ -224,9 +223,8 @@ pub fn report_markdown(state: &RunState) -> String {
     if !state.critical_path.is_empty() {
         let _ = writeln!(md, "- Critical path: {}", state.critical_path.join(" → "));
     }
-    let costs: Vec<f64> = state.tasks.iter().filter_map(cost_usd).collect();
-    if !costs.is_empty() {
-        let _ = writeln!(md, "- Cost: ${:.2} (reported by the agents)", costs.iter().sum::<f64>());
+    if let Some(cost) = state.cost_usd() {
+        let _ = writeln!(md, "- Cost: ${cost:.4} (reported by the agents)");
     }
     let _ = writeln!(
         md,
@@ -246,12 +244,13 @@ pub fn report_markdown(state: &RunState) -> String {
             t.status.as_str(),
             t.attempts,
             t.duration_seconds.map(|d| format!("{d:.1}s")).unwrap_or_default(),
-            cost_usd(t).map(|c| format!("${c:.2}")).unwrap_or_else(|| "—".into()),
+            cost_usd(t).map(|c| format!("${c:.4}")).unwrap_or_else(|| "—".into()),
             t.commits,
             diff,
             t.branch,
         );
     }
+    md.push_str(&agents_markdown(state));
     let _ = writeln!(md, "\n## Timeline\n\n{}", timeline_mermaid(state));
     if !state.merge_conflicts.is_empty() {
         let _ = writeln!(md, "## Predicted merge conflicts\n");
@@ -413,6 +412,45 @@ pub fn report_command(run: Option<String>, json: bool) -> Result<i32> {
     Ok(crate::error::EXIT_OK)
 }
 
+/// What the agents reported (cost, turns, model, session, warnings), for the tasks whose agent
+/// reports anything.
+fn agents_markdown(state: &RunState) -> String {
+    let mut md = String::new();
+    let reported: Vec<_> = state
+        .tasks
+        .iter()
+        .filter(|t| t.cost_usd.is_some() || t.turns.is_some() || !t.warnings.is_empty())
+        .collect();
+    if reported.is_empty() {
+        return md;
+    }
+    let _ = writeln!(md, "\n## Agents\n");
+    if let Some(cost) = state.cost_usd() {
+        let _ = writeln!(md, "Total cost: ${cost:.4}\n");
+    }
+    for t in reported {
+        let _ = writeln!(
+            md,
+            "- `{}` ({}): {} turn(s), {}{}{}",
+            t.id,
+            t.model.as_deref().unwrap_or(&t.agent),
+            t.turns.unwrap_or(0),
+            t.cost_usd
+                .map(|c| format!("${c:.4}"))
+                .unwrap_or_else(|| "cost not reported".into()),
+            t.session_id
+                .as_deref()
+                .map(|s| format!(", session `{s}`"))
+                .unwrap_or_default(),
+            t.warnings
+                .iter()
+                .map(|w| format!("\n  - warning: {w}"))
+                .collect::<String>()
+        );
+    }
+    md
+}
+
 fn short(c: &str) -> &str {
     c.get(..10).unwrap_or(c)
 }
@@ -463,8 +501,24 @@ pub fn terminal_summary(state: &RunState, repo_root: &Path) -> String {
             t.commits,
             t.branch
         );
+        if t.turns.is_some() || t.cost_usd.is_some() {
+            let cost = t.cost_usd.map(|c| format!(", ${c:.4}")).unwrap_or_default();
+            let _ = write!(out, "  ({} turn(s){cost})", t.turns.unwrap_or(0));
+        }
+        if t.stalled {
+            let since = t
+                .last_heartbeat
+                .map(|h| format!(" since {}", h.format("%H:%M:%S")))
+                .unwrap_or_default();
+            let _ = write!(out, "\n      stalled: no output{since}");
+        } else if let (TaskStatus::Running, Some(a)) = (t.status, &t.last_activity) {
+            let _ = write!(out, "\n      {a}");
+        }
         if let Some(e) = &t.error {
             let _ = write!(out, "\n      {e}");
+        }
+        for w in &t.warnings {
+            let _ = write!(out, "\n      warning: {w}");
         }
         out.push('\n');
     }
@@ -476,6 +530,9 @@ pub fn terminal_summary(state: &RunState, repo_root: &Path) -> String {
             c.other_side(&c.task),
             c.files_text()
         );
+    }
+    if let Some(cost) = state.cost_usd() {
+        let _ = writeln!(out, "Agent cost ${cost:.4}");
     }
     let _ = writeln!(
         out,

@@ -11,7 +11,7 @@ use serde_yaml_ng::Value;
 use crate::error::InputError;
 
 /// A reference to another task, as written in a prompt file.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct DependencyRef {
     /// The text as written: a task id (`setup-db`) or a path relative to the prompt file
     /// (`setup-db.md`, `../other/x.md`).
@@ -21,7 +21,7 @@ pub struct DependencyRef {
 }
 
 /// One task, parsed from one prompt file. Validated for shape, not yet against other tasks.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct TaskSpec {
     /// Unique id: front matter `id`, else a slug of the file stem. Always matches
     /// `[a-z0-9][a-z0-9._-]*`, never contains `..`, is at most 64 bytes, and so is safe in
