@@ -99,7 +99,8 @@ pub struct Config {
     /// a time until it clears.
     pub min_available_memory_mb: u64,
     /// No agent starts while the 1-minute load average is above this; the run goes one at
-    /// a time until it clears. Default: 4 × the number of cores.
+    /// a time until it clears. Default: 8 × the number of cores (a machine that busy is
+    /// overloaded; agents that merely wait on a model API add little load).
     pub max_load: f64,
     /// Exit codes that mean "try again" for this repository's agents.
     pub retry_exit_codes: Vec<i32>,
@@ -139,7 +140,7 @@ impl Config {
             stall_after: Duration::from_secs(600),
             circuit_breaker: 3,
             min_available_memory_mb: 512,
-            max_load: 4.0 * std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2) as f64,
+            max_load: 8.0 * std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2) as f64,
             retry_exit_codes: vec![],
             retry_patterns: vec![],
             keep_worktrees: false,
