@@ -517,7 +517,7 @@ pub fn plan(json: bool, repo: Option<PathBuf>, files: Vec<PathBuf>) -> Result<i3
     Ok(EXIT_OK)
 }
 
-fn load_state(run: Option<String>) -> Result<(Repo, Layout, RunState)> {
+pub(crate) fn load_state(run: Option<String>) -> Result<(Repo, Layout, RunState)> {
     let repo = open_repo(None)?;
     let layout = Layout::new(repo.root());
     let state = layout.load_run(run.as_deref())?.ok_or_else(|| match &run {

@@ -6,6 +6,7 @@ use std::path::PathBuf;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
+use crate::integrate::PredictedConflict;
 use crate::plan::Conflict;
 
 /// Lifecycle status of a task.
@@ -193,6 +194,16 @@ pub enum Event {
     TaskSkipped {
         task: String,
         reason: String,
+    },
+    /// A succeeded task's branch was merged in memory with the base branch (when it moved)
+    /// and every other succeeded branch in `checked`; `conflicts` are the merges that would
+    /// conflict. Replaces earlier predictions between these pairs.
+    ConflictsPredicted {
+        task: String,
+        checked: Vec<String>,
+        conflicts: Vec<PredictedConflict>,
+        /// Branches that could not be checked, and why.
+        error: Option<String>,
     },
     RunFinished {
         status: RunStatus,

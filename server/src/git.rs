@@ -429,7 +429,7 @@ impl Repo {
 
     /// `-c user.name=… -c user.email=…` for whichever identity setting `wt` lacks, so that
     /// merges and commits work for users who never configured git.
-    fn git_identity_args(&self, wt: &Path) -> Vec<OsString> {
+    pub(crate) fn git_identity_args(&self, wt: &Path) -> Vec<OsString> {
         let mut args = Vec::new();
         for (key, fallback) in [("user.name", "Gadugi"), ("user.email", "gadugi@localhost")] {
             if self.git(wt, &["config", key]).is_err() {
@@ -441,7 +441,7 @@ impl Repo {
 
     /// Run `git -C dir <args>` (no shell, no stdin, no prompts, C locale) and return its
     /// stdout; a non-zero exit is an error naming the command and git's stderr.
-    fn git<S: AsRef<std::ffi::OsStr>>(&self, dir: &Path, args: &[S]) -> anyhow::Result<String> {
+    pub(crate) fn git<S: AsRef<std::ffi::OsStr>>(&self, dir: &Path, args: &[S]) -> anyhow::Result<String> {
         let mut cmd = Command::new("git");
         cmd.arg("-C").arg(dir).args(args);
         for var in REDIRECTING_ENV {

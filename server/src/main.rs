@@ -12,10 +12,12 @@ mod events;
 mod fsutil;
 mod git;
 mod init;
+mod integrate;
 mod lock;
 mod orchestrator;
 mod plan;
 mod ports;
+mod pr;
 mod profiles;
 mod progress;
 mod report;
@@ -148,6 +150,42 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Merge a run's succeeded task branches, in dependency order, into the integration branch
+    /// gadugi/integrate/<run-id> (never your branch, never a push). Stops at the first conflict.
+    Merge {
+        /// Run id [default: the latest run].
+        run: Option<String>,
+        /// Command run (through sh) on the result after each merge, in a temporary worktree;
+        /// when it fails the integration branch stays at the last good merge.
+        #[arg(long, value_name = "CMD")]
+        verify: Option<String>,
+        /// Fast-forward this local branch to the integration branch when every task merged
+        /// (refused when it is not a fast-forward or the branch is checked out).
+        #[arg(long, value_name = "BRANCH")]
+        onto: Option<String>,
+    },
+    /// Push the run's succeeded task branches and open one pull request per task (GitHub CLI).
+    Pr {
+        /// Run id [default: the latest run].
+        run: Option<String>,
+        /// Say what would be pushed and opened; push and open nothing.
+        #[arg(long)]
+        dry_run: bool,
+        /// Remote to push to [default: origin, or the only remote].
+        #[arg(long, value_name = "NAME")]
+        remote: Option<String>,
+        /// Branch the pull requests target [default: the branch the run started from].
+        #[arg(long, value_name = "BRANCH")]
+        base: Option<String>,
+    },
+    /// Print a run's report (markdown: tasks, commits, conflicts, timeline).
+    Report {
+        /// Run id [default: the latest run].
+        run: Option<String>,
+        /// Print report.json instead.
+        #[arg(long)]
+        json: bool,
+    },
     /// List the agent profiles, whether each program is installed, and its version.
     Agents {
         /// Print the list as JSON.
@@ -209,6 +247,14 @@ fn main() {
             force,
             dry_run,
         } => cli::cleanup(run, delete_branches, force, dry_run),
+        Command::Merge { run, verify, onto } => integrate::merge_command(run, verify, onto),
+        Command::Pr {
+            run,
+            dry_run,
+            remote,
+            base,
+        } => pr::pr_command(run, dry_run, remote, base),
+        Command::Report { run, json } => report::report_command(run, json),
         Command::Demo {
             dir,
             max_parallel,

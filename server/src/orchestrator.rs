@@ -415,6 +415,10 @@ async fn run_loop(req: RunRequest, mut out: Emitter, cancel: watch::Receiver<boo
                     }
                 }
                 TaskMsg::Done { index, status } => {
+                    if status == TaskStatus::Succeeded {
+                        let (job, tx) = (crate::integrate::PredictJob::after_success(&out.state, &ctx.req.plan.tasks[index].spec.id), tx.clone());
+                        tasks.spawn(async move { let _ = tx.send(TaskMsg::Event(job.run().await)); });
+                    }
                     let slot = match status {
                         TaskStatus::Succeeded => Slot::Succeeded,
                         TaskStatus::Cancelled => Slot::Cancelled,
@@ -441,7 +445,8 @@ async fn run_loop(req: RunRequest, mut out: Emitter, cancel: watch::Receiver<boo
             _ = tick.tick() => out.save_if_needed()?,
         }
     }
-    // Events sent by task futures after their Done (worktree removals) are still queued.
+    // Events sent by futures just before they ended (worktree removals, conflict
+    // predictions) may still be queued when the loop sees the last future end.
     while let Ok(msg) = rx.try_recv() {
         if let TaskMsg::Event(e) = msg {
             out.emit(e)?;

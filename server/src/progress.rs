@@ -107,6 +107,24 @@ fn outcome_line(state: &RunState, task: &str) -> String {
     }
 }
 
+/// `⚠ api: merging gadugi/api with gadugi/db will conflict in a.txt (2 hunks)`, one line per
+/// conflicting pair; `None` when nothing conflicts.
+fn conflicts_line(task: &str, conflicts: &[crate::integrate::PredictedConflict]) -> Option<String> {
+    let lines: Vec<String> = conflicts
+        .iter()
+        .map(|c| {
+            format!(
+                "⚠ {task}: merging {} with {} ({}) will conflict in {}",
+                c.branch,
+                c.with_branch,
+                c.other_side(task),
+                c.files_text()
+            )
+        })
+        .collect();
+    (!lines.is_empty()).then(|| lines.join("\n"))
+}
+
 fn counts(state: &RunState) -> String {
     let done = state.tasks.iter().filter(|t| t.status.is_final()).count();
     let mut s = format!(
@@ -195,6 +213,10 @@ impl EventSink for PlainProgress {
             Event::TaskFinished { task, .. } | Event::TaskSkipped { task, .. } => {
                 format!("{}  [{}]", outcome_line(state, task), counts(state))
             }
+            Event::ConflictsPredicted { task, conflicts, .. } => match conflicts_line(task, conflicts) {
+                Some(line) => line,
+                None => return,
+            },
             Event::RunFinished { status } => format!(
                 "run {}: {} in {:.1}s",
                 state.run_id,
@@ -299,6 +321,11 @@ impl EventSink for LiveProgress {
                     self.multi.remove(&bar);
                 }
                 let _ = self.multi.println(outcome_line(state, task));
+            }
+            Event::ConflictsPredicted { task, conflicts, .. } => {
+                if let Some(line) = conflicts_line(task, conflicts) {
+                    let _ = self.multi.println(line);
+                }
             }
             Event::RunFinished { .. } => {
                 self.header.finish_and_clear();

@@ -16,6 +16,7 @@ use serde_json::json;
 
 use crate::events::{parse_event_log, ConflictInfo, Event, EventRecord, RunStatus, TaskPhase, TaskStatus};
 use crate::fsutil::{open_append, write_json_atomic};
+use crate::integrate::PredictedConflict;
 
 /// Name of the state directory at the repository root (ignored via `.git/info/exclude`).
 pub const STATE_DIR: &str = ".gadugi";
@@ -174,6 +175,10 @@ pub struct RunState {
     /// Why the circuit breaker stopped the run, when it did.
     #[serde(default)]
     pub circuit_open: Option<String>,
+    /// Merge conflicts predicted between succeeded branches (and the base branch), as the
+    /// tasks finished.
+    #[serde(default)]
+    pub merge_conflicts: Vec<PredictedConflict>,
 }
 
 impl RunState {
@@ -245,6 +250,7 @@ impl RunState {
                 .collect(),
             limit_reason: None,
             circuit_open: None,
+            merge_conflicts: vec![],
         })
     }
 
@@ -385,6 +391,19 @@ impl RunState {
                     t.finished_at = Some(ts);
                     t.duration_seconds = t.started_at.map(|s| seconds_between(s, ts));
                 }
+            }
+            Event::ConflictsPredicted {
+                task,
+                checked,
+                conflicts,
+                ..
+            } => {
+                let branch = self.task(task).map(|t| t.branch.clone()).unwrap_or_default();
+                self.merge_conflicts.retain(|c| {
+                    let pair = |a: &str, b: &str| a == branch && checked.iter().any(|x| x == b);
+                    !(pair(&c.branch, &c.with_branch) || pair(&c.with_branch, &c.branch))
+                });
+                self.merge_conflicts.extend(conflicts.iter().cloned());
             }
             Event::TaskSkipped { task, reason } => {
                 if let Some(t) = self.task_mut(task) {
