@@ -12,7 +12,7 @@ N=${N:-8}; D=${D:-2}; R=${R:-3}
 if [ -n "${BENCH_SMOKE:-}" ]; then N=2; D=0.2; R=1; fi
 
 cargo build --release --locked -q -p gadugi
-BIN="$PWD/target/release/gadugi"
+BIN="${CARGO_TARGET_DIR:-$PWD/target}/release/gadugi"
 WORK=$(mktemp -d)
 trap 'rm -rf "$WORK"' EXIT
 

@@ -311,8 +311,16 @@ pub fn process_start_ticks(pid: u32) -> Option<u64> {
     rest.split_whitespace().nth(19)?.parse().ok()
 }
 
-/// Whether `pid` is alive and is the same process that started at `start_ticks`.
+/// Whether `pid` is alive and is the same process that started at `start_ticks`. A zombie
+/// (exited, not yet reaped by a parent that may be slow or gone) is not alive.
 pub fn process_is_alive(pid: u32, start_ticks: Option<u64>) -> bool {
+    let zombie = std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .ok()
+        .and_then(|s| s.rfind(')').map(|i| s[i + 1..].trim_start().starts_with('Z')))
+        .unwrap_or(false);
+    if zombie {
+        return false;
+    }
     match (process_start_ticks(pid), start_ticks) {
         (Some(now), Some(then)) => now == then,
         (Some(_), None) => true,

@@ -482,7 +482,8 @@ async fn start_attempt(
 /// The supervisor of an attempt: our child, or one adopted after a restart.
 enum Supervisor {
     Child(tokio::process::Child),
-    Adopted(SupervisorInfo),
+    /// With the attempt's `exit.json`, whose appearance ends it too.
+    Adopted(SupervisorInfo, PathBuf),
 }
 
 impl Supervisor {
@@ -490,9 +491,9 @@ impl Supervisor {
     async fn ended_within(&mut self, slice: Duration) -> bool {
         match self {
             Supervisor::Child(c) => tokio::time::timeout(slice, c.wait()).await.is_ok(),
-            Supervisor::Adopted(info) => {
+            Supervisor::Adopted(info, exit_file) => {
                 tokio::time::sleep(slice).await;
-                !process_is_alive(info.pid, info.start_ticks)
+                exit_file.exists() || !process_is_alive(info.pid, info.start_ticks)
             }
         }
     }
@@ -535,11 +536,14 @@ async fn follow_attempt(
                 tokio::time::sleep(Duration::from_millis(50)).await;
             }
             match info {
-                Some(s) => Supervisor::Adopted(s),
-                None if launch.exit_file.exists() => Supervisor::Adopted(SupervisorInfo {
-                    pid: 0,
-                    start_ticks: None,
-                }),
+                Some(s) => Supervisor::Adopted(s, launch.exit_file.clone()),
+                None if launch.exit_file.exists() => Supervisor::Adopted(
+                    SupervisorInfo {
+                        pid: 0,
+                        start_ticks: None,
+                    },
+                    launch.exit_file.clone(),
+                ),
                 None => {
                     return AttemptOutcome::failed(
                         "the attempt's supervisor never started (the orchestrator stopped while starting it)".into(),
@@ -551,7 +555,7 @@ async fn follow_attempt(
     };
     let supervisor_pid = match &supervisor {
         Supervisor::Child(c) => c.id().unwrap_or_default(),
-        Supervisor::Adopted(s) => s.pid,
+        Supervisor::Adopted(s, _) => s.pid,
     };
     let mut announced: Option<AgentStarted> = None;
     let mut follower = OutputFollower::new(launch.stdout.clone(), profile.protocol);
