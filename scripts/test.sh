@@ -16,4 +16,6 @@ echo "== benchmark smoke run (checks the benchmark runs and produces numbers)"
 BENCH_SMOKE=1 bash scripts/bench-parallel.sh >/dev/null
 echo "== worktree setup benchmark smoke run (small npm project)"
 BENCH_SMOKE=1 bash scripts/bench-setup.sh >/dev/null
+echo "== recovery and kill-latency benchmark smoke run"
+BENCH_SMOKE=1 bash scripts/bench-recovery.sh >/dev/null
 echo "all tests passed"
