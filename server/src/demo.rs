@@ -108,8 +108,13 @@ pub fn demo(dir: Option<PathBuf>, max_parallel: Option<u16>, json: bool) -> Resu
     let state = crate::cli::execute_with_terminal(req, json)?;
     crate::cli::print_result(&state, json)?;
     if !json {
+        // After `cargo run`, gadugi is not on PATH: name the binary that ran.
+        let gadugi = match (crate::agent::find_on_path("gadugi"), std::env::current_exe()) {
+            (Some(_), _) | (None, Err(_)) => "gadugi".to_string(),
+            (None, Ok(exe)) => exe.display().to_string(),
+        };
         println!(
-            "\nLook around:\n  cd {}\n  gadugi status\n  git log --oneline --all --graph\n  gadugi logs 05-docs",
+            "\nLook around:\n  cd {}\n  {gadugi} status\n  {gadugi} report\n  git log --oneline --all --graph\n  {gadugi} logs 05-docs",
             repo.display()
         );
     }
