@@ -20,7 +20,7 @@ use crate::state::{Layout, RunState, STATE_DIR};
 use crate::RunArgs;
 
 /// The repository: `--repo`, else the one containing the current directory.
-fn open_repo(repo: Option<PathBuf>) -> Result<Repo, InputError> {
+pub(crate) fn open_repo(repo: Option<PathBuf>) -> Result<Repo, InputError> {
     let dir = match repo {
         Some(d) => d,
         None => std::env::current_dir().map_err(|e| {
@@ -100,7 +100,7 @@ fn collect_prompt_files(repo: &Repo, files: &[PathBuf]) -> Result<Vec<PathBuf>, 
 }
 
 /// Loads and plans the prompt files. Reads only; creates nothing.
-fn load_plan(repo: &Repo, config: &Config, files: &[PathBuf]) -> Result<(Plan, String), InputErrors> {
+pub(crate) fn load_plan(repo: &Repo, config: &Config, files: &[PathBuf]) -> Result<(Plan, String), InputErrors> {
     let base = repo.head_commit()?;
     let files = collect_prompt_files(repo, files)?;
     let mut specs = vec![];
@@ -285,15 +285,23 @@ pub fn new_run_id() -> String {
     format!("{}-{salt:04x}", now.format("%Y%m%d-%H%M%S"))
 }
 
-/// Creates the state directory (ignored through .git/info/exclude) and runs to the end with
-/// a terminal view. Ctrl-C cancels the run; a second Ctrl-C leaves at once (agents keep
-/// running under their supervisors).
-pub fn execute_with_terminal(req: RunRequest, json: bool) -> Result<RunState> {
+/// The first side effects of a run, shared by every front-end (CLI, language server): the
+/// state directory and an in-repository worktree folder are ignored through
+/// `.git/info/exclude`, and `.gadugi/runs` is created.
+pub fn create_state_dirs(req: &RunRequest) -> Result<()> {
     req.repo.ensure_excluded(&format!("/{STATE_DIR}/"))?;
     if let Ok(rel) = req.config.worktree_dir.strip_prefix(req.repo.root()) {
         req.repo.ensure_excluded(&format!("/{}/", rel.to_string_lossy()))?;
     }
     std::fs::create_dir_all(req.layout.runs_dir()).context("creating .gadugi/runs")?;
+    Ok(())
+}
+
+/// Creates the state directory (ignored through .git/info/exclude) and runs to the end with
+/// a terminal view. Ctrl-C cancels the run; a second Ctrl-C leaves at once (agents keep
+/// running under their supervisors).
+pub fn execute_with_terminal(req: RunRequest, json: bool) -> Result<RunState> {
+    create_state_dirs(&req)?;
     let sink: Box<dyn EventSink> = if std::io::stderr().is_terminal() && !json {
         Box::new(crate::progress::LiveProgress::new())
     } else {
@@ -440,6 +448,22 @@ pub fn logs(task: &str, follow: bool, run: Option<String>, attempt: Option<u32>)
 /// `gadugi cleanup`.
 pub fn cleanup(run: Option<String>, delete_branches: bool, force: bool, dry_run: bool) -> Result<i32> {
     let repo = open_repo(None)?;
+    for line in cleanup_repo(&repo, run, delete_branches, force, dry_run)? {
+        println!("{line}");
+    }
+    Ok(EXIT_OK)
+}
+
+/// What `gadugi cleanup` does, for any front-end: returns the lines that say what was removed
+/// or kept (and why), last the totals.
+pub fn cleanup_repo(
+    repo: &Repo,
+    run: Option<String>,
+    delete_branches: bool,
+    force: bool,
+    dry_run: bool,
+) -> Result<Vec<String>> {
+    let mut lines = vec![];
     let layout = Layout::new(repo.root());
     let ids = match run {
         Some(id) => vec![id],
@@ -457,13 +481,13 @@ pub fn cleanup(run: Option<String>, delete_branches: bool, force: bool, dry_run:
             let registered = worktrees.iter().any(|w| same_path(&w.path, &t.worktree));
             if registered {
                 if !t.status.is_final() && state.status == RunStatus::Running {
-                    println!("kept    {}: task {} is still running", t.worktree.display(), t.id);
+                    lines.push(format!("kept    {}: task {} is still running", t.worktree.display(), t.id));
                     kept += 1;
                     continue;
                 }
                 if repo.is_dirty(&t.worktree)? {
                     if !force {
-                        println!("kept    {}: it has uncommitted changes (commit them, or --force to commit them onto {} and remove it)", t.worktree.display(), t.branch);
+                        lines.push(format!("kept    {}: it has uncommitted changes (commit them, or --force to commit them onto {} and remove it)", t.worktree.display(), t.branch));
                         kept += 1;
                         continue;
                     }
@@ -477,7 +501,7 @@ pub fn cleanup(run: Option<String>, delete_branches: bool, force: bool, dry_run:
                 if !dry_run {
                     repo.remove_worktree(&t.worktree)?;
                 }
-                println!("{say} {} (branch {} stays)", t.worktree.display(), t.branch);
+                lines.push(format!("{say} {} (branch {} stays)", t.worktree.display(), t.branch));
                 removed += 1;
             }
             if delete_branches
@@ -487,26 +511,26 @@ pub fn cleanup(run: Option<String>, delete_branches: bool, force: bool, dry_run:
                     .any(|w| w.branch.as_deref() == Some(t.branch.as_str()) && !same_path(&w.path, &t.worktree))
             {
                 if !repo.branch_is_contained_elsewhere(&t.branch)? && !force {
-                    println!(
+                    lines.push(format!(
                         "kept    branch {}: it holds commits no other branch has (merge it, or --force)",
                         t.branch
-                    );
+                    ));
                     continue;
                 }
                 if !dry_run {
                     repo.delete_branch(&t.branch)?;
                 }
-                println!(
+                lines.push(format!(
                     "{} branch {}",
                     if dry_run { "would delete" } else { "deleted" },
                     t.branch
-                );
+                ));
             }
         }
     }
     if !dry_run {
         repo.prune_worktrees()?;
     }
-    println!("{removed} worktree(s) {say}, {kept} kept.");
-    Ok(EXIT_OK)
+    lines.push(format!("{removed} worktree(s) {say}, {kept} kept."));
+    Ok(lines)
 }
