@@ -10,6 +10,7 @@ mod error;
 mod events;
 mod fsutil;
 mod git;
+mod lsp;
 mod orchestrator;
 mod plan;
 mod progress;
@@ -123,6 +124,13 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Language server for editors (LSP over stdin/stdout): commands, progress, diagnostics
+    /// and the task tree. See docs/lsp-extensions.md.
+    Server {
+        /// Speak LSP over stdin/stdout (the only transport).
+        #[arg(long, required = true)]
+        stdio: bool,
+    },
     /// Internal: supervise one agent attempt (see supervisor.rs).
     #[command(name = "__supervise", hide = true)]
     Supervise { launch: PathBuf },
@@ -148,6 +156,7 @@ fn main() {
     let result = match cli.command {
         Command::Supervise { launch } => supervisor::supervise(&launch),
         Command::SimAgent => demo::sim_agent(),
+        Command::Server { stdio: _ } => lsp::serve_stdio(),
         Command::Run { args, repo, files } => cli::run(args, repo, files),
         Command::Plan { json, repo, files } => cli::plan(json, repo, files),
         Command::Status { json, run } => cli::status(json, run),
