@@ -16,6 +16,7 @@ mod commands;
 mod diagnostics;
 mod documents;
 mod errors;
+pub mod framing;
 pub mod ext;
 mod publish;
 mod sink;
@@ -42,9 +43,19 @@ pub fn serve_stdio() -> Result<i32> {
             .custom_method("window/workDoneProgress/cancel", backend::Backend::progress_cancel)
             .finish();
         let shared = service.inner().shared.clone();
-        Server::new(tokio::io::stdin(), tokio::io::stdout(), socket)
-            .serve(service)
-            .await;
+        // stdin → guard → server; server → framer → one writer ← guard's error replies.
+        let (server_in, guard_out) = tokio::io::duplex(1 << 16);
+        let (server_out, framer_in) = tokio::io::duplex(1 << 16);
+        let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+        tokio::spawn(framing::guard_input(tokio::io::stdin(), guard_out, tx.clone()));
+        let end = tx.clone();
+        let framer = tokio::spawn(framing::frames_of(framer_in, tx));
+        let writer = tokio::spawn(framing::write_output(tokio::io::stdout(), rx));
+        Server::new(server_in, server_out, socket).serve(service).await;
+        // The server's output ends with it; let the last messages reach stdout.
+        let _ = tokio::time::timeout(std::time::Duration::from_secs(2), framer).await;
+        let _ = end.send(Vec::new());
+        let _ = tokio::time::timeout(std::time::Duration::from_secs(2), writer).await;
         shared.was_shut_down()
     });
     // Orchestrator tasks of own runs end with the process; their agents keep running.
