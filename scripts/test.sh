@@ -12,4 +12,5 @@ echo "== cargo test"
 cargo test --workspace --locked
 echo "== benchmark smoke run (checks the benchmark runs and produces numbers)"
 BENCH_SMOKE=1 bash scripts/bench-parallel.sh >/dev/null
+BENCH_SMOKE=1 bash scripts/bench-lsp.sh >/dev/null
 echo "all tests passed"

@@ -481,7 +481,11 @@ pub fn cleanup_repo(
             let registered = worktrees.iter().any(|w| same_path(&w.path, &t.worktree));
             if registered {
                 if !t.status.is_final() && state.status == RunStatus::Running {
-                    lines.push(format!("kept    {}: task {} is still running", t.worktree.display(), t.id));
+                    lines.push(format!(
+                        "kept    {}: task {} is still running",
+                        t.worktree.display(),
+                        t.id
+                    ));
                     kept += 1;
                     continue;
                 }

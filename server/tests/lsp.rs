@@ -36,7 +36,11 @@ fn git(dir: &Path, args: &[&str]) {
         .stdin(Stdio::null())
         .output()
         .expect("git runs");
-    assert!(out.status.success(), "git {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "git {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 }
 
 struct Repo {
@@ -242,7 +246,10 @@ impl Client {
     }
 
     fn command(&mut self, command: &str, args: Value) -> Value {
-        self.request("workspace/executeCommand", json!({"command": command, "arguments": [args]}))
+        self.request(
+            "workspace/executeCommand",
+            json!({"command": command, "arguments": [args]}),
+        )
     }
 
     /// shutdown, exit; returns the exit code.
@@ -287,7 +294,11 @@ fn orchestrate_reports_progress_tree_changes_and_diagnostics() {
     let ok = repo.prompt("ok", "", "commit");
     let bad = repo.prompt("bad", "", "fail");
     // `bad` ends a second after `ok`: the progress has a state between begin and end.
-    std::fs::write(&bad, std::fs::read_to_string(&bad).unwrap().replace("SLEEP: 1", "SLEEP: 2")).unwrap();
+    std::fs::write(
+        &bad,
+        std::fs::read_to_string(&bad).unwrap().replace("SLEEP: 1", "SLEEP: 2"),
+    )
+    .unwrap();
     let after = repo.prompt("after", "depends_on: [bad]", "commit");
     let mut c = Client::start(&repo.root);
     let init = c.initialize(&repo.root, true);
@@ -302,7 +313,10 @@ fn orchestrate_reports_progress_tree_changes_and_diagnostics() {
         "gadugi.cleanup",
         "gadugi.status",
     ] {
-        assert!(commands.as_array().unwrap().contains(&json!(cmd)), "{cmd} missing: {init}");
+        assert!(
+            commands.as_array().unwrap().contains(&json!(cmd)),
+            "{cmd} missing: {init}"
+        );
     }
 
     let plan = c.command("gadugi.plan", json!({"files": [uri(&ok), uri(&bad), uri(&after)]}));
@@ -312,7 +326,10 @@ fn orchestrate_reports_progress_tree_changes_and_diagnostics() {
         "gadugi.orchestrate",
         json!({"files": [uri(&ok), uri(&bad), uri(&after)], "maxParallel": 2}),
     );
-    let run_id = resp["result"]["runId"].as_str().unwrap_or_else(|| panic!("{resp}")).to_string();
+    let run_id = resp["result"]["runId"]
+        .as_str()
+        .unwrap_or_else(|| panic!("{resp}"))
+        .to_string();
     let answered_at = c.seen.len();
     let token = format!("gadugi-run-{run_id}");
 
@@ -324,7 +341,10 @@ fn orchestrate_reports_progress_tree_changes_and_diagnostics() {
         .into_iter()
         .filter(|m| m["params"]["token"] == token)
         .collect();
-    let kinds: Vec<&str> = progress.iter().map(|m| m["params"]["value"]["kind"].as_str().unwrap()).collect();
+    let kinds: Vec<&str> = progress
+        .iter()
+        .map(|m| m["params"]["value"]["kind"].as_str().unwrap())
+        .collect();
     assert_eq!(kinds.first(), Some(&"begin"), "{kinds:?}");
     assert!(kinds.contains(&"report"), "{kinds:?}");
     assert_eq!(kinds.iter().filter(|k| **k == "end").count(), 1, "{kinds:?}");
@@ -335,22 +355,33 @@ fn orchestrate_reports_progress_tree_changes_and_diagnostics() {
         .iter()
         .filter_map(|m| m["params"]["value"]["percentage"].as_u64())
         .collect();
-    assert!(percentages.windows(2).all(|w| w[0] <= w[1]), "percentage fell: {percentages:?}");
+    assert!(
+        percentages.windows(2).all(|w| w[0] <= w[1]),
+        "percentage fell: {percentages:?}"
+    );
     let messages: Vec<&str> = progress
         .iter()
         .filter_map(|m| m["params"]["value"]["message"].as_str())
         .collect();
     assert!(
-        messages.iter().any(|m| m.contains("/3 done · ") && m.contains(" running · ")),
+        messages
+            .iter()
+            .any(|m| m.contains("/3 done · ") && m.contains(" running · ")),
         "{messages:?}"
     );
     let end_message = end["params"]["value"]["message"].as_str().unwrap();
-    assert!(end_message.contains("failed") && end_message.contains("3/3 done"), "{end_message}");
+    assert!(
+        end_message.contains("failed") && end_message.contains("3/3 done"),
+        "{end_message}"
+    );
     // The command answered before the run ended: the run went on in the background.
     let end_at = c.seen.iter().position(|m| m == &end).unwrap();
     assert!(answered_at <= end_at);
     // The create request came from the server and was answered before begin.
-    assert!(c.seen.iter().any(|m| m["method"] == "window/workDoneProgress/create" && m["params"]["token"] == token));
+    assert!(c
+        .seen
+        .iter()
+        .any(|m| m["method"] == "window/workDoneProgress/create" && m["params"]["token"] == token));
 
     // A diagnostic on the failing task's prompt file, and on the skipped one pointing at it.
     let failed = c.wait_for("diagnostic on bad.md", |m| {
@@ -361,7 +392,10 @@ fn orchestrate_reports_progress_tree_changes_and_diagnostics() {
     let d = &failed["params"]["diagnostics"][0];
     assert_eq!(d["severity"], 1, "{d}");
     let msg = d["message"].as_str().unwrap();
-    assert!(msg.contains("task `bad` failed") && msg.contains("exit status: 3") && msg.contains("stdout.log"), "{msg}");
+    assert!(
+        msg.contains("task `bad` failed") && msg.contains("exit status: 3") && msg.contains("stdout.log"),
+        "{msg}"
+    );
     let skipped = c.wait_for("diagnostic on after.md", |m| {
         m["method"] == "textDocument/publishDiagnostics"
             && m["params"]["uri"] == uri(&after)
@@ -370,7 +404,9 @@ fn orchestrate_reports_progress_tree_changes_and_diagnostics() {
     let d = &skipped["params"]["diagnostics"][0];
     assert_eq!(d["severity"], 2, "{d}");
     assert_eq!(d["relatedInformation"][0]["location"]["uri"], uri(&bad), "{d}");
-    assert!(diagnostics_of(&c, &ok).iter().all(|m| m["params"]["diagnostics"] == json!([])));
+    assert!(diagnostics_of(&c, &ok)
+        .iter()
+        .all(|m| m["params"]["diagnostics"] == json!([])));
 
     // Tree notifications: versioned, rising, ending with the finished run.
     let last = c.wait_for("final tree state", |m| {
@@ -382,7 +418,10 @@ fn orchestrate_reports_progress_tree_changes_and_diagnostics() {
         .map(|m| m["params"]["version"].as_u64().unwrap())
         .collect();
     assert!(versions.len() >= 2, "{versions:?}");
-    assert!(versions.windows(2).all(|w| w[0] < w[1]), "versions not rising: {versions:?}");
+    assert!(
+        versions.windows(2).all(|w| w[0] < w[1]),
+        "versions not rising: {versions:?}"
+    );
     let run = &last["params"]["runs"][0];
     assert_eq!(run["runId"], run_id);
     let status_of = |id: &str| {
@@ -396,28 +435,46 @@ fn orchestrate_reports_progress_tree_changes_and_diagnostics() {
     assert_eq!(status_of("ok"), Some(json!("succeeded")));
     assert_eq!(status_of("bad"), Some(json!("failed")));
     assert_eq!(status_of("after"), Some(json!("skipped")));
-    assert!(c.notifications("gadugi/treeChanged").iter().any(|m| m["params"]["runs"][0]["tasks"]
-        .as_array()
-        .unwrap()
+    assert!(c
+        .notifications("gadugi/treeChanged")
         .iter()
-        .any(|t| t["status"] == "running")));
+        .any(|m| m["params"]["runs"][0]["tasks"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|t| t["status"] == "running")));
 
     let tree = c.request("gadugi/treeState", json!({}));
-    assert!(tree["result"]["version"].as_u64().unwrap() >= *versions.last().unwrap(), "{tree}");
+    assert!(
+        tree["result"]["version"].as_u64().unwrap() >= *versions.last().unwrap(),
+        "{tree}"
+    );
     assert_eq!(tree["result"]["runs"][0]["status"], "failed", "{tree}");
     let status = c.command("gadugi.status", json!({"runId": run_id}));
     assert_eq!(status["result"]["status"], "failed", "{status}");
     // The run really happened: the branch of `ok` holds its commit.
-    assert!(repo.root.join(".gadugi/runs").join(&run_id).join("report.json").is_file());
+    assert!(repo
+        .root
+        .join(".gadugi/runs")
+        .join(&run_id)
+        .join("report.json")
+        .is_file());
     // Honest refusals for what the core cannot do yet.
     let retry = c.command("gadugi.retryTask", json!({"runId": run_id, "taskId": "bad"}));
     assert_eq!(error_code(&retry), -32803, "{retry}");
-    assert!(retry["error"]["message"].as_str().unwrap().contains("issue 3"), "{retry}");
+    assert!(
+        retry["error"]["message"].as_str().unwrap().contains("issue 3"),
+        "{retry}"
+    );
     let cancelled = c.command("gadugi.cancelRun", json!({"runId": run_id}));
     assert_eq!(cancelled["result"]["cancelled"], false, "{cancelled}");
     let cleanup = c.command("gadugi.cleanup", json!({"dryRun": true}));
     assert!(
-        cleanup["result"]["lines"].as_array().unwrap().iter().any(|l| l.as_str().unwrap().contains("would remove")),
+        cleanup["result"]["lines"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|l| l.as_str().unwrap().contains("would remove")),
         "{cleanup}"
     );
 
@@ -433,7 +490,10 @@ fn cancelling_the_progress_cancels_the_run() {
     let mut c = Client::start(&repo.root);
     c.initialize(&repo.root, true);
     let resp = c.command("gadugi.orchestrate", json!({"files": [uri(&slow)]}));
-    let run_id = resp["result"]["runId"].as_str().unwrap_or_else(|| panic!("{resp}")).to_string();
+    let run_id = resp["result"]["runId"]
+        .as_str()
+        .unwrap_or_else(|| panic!("{resp}"))
+        .to_string();
     let token = format!("gadugi-run-{run_id}");
     c.wait_for("the agent running", |m| {
         m["method"] == "gadugi/treeChanged"
@@ -444,7 +504,13 @@ fn cancelling_the_progress_cancels_the_run() {
     let end = c.wait_for("progress end", |m| {
         m["method"] == "$/progress" && m["params"]["token"] == token && m["params"]["value"]["kind"] == "end"
     });
-    assert!(end["params"]["value"]["message"].as_str().unwrap().contains("cancelled"), "{end}");
+    assert!(
+        end["params"]["value"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("cancelled"),
+        "{end}"
+    );
     c.wait_for("cancelled run in the tree", |m| {
         m["method"] == "gadugi/treeChanged" && m["params"]["runs"][0]["status"] == "cancelled"
     });
@@ -479,7 +545,9 @@ fn plan_problems_are_diagnostics_while_editing() {
         json!({"textDocument": {"uri": uri(&b), "version": 2}, "contentChanges": [{"text": fixed}]}),
     );
     c.wait_for("cleared diagnostics", |m| {
-        m["method"] == "textDocument/publishDiagnostics" && m["params"]["uri"] == uri(&b) && m["params"]["diagnostics"] == json!([])
+        m["method"] == "textDocument/publishDiagnostics"
+            && m["params"]["uri"] == uri(&b)
+            && m["params"]["diagnostics"] == json!([])
     });
     // Bad front matter, then a cycle through the file on disk.
     c.notify(
@@ -490,9 +558,15 @@ fn plan_problems_are_diagnostics_while_editing() {
         m["method"] == "textDocument/publishDiagnostics"
             && m["params"]["uri"] == uri(&b)
             && m["params"]["diagnostics"].as_array().is_some_and(|d| !d.is_empty())
-            && m["params"]["diagnostics"][0]["message"].as_str().unwrap().contains("timeout")
+            && m["params"]["diagnostics"][0]["message"]
+                .as_str()
+                .unwrap()
+                .contains("timeout")
     });
-    assert_eq!(bad_fm["params"]["diagnostics"][0]["range"]["start"]["line"], 2, "{bad_fm}");
+    assert_eq!(
+        bad_fm["params"]["diagnostics"][0]["range"]["start"]["line"], 2,
+        "{bad_fm}"
+    );
     std::fs::write(&a, "---\ndepends_on: [b]\n---\n# A\n\nDo a.\n").unwrap();
     c.notify(
         "textDocument/didChange",
@@ -503,7 +577,10 @@ fn plan_problems_are_diagnostics_while_editing() {
         m["method"] == "textDocument/publishDiagnostics"
             && m["params"]["uri"] == uri(&a)
             && m["params"]["diagnostics"].as_array().is_some_and(|d| !d.is_empty())
-            && m["params"]["diagnostics"][0]["message"].as_str().unwrap().contains("cycle")
+            && m["params"]["diagnostics"][0]["message"]
+                .as_str()
+                .unwrap()
+                .contains("cycle")
     });
     assert_eq!(cycle["params"]["diagnostics"][0]["severity"], 1);
     assert_eq!(c.shutdown(), 0);
@@ -557,7 +634,10 @@ fn malformed_input_gets_errors_and_the_server_keeps_serving() {
     assert_eq!(error_code(&r), -32602, "{r}");
     let r = c.command("gadugi.orchestrate", json!({"files": "a.md"}));
     assert_eq!(error_code(&r), -32602, "{r}");
-    assert!(r["error"]["message"].as_str().unwrap().contains("maxParallel"), "shows an example: {r}");
+    assert!(
+        r["error"]["message"].as_str().unwrap().contains("maxParallel"),
+        "shows an example: {r}"
+    );
     let r = c.command("gadugi.orchestrate", json!(42));
     assert_eq!(error_code(&r), -32602, "{r}");
     let r = c.command("gadugi.orchestrate", json!({"files": [uri(&a)], "maxParalel": 2}));
@@ -575,7 +655,13 @@ fn malformed_input_gets_errors_and_the_server_keeps_serving() {
     // A file outside the workspace.
     let r = c.command("gadugi.orchestrate", json!({"files": [uri(&outside)]}));
     assert_eq!(error_code(&r), -32602, "{r}");
-    assert!(r["error"]["message"].as_str().unwrap().contains("outside the workspace"), "{r}");
+    assert!(
+        r["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("outside the workspace"),
+        "{r}"
+    );
     // Bad input found by the core: RequestFailed with file and line, and a diagnostic.
     let r = c.command("gadugi.orchestrate", json!({"files": [uri(&a), uri(&broken)]}));
     assert_eq!(error_code(&r), -32803, "{r}");
@@ -615,13 +701,17 @@ fn a_run_started_from_the_cli_shows_live() {
     let summary: Value = serde_json::from_slice(&out.stdout).unwrap();
     let run_id = summary["run_id"].as_str().unwrap();
     let last = c.wait_for("the CLI run, finished, in the tree", |m| {
-        m["method"] == "gadugi/treeChanged" && m["params"]["runs"][0]["runId"] == run_id && m["params"]["runs"][0]["status"] == "failed"
+        m["method"] == "gadugi/treeChanged"
+            && m["params"]["runs"][0]["runId"] == run_id
+            && m["params"]["runs"][0]["status"] == "failed"
     });
     assert_eq!(last["params"]["runs"][0]["owned"], false);
     c.wait_for("diagnostic from the CLI run", |m| {
         m["method"] == "textDocument/publishDiagnostics"
             && m["params"]["uri"] == uri(&two)
-            && m["params"]["diagnostics"][0]["message"].as_str().is_some_and(|s| s.contains("task `two` failed"))
+            && m["params"]["diagnostics"][0]["message"]
+                .as_str()
+                .is_some_and(|s| s.contains("task `two` failed"))
     });
     // It was seen while running, not only at the end.
     assert!(

@@ -127,7 +127,11 @@ impl Backend {
 fn folders_of(params: &InitializeParams) -> Vec<PathBuf> {
     let mut out = vec![];
     if let Some(folders) = &params.workspace_folders {
-        out.extend(folders.iter().filter_map(|f| f.uri.to_file_path().map(|p| p.into_owned())));
+        out.extend(
+            folders
+                .iter()
+                .filter_map(|f| f.uri.to_file_path().map(|p| p.into_owned())),
+        );
     }
     #[allow(deprecated)]
     if out.is_empty() {
@@ -148,7 +152,9 @@ impl LanguageServer for Backend {
             .as_ref()
             .and_then(|w| w.work_done_progress)
             .unwrap_or(false);
-        self.shared.progress_supported.store(supports_progress, Ordering::SeqCst);
+        self.shared
+            .progress_supported
+            .store(supports_progress, Ordering::SeqCst);
         let mut roots = vec![];
         for folder in folders_of(&params) {
             let folder = folder.canonicalize().unwrap_or(folder);

@@ -106,15 +106,22 @@ fn file_paths(shared: &Shared, uris: &[String]) -> Result<(Root, Vec<PathBuf>)> 
             .to_file_path()
             .map(|p| p.into_owned())
             .ok_or_else(|| invalid_params(format!("`{s}` is not a file:// URI")))?;
-        let path = path.canonicalize().map_err(|e| {
-            invalid_params(format!("{}: cannot open the prompt file: {e}", path.display()))
-        })?;
+        let path = path
+            .canonicalize()
+            .map_err(|e| invalid_params(format!("{}: cannot open the prompt file: {e}", path.display())))?;
         let r = shared.root_of(&path).ok_or_else(|| {
-            let folders: Vec<String> = lock(&shared.roots).iter().map(|r| r.folder.display().to_string()).collect();
+            let folders: Vec<String> = lock(&shared.roots)
+                .iter()
+                .map(|r| r.folder.display().to_string())
+                .collect();
             invalid_params(format!(
                 "{} is outside the workspace folders ({}); only prompt files of the workspace can be run",
                 path.display(),
-                if folders.is_empty() { "none".to_string() } else { folders.join(", ") }
+                if folders.is_empty() {
+                    "none".to_string()
+                } else {
+                    folders.join(", ")
+                }
             ))
         })?;
         match &root {
@@ -140,7 +147,10 @@ async fn publish_input_errors(shared: &Shared, errs: &InputErrors) {
     for e in &errs.0 {
         if let Some(f) = &e.file {
             if f.extension().is_some_and(|x| x == "md") {
-                by_file.entry(f.canonicalize().unwrap_or_else(|_| f.clone())).or_default().push(e);
+                by_file
+                    .entry(f.canonicalize().unwrap_or_else(|_| f.clone()))
+                    .or_default()
+                    .push(e);
             }
         }
     }

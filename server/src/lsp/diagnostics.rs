@@ -44,11 +44,13 @@ impl Diagnostics {
     fn files_with(&self, source: Source) -> Vec<PathBuf> {
         self.files
             .iter()
-            .filter(|(_, (plan, run))| !match source {
-                Source::Plan => plan,
-                Source::Run => run,
-            }
-            .is_empty())
+            .filter(|(_, (plan, run))| {
+                !match source {
+                    Source::Plan => plan,
+                    Source::Run => run,
+                }
+                .is_empty()
+            })
             .map(|(p, _)| p.clone())
             .collect()
     }
@@ -134,7 +136,12 @@ pub fn from_runs<'a>(runs: impl Iterator<Item = &'a RunState>) -> HashMap<PathBu
                         .iter()
                         .chain(&t.after)
                         .filter_map(|d| run.task(d))
-                        .filter(|d| matches!(d.status, TaskStatus::Failed | TaskStatus::Skipped | TaskStatus::Cancelled))
+                        .filter(|d| {
+                            matches!(
+                                d.status,
+                                TaskStatus::Failed | TaskStatus::Skipped | TaskStatus::Cancelled
+                            )
+                        })
                         .filter_map(|d| {
                             Some(DiagnosticRelatedInformation {
                                 location: Location::new(Uri::from_file_path(&d.prompt_file)?, first_line),

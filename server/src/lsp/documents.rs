@@ -111,7 +111,12 @@ fn check_folder(repo_root: &Path, dir: &Path, open: &HashMap<PathBuf, String>) -
     files.sort();
     let texts: HashMap<PathBuf, String> = files
         .iter()
-        .filter_map(|p| Some((p.clone(), open.get(p).cloned().or_else(|| std::fs::read_to_string(p).ok())?)))
+        .filter_map(|p| {
+            Some((
+                p.clone(),
+                open.get(p).cloned().or_else(|| std::fs::read_to_string(p).ok())?,
+            ))
+        })
         .collect();
     let mut out: BTreeMap<PathBuf, Vec<Diagnostic>> = files.iter().map(|p| (p.clone(), vec![])).collect();
     let mut add = |e: &InputError| {
@@ -137,7 +142,9 @@ fn check_folder(repo_root: &Path, dir: &Path, open: &HashMap<PathBuf, String>) -
         // The plan needs every task; its errors would only repeat these.
         return out;
     }
-    let Ok(repo) = Repo::discover(repo_root) else { return out };
+    let Ok(repo) = Repo::discover(repo_root) else {
+        return out;
+    };
     let policy = Config::load(repo.root()).map(|c| c.conflicts).unwrap_or_default();
     let tracked = repo
         .head_commit()

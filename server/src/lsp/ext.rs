@@ -41,9 +41,6 @@ pub const TREE_STATE: &str = "gadugi/treeState";
 /// Notification `gadugi/treeChanged` (server → client): a [`TreeState`] after every change.
 pub const TREE_CHANGED: &str = "gadugi/treeChanged";
 
-/// Every custom JSON-RPC method (for the documentation check).
-pub const METHODS: &[&str] = &[TREE_STATE, TREE_CHANGED];
-
 /// Arguments of `gadugi.orchestrate` (the first element of `arguments`).
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
@@ -185,4 +182,44 @@ pub struct TaskNode {
     pub error: Option<String>,
     /// The latest line the agent printed.
     pub last_activity: Option<String>,
+}
+
+#[cfg(test)]
+mod tests {
+    /// Every command and method declared here, and every type, has its place in
+    /// docs/lsp-extensions.md. Reads this file's source so a new item cannot be forgotten.
+    #[test]
+    fn every_item_is_documented() {
+        let source = include_str!("ext.rs");
+        let doc = include_str!("../../../docs/lsp-extensions.md");
+        let mut checked = 0;
+        for line in source.lines() {
+            let line = line.trim();
+            if let Some(rest) = line.strip_prefix("pub const ") {
+                if let Some((_, value)) = rest.split_once(": &str = \"") {
+                    let name = value.trim_end_matches("\";");
+                    assert!(
+                        doc.contains(&format!("### `{name}`")),
+                        "docs/lsp-extensions.md has no `### `{name}`` section"
+                    );
+                    checked += 1;
+                }
+            }
+            if let Some(rest) = line.strip_prefix("pub struct ") {
+                let name = rest.split([' ', '{', '(']).next().unwrap();
+                assert!(
+                    doc.contains(&format!("`{name}`")),
+                    "docs/lsp-extensions.md does not mention `{name}`"
+                );
+                checked += 1;
+            }
+        }
+        assert!(
+            checked >= 20,
+            "only {checked} items found: the parser above no longer matches ext.rs"
+        );
+        for c in super::COMMANDS {
+            assert!(doc.contains(&format!("### `{c}`")), "{c} undocumented");
+        }
+    }
 }

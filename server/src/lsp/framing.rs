@@ -22,7 +22,11 @@ fn frame(body: &[u8]) -> Vec<u8> {
 }
 
 fn error_frame(id: Value, code: i64, message: String) -> Vec<u8> {
-    frame(json!({"jsonrpc": "2.0", "id": id, "error": {"code": code, "message": message}}).to_string().as_bytes())
+    frame(
+        json!({"jsonrpc": "2.0", "id": id, "error": {"code": code, "message": message}})
+            .to_string()
+            .as_bytes(),
+    )
 }
 
 fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
@@ -31,13 +35,23 @@ fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
 
 /// What to do with one message body.
 fn check(body: &[u8]) -> Result<(), Vec<u8>> {
-    let value: Value = serde_json::from_slice(body)
-        .map_err(|e| error_frame(Value::Null, -32700, format!("Parse error: the message is not JSON ({e})")))?;
-    if serde_json::from_value::<Request>(value.clone()).is_ok() || serde_json::from_value::<Response>(value.clone()).is_ok()
+    let value: Value = serde_json::from_slice(body).map_err(|e| {
+        error_frame(
+            Value::Null,
+            -32700,
+            format!("Parse error: the message is not JSON ({e})"),
+        )
+    })?;
+    if serde_json::from_value::<Request>(value.clone()).is_ok()
+        || serde_json::from_value::<Response>(value.clone()).is_ok()
     {
         return Ok(());
     }
-    let id = value.get("id").filter(|i| i.is_number() || i.is_string()).cloned().unwrap_or(Value::Null);
+    let id = value
+        .get("id")
+        .filter(|i| i.is_number() || i.is_string())
+        .cloned()
+        .unwrap_or(Value::Null);
     Err(error_frame(
         id,
         -32600,
@@ -47,7 +61,11 @@ fn check(body: &[u8]) -> Result<(), Vec<u8>> {
 
 /// Reads framed messages from `input`, forwards the well-formed ones to `server`, and sends an
 /// error response to `out` for each malformed one. Ends at end of input.
-pub async fn guard_input(mut input: impl AsyncRead + Unpin, mut server: impl AsyncWrite + Unpin, out: mpsc::UnboundedSender<Vec<u8>>) {
+pub async fn guard_input(
+    mut input: impl AsyncRead + Unpin,
+    mut server: impl AsyncWrite + Unpin,
+    out: mpsc::UnboundedSender<Vec<u8>>,
+) {
     let mut buf: Vec<u8> = Vec::new();
     let mut chunk = vec![0u8; 64 * 1024];
     let mut eof = false;
@@ -57,7 +75,11 @@ pub async fn guard_input(mut input: impl AsyncRead + Unpin, mut server: impl Asy
             let before = &buf[..p];
             let is_header = before.starts_with(b"Content-Type") || before.iter().all(u8::is_ascii_whitespace);
             if !is_header {
-                let _ = out.send(error_frame(Value::Null, -32700, "Parse error: bytes outside any message".into()));
+                let _ = out.send(error_frame(
+                    Value::Null,
+                    -32700,
+                    "Parse error: bytes outside any message".into(),
+                ));
                 buf.drain(..p);
             }
         }
@@ -65,7 +87,9 @@ pub async fn guard_input(mut input: impl AsyncRead + Unpin, mut server: impl Asy
             let headers = String::from_utf8_lossy(&buf[..end]).into_owned();
             let len = headers.split("\r\n").find_map(|l| {
                 let (k, v) = l.split_once(':')?;
-                k.trim().eq_ignore_ascii_case("content-length").then(|| v.trim().parse::<usize>().ok())?
+                k.trim()
+                    .eq_ignore_ascii_case("content-length")
+                    .then(|| v.trim().parse::<usize>().ok())?
             });
             (end + 4, len)
         });
