@@ -9,7 +9,7 @@
 //! each from write to response. Samples VmRSS of the server process every 50 ms and reads
 //! its VmHWM (peak) at the end. Prints the figures as a markdown table.
 
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{BufRead, BufReader, Write};
 use std::path::Path;
 use std::process::{Command, Stdio};
 use std::sync::mpsc::{channel, Receiver};

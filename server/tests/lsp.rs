@@ -767,3 +767,40 @@ fn real_neovim_client() {
     assert!(log.contains("nvim: progress end"), "{log}");
     assert!(log.contains("nvim: diagnostic on broken.md"), "{log}");
 }
+
+fn alive(pid: u64) -> bool {
+    Command::new("kill")
+        .args(["-0", &pid.to_string()])
+        .status()
+        .is_ok_and(|s| s.success())
+}
+
+#[test]
+fn shutdown_answers_at_once_and_leaves_agents_running() {
+    let repo = Repo::new();
+    let slow = repo.root.join("prompts/slow.md");
+    std::fs::write(&slow, "# Slow\n\nBEHAVIOR: commit\nSLEEP: 60\n").unwrap();
+    let mut c = Client::start(&repo.root);
+    c.initialize(&repo.root, false);
+    let resp = c.command("gadugi.orchestrate", json!({"files": [uri(&slow)]}));
+    assert!(resp["result"]["runId"].is_string(), "{resp}");
+    c.wait_for("the agent running", |m| {
+        m["method"] == "gadugi/treeChanged" && m["params"]["runs"][0]["tasks"][0]["phase"] == "agent"
+    });
+    let registry: Value = serde_json::from_str(
+        &std::fs::read_to_string(repo.root.join(".gadugi/monitoring/process_registry.json")).unwrap(),
+    )
+    .unwrap();
+    let entry = &registry["processes"]["slow"];
+    let (agent, supervisor) = (
+        entry["pid"].as_u64().unwrap(),
+        entry["supervisor_pid"].as_u64().unwrap(),
+    );
+    assert!(alive(agent));
+    assert_eq!(c.shutdown(), 0);
+    // The server is gone; the agent and its supervisor are not.
+    assert!(alive(agent), "shutdown killed the agent");
+    assert!(alive(supervisor), "shutdown killed the supervisor");
+    // Clean up: the supervisor ends the agent's process group on SIGTERM.
+    Command::new("kill").arg(supervisor.to_string()).status().unwrap();
+}

@@ -94,23 +94,23 @@ pub async fn guard_input(
             (end + 4, len)
         });
         match parsed {
-            Some((start, Some(len))) if len <= MAX_BODY => {
-                if buf.len() >= start + len {
-                    let body: Vec<u8> = buf.drain(..start + len).skip(start).collect();
-                    match check(&body) {
-                        Ok(()) => {
-                            if server.write_all(&frame(&body)).await.is_err() || server.flush().await.is_err() {
-                                return;
-                            }
-                        }
-                        Err(reply) => {
-                            tracing::warn!("malformed message from the client: {}", String::from_utf8_lossy(&body));
-                            let _ = out.send(reply);
+            Some((start, Some(len))) if len <= MAX_BODY && buf.len() >= start + len => {
+                let body: Vec<u8> = buf.drain(..start + len).skip(start).collect();
+                match check(&body) {
+                    Ok(()) => {
+                        if server.write_all(&frame(&body)).await.is_err() || server.flush().await.is_err() {
+                            return;
                         }
                     }
-                    continue;
+                    Err(reply) => {
+                        tracing::warn!("malformed message from the client: {}", String::from_utf8_lossy(&body));
+                        let _ = out.send(reply);
+                    }
                 }
+                continue;
             }
+            // The body is still arriving.
+            Some((_, Some(len))) if len <= MAX_BODY => {}
             Some((start, len)) => {
                 let why = match len {
                     Some(n) => format!("Content-Length {n} is larger than {MAX_BODY} bytes"),
