@@ -784,6 +784,10 @@ fn shutdown_answers_at_once_and_leaves_agents_running() {
     c.initialize(&repo.root, false);
     let resp = c.command("gadugi.orchestrate", json!({"files": [uri(&slow)]}));
     assert!(resp["result"]["runId"].is_string(), "{resp}");
+    // No progress capability: a message at the start instead.
+    c.wait_for("start message", |m| {
+        m["method"] == "window/showMessage" && m["params"]["message"].as_str().is_some_and(|s| s.contains("started"))
+    });
     c.wait_for("the agent running", |m| {
         m["method"] == "gadugi/treeChanged" && m["params"]["runs"][0]["tasks"][0]["phase"] == "agent"
     });

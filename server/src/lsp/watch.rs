@@ -2,7 +2,7 @@
 //! from the CLI shows up and moves in the editor) and the folders of open prompt files (a
 //! prompt edited on disk, or one its dependencies name, is re-checked).
 
-use std::collections::{BTreeSet, HashSet};
+use std::collections::{BTreeSet, HashMap, HashSet};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
@@ -22,6 +22,42 @@ const SETTLE: Duration = Duration::from_millis(100);
 pub struct Watcher {
     inner: RecommendedWatcher,
     watched: HashSet<PathBuf>,
+    /// How far each followed run's event log has been read.
+    tails: HashMap<PathBuf, Tail>,
+}
+
+/// A run's event log read so far: new lines are applied to the state, so following a long
+/// run costs what it appends, not its whole log each time.
+#[derive(Default)]
+struct Tail {
+    offset: u64,
+    partial: Vec<u8>,
+    state: Option<RunState>,
+}
+
+impl Tail {
+    /// Reads what was appended since the last call; returns the state when there is one.
+    fn advance(&mut self, log: &Path) -> Option<RunState> {
+        use std::io::{Read, Seek, SeekFrom};
+        let mut f = std::fs::File::open(log).ok()?;
+        let len = f.metadata().ok()?.len();
+        if len < self.offset {
+            *self = Tail::default();
+        }
+        f.seek(SeekFrom::Start(self.offset)).ok()?;
+        let mut new = Vec::new();
+        f.read_to_end(&mut new).ok()?;
+        self.offset += new.len() as u64;
+        self.partial.extend_from_slice(&new);
+        let complete = self.partial.iter().rposition(|&b| b == b'\n').map_or(0, |i| i + 1);
+        let lines: Vec<u8> = self.partial.drain(..complete).collect();
+        let records = parse_event_log(&String::from_utf8_lossy(&lines));
+        match &mut self.state {
+            Some(state) => records.iter().for_each(|r| state.apply(r)),
+            None => self.state = RunState::replay(&records),
+        }
+        self.state.clone()
+    }
 }
 
 impl Watcher {
@@ -66,6 +102,7 @@ pub fn start(shared: &Arc<Shared>) {
     *lock(&shared.watcher) = Some(Watcher {
         inner,
         watched: HashSet::new(),
+        tails: HashMap::new(),
     });
     let repos: BTreeSet<PathBuf> = lock(&shared.roots).iter().map(|r| r.repo_root.clone()).collect();
     for repo in &repos {
@@ -154,9 +191,10 @@ fn reload_run(shared: &Shared, repo: &Path, id: &str) -> bool {
     if lock(&shared.tree).is_owned(id) {
         return false;
     }
-    let from_log = std::fs::read_to_string(layout.events_file(id))
-        .ok()
-        .and_then(|log| RunState::replay(&parse_event_log(&log)));
+    let log = layout.events_file(id);
+    let from_log = lock(&shared.watcher)
+        .as_mut()
+        .and_then(|w| w.tails.entry(log.clone()).or_default().advance(&log));
     let state = match from_log {
         Some(s) => Some(s),
         None => layout.load_run(Some(id)).ok().flatten(),
