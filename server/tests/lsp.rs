@@ -238,7 +238,7 @@ impl Client {
                 "processId": null,
                 "rootUri": uri(root),
                 "workspaceFolders": [{"uri": uri(root), "name": "repo"}],
-                "capabilities": {"window": {"workDoneProgress": progress}},
+                "capabilities": {"window": {"workDoneProgress": progress}, "workspace": {"codeLens": {"refreshSupport": true}}},
             }),
         );
         self.notify("initialized", json!({}));
@@ -450,6 +450,17 @@ fn orchestrate_reports_progress_tree_changes_and_diagnostics() {
         "{tree}"
     );
     assert_eq!(tree["result"]["runs"][0]["status"], "failed", "{tree}");
+    // Code lenses: run, the latest status, retry for the failed task.
+    let lens = c.request("textDocument/codeLens", json!({"textDocument": {"uri": uri(&bad)}}));
+    let titles: Vec<&str> = lens["result"]
+        .as_array()
+        .unwrap_or_else(|| panic!("{lens}"))
+        .iter()
+        .map(|l| l["command"]["title"].as_str().unwrap())
+        .collect();
+    let failed_title = format!("✗ failed in run {run_id}");
+    assert_eq!(titles, ["▶ Run this task", failed_title.as_str(), "↻ Retry"], "{lens}");
+    assert!(c.seen.iter().any(|m| m["method"] == "workspace/codeLens/refresh"));
     let status = c.command("gadugi.status", json!({"runId": run_id}));
     assert_eq!(status["result"]["status"], "failed", "{status}");
     // The run really happened: the branch of `ok` holds its commit.

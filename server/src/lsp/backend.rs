@@ -43,6 +43,8 @@ pub struct Shared {
     pub diagnostics: Mutex<Diagnostics>,
     /// The client can show `window/workDoneProgress`.
     pub progress_supported: AtomicBool,
+    /// The client accepts `workspace/codeLens/refresh`.
+    pub lens_refresh_supported: AtomicBool,
     shut_down: AtomicBool,
     /// The file watcher (created at `initialized`).
     pub watcher: Mutex<Option<crate::lsp::watch::Watcher>>,
@@ -93,6 +95,7 @@ impl Backend {
                 docs: Mutex::default(),
                 diagnostics: Mutex::default(),
                 progress_supported: AtomicBool::new(false),
+                lens_refresh_supported: AtomicBool::new(false),
                 shut_down: AtomicBool::new(false),
                 watcher: Mutex::default(),
             }),
@@ -155,6 +158,14 @@ impl LanguageServer for Backend {
         self.shared
             .progress_supported
             .store(supports_progress, Ordering::SeqCst);
+        let lens_refresh = params
+            .capabilities
+            .workspace
+            .as_ref()
+            .and_then(|w| w.code_lens.as_ref())
+            .and_then(|c| c.refresh_support)
+            .unwrap_or(false);
+        self.shared.lens_refresh_supported.store(lens_refresh, Ordering::SeqCst);
         let mut roots = vec![];
         for folder in folders_of(&params) {
             let folder = folder.canonicalize().unwrap_or(folder);
@@ -182,6 +193,9 @@ impl LanguageServer for Backend {
                     })),
                     ..Default::default()
                 })),
+                code_lens_provider: Some(CodeLensOptions {
+                    resolve_provider: Some(false),
+                }),
                 execute_command_provider: Some(ExecuteCommandOptions {
                     commands: ext::COMMANDS.iter().map(|c| c.to_string()).collect(),
                     ..Default::default()
@@ -220,6 +234,10 @@ impl LanguageServer for Backend {
 
     async fn did_close(&self, params: DidCloseTextDocumentParams) {
         crate::lsp::documents::closed(&self.shared, &params.text_document.uri);
+    }
+
+    async fn code_lens(&self, params: CodeLensParams) -> Result<Option<Vec<CodeLens>>> {
+        Ok(Some(crate::lsp::lens::lenses(&self.shared, &params.text_document.uri)))
     }
 
     async fn execute_command(&self, params: ExecuteCommandParams) -> Result<Option<LSPAny>> {

@@ -18,6 +18,7 @@ mod documents;
 mod errors;
 pub mod ext;
 pub mod framing;
+mod lens;
 mod publish;
 mod sink;
 mod tree;

@@ -81,6 +81,7 @@ pub fn start(shared: &Arc<Shared>) {
     tokio::spawn(async move {
         let mut progress: HashMap<String, watch::Sender<Counts>> = HashMap::new();
         let mut published = 0u64;
+        let mut lens_key: Vec<(String, TaskStatus)> = vec![];
         loop {
             shared.changed.notified().await;
             tokio::time::sleep(DEBOUNCE).await;
@@ -94,6 +95,19 @@ pub fn start(shared: &Arc<Shared>) {
             };
             published = snapshot.version;
             shared.client.send_notification::<TreeChanged>(snapshot).await;
+            // Code lenses show task statuses: refresh them when one changed (not on output).
+            let key: Vec<(String, TaskStatus)> = runs
+                .iter()
+                .flat_map(|(s, _)| s.tasks.iter().map(|t| (format!("{}/{}", s.run_id, t.id), t.status)))
+                .collect();
+            if key != lens_key && shared.lens_refresh_supported.load(Ordering::SeqCst) {
+                // A request to the client: on its own task, never in the publisher's way.
+                let shared = shared.clone();
+                tokio::spawn(async move {
+                    let _ = shared.client.code_lens_refresh().await;
+                });
+            }
+            lens_key = key;
             let run_diags = diagnostics::from_runs(runs.iter().map(|(s, _)| s));
             diagnostics::replace_all(&shared, Source::Run, run_diags).await;
             for (state, owned) in &runs {
