@@ -27,6 +27,9 @@ make_repo() { # $1 = dir
   mkdir -p "$1/prompts"
   git -C "$1" init -q -b main
   echo hello > "$1/README.md"
+  # Measure scheduling and process overhead, not the load guard: a busy 2-core machine (a
+  # build next door) would otherwise make Gadugi fall back to one agent at a time.
+  echo "max_load = 1000.0" > "$1/gadugi.toml"
   for i in $(seq 1 "$N"); do printf '# Task %s\n\nSleep and commit.\n' "$i" > "$1/prompts/t$i.md"; done
   git -C "$1" add -A
   git -C "$1" -c user.name=bench -c user.email=bench@example.com commit -qm init
@@ -45,7 +48,7 @@ run_once() { # $1 = max parallel; prints wall seconds measured outside the proce
 }
 
 stats() { # reads numbers, prints "median min max"
-  sort -n | awk '{a[NR]=$1} END {m=(NR%2)?a[(NR+1)/2]:(a[NR/2]+a[NR/2+1])/2; printf "%.3f %.3f %.3f", m, a[1], a[NR]}'
+  sort -n | awk '{a[NR]=$1} END {m=(NR%2)?a[(NR+1)/2]:(a[NR/2]+a[NR/2+1])/2; printf "%.3f %.3f %.3f\n", m, a[1], a[NR]}'
 }
 
 par=(); seq1=()
@@ -65,5 +68,6 @@ cat <<TABLE
 | $N | ${D} s | --max-parallel $N | $(printf '%.2f' "$pm") s ($(printf '%.2f' "$pmin")–$(printf '%.2f' "$pmax")) |
 | $N | ${D} s | --max-parallel 1 | $(printf '%.2f' "$sm") s ($(printf '%.2f' "$smin")–$(printf '%.2f' "$smax")) |
 
+Machine: $(nproc) cores, load average $(cut -d' ' -f1-3 /proc/loadavg) at the end of the run.
 Overhead at --max-parallel $N: $(printf '%.3f' "$overhead") s (${percent}% of the agent time); speedup against one at a time: $(printf '%.2f' "$speedup")×.
 TABLE

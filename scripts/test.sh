@@ -8,9 +8,13 @@ echo "== cargo fmt --check"
 cargo fmt --all -- --check
 echo "== cargo clippy -D warnings"
 cargo clippy --workspace --all-targets --locked -- -D warnings
+echo "== the real Claude Code CLI for server/tests/claude_cli.rs (npm, into target/claude-cli)"
+bash scripts/install-claude-cli.sh
 echo "== cargo test"
 cargo test --workspace --locked
 echo "== benchmark smoke run (checks the benchmark runs and produces numbers)"
 BENCH_SMOKE=1 bash scripts/bench-parallel.sh >/dev/null
 BENCH_SMOKE=1 bash scripts/bench-lsp.sh >/dev/null
+echo "== worktree setup benchmark smoke run (small npm project)"
+BENCH_SMOKE=1 bash scripts/bench-setup.sh >/dev/null
 echo "all tests passed"

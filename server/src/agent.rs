@@ -2,6 +2,9 @@
 
 use std::path::{Path, PathBuf};
 
+use serde::{Deserialize, Serialize};
+
+use crate::claude::WorkflowAgent;
 use crate::config::Config;
 use crate::error::InputError;
 
@@ -12,16 +15,22 @@ pub const DEFAULT_PROFILE: &str = "claude";
 pub const PLACEHOLDERS: &[&str] = &["prompt_file", "prompt", "worktree", "branch", "task_id", "run_id"];
 
 /// How an agent reports on its own stdout, which decides how its output is read.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub enum OutputProtocol {
     /// Free text; only the exit code counts.
     Plain,
     /// Claude Code `--output-format stream-json`: JSON lines ending with a `result` event.
     ClaudeStreamJson,
+    /// `codex exec --json`: JSON lines (`thread.started`, `item.*`, `turn.completed`).
+    CodexJson,
+    /// Gemini CLI `--output-format stream-json`: JSON lines ending with a `result` event.
+    GeminiStreamJson,
+    /// `opencode run --format json`: JSON lines (`step_start`, `tool_use`, `text`, `step_finish`).
+    OpenCodeJson,
 }
 
 /// A resolved agent profile.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct AgentProfile {
     /// Profile name as the user wrote it.
     pub name: String,
@@ -29,6 +38,13 @@ pub struct AgentProfile {
     pub argv: Vec<String>,
     /// How to read the agent's stdout.
     pub protocol: OutputProtocol,
+    /// Index in `argv` where per-attempt options (`--agent`, `--resume`) are inserted: after
+    /// the profile's options, before the prompt.
+    pub options_at: usize,
+    /// Environment variables the agent needs to run unattended.
+    pub env: Vec<(String, String)>,
+    /// Claude Code: the custom agent tasks run as (`--agent NAME`).
+    pub workflow_agent: Option<WorkflowAgent>,
 }
 
 /// Values substituted into an argv template.
@@ -58,26 +74,16 @@ impl AgentProfile {
             })
             .or(config.agent.profile.as_deref())
             .unwrap_or(DEFAULT_PROFILE);
-        let (mut argv, protocol) = match name {
-            "claude" => (
-                [
-                    "claude",
-                    "-p",
-                    "{prompt}",
-                    "--output-format",
-                    "stream-json",
-                    "--verbose",
-                    "--permission-mode",
-                    "acceptEdits",
-                    "--allowedTools",
-                    "Read,Edit,MultiEdit,Write,Glob,Grep,Bash",
-                ]
-                .iter()
-                .map(|s| s.to_string())
-                .collect(),
-                OutputProtocol::ClaudeStreamJson,
-            ),
-            "simulated" => (vec![self_exe(), "__sim-agent".into()], OutputProtocol::Plain),
+        let mut env = vec![];
+        let mut workflow_agent = None;
+        let (mut argv, protocol, options_at) = match name {
+            "claude" => {
+                let (argv, at) = config.claude.argv();
+                env = config.claude.env();
+                workflow_agent = config.claude.workflow_agent();
+                (argv, OutputProtocol::ClaudeStreamJson, Some(at))
+            }
+            "simulated" => (vec![self_exe(), "__sim-agent".into()], OutputProtocol::Plain, None),
             "command" => {
                 let line = command_override.or(config.agent.command.as_deref()).ok_or_else(|| {
                     InputError::new(
@@ -85,12 +91,18 @@ impl AgentProfile {
                         "pass --agent-command 'prog arg {prompt_file}' or set [agent] command = \"...\" in gadugi.toml",
                     )
                 })?;
-                (split_command(line)?, OutputProtocol::Plain)
+                (split_command(line)?, OutputProtocol::Plain, None)
             }
-            other => match config.profiles.get(other) {
-                Some(p) => (split_command(&p.command)?, OutputProtocol::Plain),
-                None => {
+            other => match (config.profiles.get(other), crate::profiles::builtin(other)) {
+                (Some(p), _) => (split_command(&p.command)?, OutputProtocol::Plain, None),
+                (None, Some(b)) => {
+                    env = b.env.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+                    let argv: Vec<String> = b.argv.iter().map(|s| s.to_string()).collect();
+                    (argv, b.protocol, Some(b.options_at))
+                }
+                (None, None) => {
                     let mut known: Vec<&str> = vec!["claude", "command", "simulated"];
+                    known.extend(crate::profiles::BUILTINS.iter().map(|b| b.name));
                     known.extend(config.profiles.keys().map(String::as_str));
                     return Err(InputError::new(
                         format!("unknown agent profile `{other}`"),
@@ -102,7 +114,11 @@ impl AgentProfile {
                 }
             },
         };
-        argv.extend(config.agent.args.iter().cloned());
+        // `[agent] args` go where the profile's own options end (before a built-in profile's
+        // prompt), else at the end.
+        let at = options_at.unwrap_or(argv.len());
+        argv.splice(at..at, config.agent.args.iter().cloned());
+        let options_at = at + config.agent.args.len();
         for arg in &argv {
             check_placeholders(arg)?;
         }
@@ -110,6 +126,9 @@ impl AgentProfile {
             name: name.to_string(),
             argv,
             protocol,
+            options_at,
+            env,
+            workflow_agent,
         })
     }
 
@@ -126,9 +145,12 @@ impl AgentProfile {
         })
     }
 
-    /// The argv with placeholders replaced.
-    pub fn expand(&self, p: &Placeholders) -> Vec<String> {
-        self.argv
+    /// The argv with placeholders replaced. `resume` is the session id of an earlier attempt
+    /// to continue (Claude Code: `--resume ID`); profiles without a resume option ignore it.
+    /// A Claude Code task runs as its workflow agent (`--agent NAME`) when it has one.
+    pub fn expand(&self, p: &Placeholders, resume: Option<&str>) -> Vec<String> {
+        let mut argv: Vec<String> = self
+            .argv
             .iter()
             .map(|arg| {
                 arg.replace("{prompt_file}", &p.prompt_file.to_string_lossy())
@@ -138,34 +160,133 @@ impl AgentProfile {
                     .replace("{run_id}", p.run_id)
                     .replace("{prompt}", p.prompt)
             })
-            .collect()
+            .collect();
+        let mut options = vec![];
+        if let Some(agent) = self.workflow_agent.as_ref().and_then(|w| w.for_worktree(p.worktree)) {
+            options.push(format!("--agent={agent}"));
+        }
+        if let (Some(id), OutputProtocol::ClaudeStreamJson) = (resume, self.protocol) {
+            options.push(format!("--resume={id}"));
+        }
+        let at = self.options_at.min(argv.len());
+        argv.splice(at..at, options);
+        argv
     }
 
-    /// For agents that report errors on stdout: the error they reported, if any.
-    pub fn reported_error(&self, stdout_log: &Path) -> Option<String> {
+    /// Whether a retried attempt can continue the previous attempt's session.
+    pub fn can_resume(&self) -> bool {
+        self.protocol == OutputProtocol::ClaudeStreamJson
+    }
+
+    /// What the agent reported about its attempt on stdout (for agents with a machine
+    /// protocol); empty for plain agents.
+    pub fn report(&self, stdout_log: &Path) -> AgentReport {
         match self.protocol {
-            OutputProtocol::Plain => None,
-            OutputProtocol::ClaudeStreamJson => claude_reported_error(stdout_log),
+            OutputProtocol::Plain => AgentReport::default(),
+            protocol => {
+                let text = std::fs::read_to_string(stdout_log).unwrap_or_default();
+                if protocol == OutputProtocol::ClaudeStreamJson {
+                    crate::claude::report_from_text(&text)
+                } else {
+                    crate::profiles::report_from_text(protocol, &text)
+                }
+            }
         }
     }
 }
 
-/// Claude Code ends its stream with `{"type":"result","is_error":...}`; `subtype` may say
-/// "success" even for an authentication failure, so `is_error` is what counts.
-fn claude_reported_error(stdout_log: &Path) -> Option<String> {
-    let text = std::fs::read_to_string(stdout_log).ok()?;
-    let result = text
-        .lines()
-        .rev()
-        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
-        .find(|v| v["type"] == "result");
-    match result {
-        None => Some("the agent ended without a final result event".into()),
-        Some(r) if r["is_error"] == true => {
-            let detail = r["result"].as_str().or(r["subtype"].as_str()).unwrap_or("error");
-            Some(format!("the agent reported an error: {detail}"))
-        }
-        Some(_) => None,
+/// How a failed attempt is treated by retries and the circuit breaker.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum FailureClass {
+    /// Worth another attempt: an API overload or rate limit, a signal Gadugi did not send.
+    Transient,
+    /// The same for every task (authentication, a missing program): repeated, it trips the
+    /// circuit breaker.
+    Systemic,
+    /// This task's own failure (non-zero exit, max turns, verify failed).
+    Task,
+}
+
+/// What an agent reported about one attempt, read from its machine output.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct AgentReport {
+    /// The error the agent reported, if any.
+    pub error: Option<String>,
+    /// How that error is treated.
+    pub class: Option<FailureClass>,
+    /// The agent's session id (Claude Code: to `--resume` it).
+    pub session_id: Option<String>,
+    /// Cost of the attempt in US dollars, when the agent reports it.
+    pub cost_usd: Option<f64>,
+    /// Model turns taken.
+    pub turns: Option<u32>,
+    /// Tool uses the agent was not allowed to make (tool and target).
+    pub permission_denials: Vec<String>,
+    /// The model that ran.
+    #[serde(default)]
+    pub model: Option<String>,
+    /// How long the agent said it worked, in milliseconds.
+    #[serde(default)]
+    pub duration_ms: Option<u64>,
+    /// Tokens used.
+    #[serde(default)]
+    pub usage: Option<TokenUsage>,
+    /// Tool uses.
+    #[serde(default)]
+    pub tool_uses: u32,
+    /// Subagent tasks started.
+    #[serde(default)]
+    pub subagent_tasks: u32,
+    /// API requests the agent retried (overload, rate limit, network).
+    #[serde(default)]
+    pub api_retries: u32,
+    /// Things the user should know even when the attempt succeeded (denied tool uses).
+    #[serde(default)]
+    pub warnings: Vec<String>,
+}
+
+/// Tokens an attempt used, as the agent reported them.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TokenUsage {
+    pub input_tokens: u64,
+    pub output_tokens: u64,
+    pub cache_read_input_tokens: u64,
+    pub cache_creation_input_tokens: u64,
+}
+
+/// Classifies an error text an agent reported.
+pub fn classify_reported_error(text: &str) -> FailureClass {
+    let t = text.to_ascii_lowercase();
+    let systemic = [
+        "not logged in",
+        "authentication",
+        "invalid api key",
+        "api key",
+        "unauthorized",
+        "401",
+        "forbidden",
+        "credit balance",
+    ];
+    let transient = [
+        "overloaded",
+        "rate limit",
+        "rate_limit",
+        "429",
+        "529",
+        "timed out",
+        "timeout",
+        "connection",
+        "econnreset",
+        "503",
+        "502",
+    ];
+    if systemic.iter().any(|k| t.contains(k)) {
+        FailureClass::Systemic
+    } else if transient.iter().any(|k| t.contains(k)) {
+        FailureClass::Transient
+    } else {
+        FailureClass::Task
     }
 }
 
@@ -249,15 +370,19 @@ mod tests {
     fn command_profile_splits_without_a_shell() {
         let p = AgentProfile::resolve(None, &config(), Some("my-agent --msg 'a b; rm -rf /' {prompt_file}")).unwrap();
         assert_eq!(p.argv, vec!["my-agent", "--msg", "a b; rm -rf /", "{prompt_file}"]);
-        let argv = p.expand(&Placeholders {
-            prompt_file: Path::new("/x/p.md"),
-            prompt: "",
-            worktree: Path::new("/w"),
-            branch: "gadugi/a",
-            task_id: "a",
-            run_id: "r",
-        });
+        let argv = p.expand(
+            &Placeholders {
+                prompt_file: Path::new("/x/p.md"),
+                prompt: "",
+                worktree: Path::new("/w"),
+                branch: "gadugi/a",
+                task_id: "a",
+                run_id: "r",
+            },
+            Some("sess"),
+        );
         assert_eq!(argv[3], "/x/p.md");
+        assert_eq!(argv.len(), 4, "plain profiles take no resume option: {argv:?}");
     }
 
     #[test]
@@ -281,16 +406,41 @@ mod tests {
     }
 
     #[test]
-    fn claude_is_error_counts_even_with_subtype_success() {
+    fn claude_expands_agent_and_resume_before_the_prompt() {
         let dir = tempfile::tempdir().unwrap();
-        let log = dir.path().join("out");
-        std::fs::write(&log, "{\"type\":\"system\"}\n{\"type\":\"result\",\"subtype\":\"success\",\"is_error\":true,\"result\":\"Not logged in\"}\n").unwrap();
-        assert!(claude_reported_error(&log).unwrap().contains("Not logged in"));
+        let mut config = config();
+        config.agent.args = vec!["--effort=low".into()];
+        let p = AgentProfile::resolve(Some("claude"), &config, None).unwrap();
+        let ph = Placeholders {
+            prompt_file: Path::new("/x/p.md"),
+            prompt: "- do it",
+            worktree: dir.path(),
+            branch: "gadugi/a",
+            task_id: "a",
+            run_id: "r",
+        };
+        let argv = p.expand(&ph, None);
+        assert_eq!(argv[argv.len() - 3..], ["--effort=low", "--", "- do it"]);
+        assert!(!argv
+            .iter()
+            .any(|a| a.starts_with("--agent") || a.starts_with("--resume")));
+        std::fs::create_dir_all(dir.path().join(".claude/agents")).unwrap();
         std::fs::write(
-            &log,
-            "{\"type\":\"result\",\"subtype\":\"success\",\"is_error\":false}\n",
+            dir.path().join(".claude/agents/WorkflowManager.md"),
+            "---\nname: x\n---\n",
         )
         .unwrap();
-        assert_eq!(claude_reported_error(&log), None);
+        let argv = p.expand(&ph, Some("s-1"));
+        assert_eq!(
+            argv[argv.len() - 5..],
+            [
+                "--effort=low",
+                "--agent=WorkflowManager",
+                "--resume=s-1",
+                "--",
+                "- do it"
+            ]
+        );
+        assert!(p.can_resume());
     }
 }

@@ -12,7 +12,7 @@ use tokio::sync::watch;
 use crate::agent::AgentProfile;
 use crate::config::Config;
 use crate::error::{InputError, InputErrors, EXIT_OK, EXIT_TASKS_FAILED};
-use crate::events::RunStatus;
+use crate::events::{RunStatus, TaskStatus};
 use crate::git::Repo;
 use crate::orchestrator::{branch_name, worktree_path, EventSink, RunRequest};
 use crate::plan::{build_plan, Plan};
@@ -285,10 +285,10 @@ pub fn new_run_id() -> String {
     format!("{}-{salt:04x}", now.format("%Y%m%d-%H%M%S"))
 }
 
-/// The first side effects of a run, shared by every front-end (CLI, language server): the
-/// state directory and an in-repository worktree folder are ignored through
-/// `.git/info/exclude`, and `.gadugi/runs` is created.
-pub fn create_state_dirs(req: &RunRequest) -> Result<()> {
+/// Side effects a new run needs before it starts: `.gadugi/` (and an in-repository
+/// worktree folder) ignored through `.git/info/exclude`, the runs folder created. Shared by
+/// every front-end that starts runs.
+pub fn begin_run(req: &RunRequest) -> Result<()> {
     req.repo.ensure_excluded(&format!("/{STATE_DIR}/"))?;
     if let Ok(rel) = req.config.worktree_dir.strip_prefix(req.repo.root()) {
         req.repo.ensure_excluded(&format!("/{}/", rel.to_string_lossy()))?;
@@ -297,11 +297,17 @@ pub fn create_state_dirs(req: &RunRequest) -> Result<()> {
     Ok(())
 }
 
-/// Creates the state directory (ignored through .git/info/exclude) and runs to the end with
-/// a terminal view. Ctrl-C cancels the run; a second Ctrl-C leaves at once (agents keep
-/// running under their supervisors).
+/// Starts a new run and drives it to the end with a terminal view.
 pub fn execute_with_terminal(req: RunRequest, json: bool) -> Result<RunState> {
-    create_state_dirs(&req)?;
+    begin_run(&req)?;
+    drive_with_terminal(req, None, json)
+}
+
+/// Drives a run (a new one, or `resumed` from its recorded state) holding the repository
+/// lock, with a terminal view. Ctrl-C or SIGTERM cancels the run; a second Ctrl-C leaves at
+/// once (agents keep running under their supervisors; `gadugi resume` picks them up).
+fn drive_with_terminal(req: RunRequest, resumed: Option<RunState>, json: bool) -> Result<RunState> {
+    let _lock = crate::lock::RunLock::acquire(&req.layout, &req.run_id)?;
     let sink: Box<dyn EventSink> = if std::io::stderr().is_terminal() && !json {
         Box::new(crate::progress::LiveProgress::new())
     } else {
@@ -315,20 +321,161 @@ pub fn execute_with_terminal(req: RunRequest, json: bool) -> Result<RunState> {
     let state = runtime.block_on(async move {
         let (cancel_tx, cancel_rx) = watch::channel(false);
         tokio::spawn(async move {
-            if tokio::signal::ctrl_c().await.is_ok() {
-                eprintln!("\ngadugi: cancelling the run (agents get SIGTERM; branches and worktrees are kept). Ctrl-C again to leave now.");
-                let _ = cancel_tx.send(true);
-                if tokio::signal::ctrl_c().await.is_ok() {
-                    eprintln!("gadugi: leaving; running agents finish under their supervisors.");
+            let Ok(mut term) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) else {
+                return;
+            };
+            let mut interrupts = 0;
+            loop {
+                tokio::select! {
+                    _ = tokio::signal::ctrl_c() => interrupts += 1,
+                    _ = term.recv() => interrupts = interrupts.max(1),
+                }
+                if interrupts > 1 {
+                    eprintln!("gadugi: leaving; running agents finish under their supervisors (gadugi resume picks them up).");
                     std::process::exit(130);
                 }
+                eprintln!("\ngadugi: cancelling the run (agents get SIGTERM; branches and worktrees are kept). Ctrl-C again to leave now.");
+                let _ = cancel_tx.send(true);
             }
         });
-        crate::orchestrator::execute(req, vec![sink], cancel_rx).await
+        match resumed {
+            None => crate::orchestrator::execute(req, vec![sink], cancel_rx).await,
+            Some(state) => crate::orchestrator::resume(req, state, vec![sink], cancel_rx).await,
+        }
     })?;
     runtime.shutdown_timeout(Duration::from_millis(100));
     crate::report::write_reports(&layout, &state)?;
     Ok(state)
+}
+
+/// The recorded state of a run, rebuilt from its event log (the source of truth; the
+/// snapshot may lag by one event after a crash).
+fn recorded_state(layout: &Layout, run: Option<String>) -> Result<RunState> {
+    let id = match run {
+        Some(id) => id,
+        None => layout.run_ids().pop().ok_or_else(|| {
+            InputError::new(
+                "no runs yet in this repository",
+                "start one with: gadugi run prompts/*.md",
+            )
+        })?,
+    };
+    let log = std::fs::read_to_string(layout.events_file(&id)).map_err(|_| {
+        InputError::new(
+            format!("no run `{id}` in {}", layout.runs_dir().display()),
+            "see the runs with: ls .gadugi/runs",
+        )
+    })?;
+    RunState::replay(&crate::events::parse_event_log(&log)).ok_or_else(|| {
+        anyhow::anyhow!(
+            "{} does not start with a run_started event",
+            layout.events_file(&id).display()
+        )
+    })
+}
+
+/// `gadugi resume`: takes over a run whose orchestrator is gone.
+pub fn resume(json: bool, run: Option<String>) -> Result<i32> {
+    let repo = open_repo(None)?;
+    let layout = Layout::new(repo.root());
+    let state = recorded_state(&layout, run)?;
+    if state.status != RunStatus::Running {
+        eprintln!("run {} already ended; nothing to resume.", state.run_id);
+        print_result(&state, json)?;
+        return Ok(exit_code(&state));
+    }
+    let req = RunRequest::load(Arc::new(repo), layout, &state.run_id)?;
+    let state = drive_with_terminal(req, Some(state), json)?;
+    print_result(&state, json)?;
+    Ok(exit_code(&state))
+}
+
+/// Sends SIGTERM to the supervisor of a task's latest attempt, if it still runs.
+fn stop_supervisor(layout: &Layout, run_id: &str, task: &crate::state::TaskState) {
+    let dir = layout.attempt_dir(run_id, &task.id, task.attempts.max(1));
+    if let Ok(Some(s)) = crate::fsutil::read_json::<crate::supervisor::SupervisorInfo>(&dir.join("supervisor.json")) {
+        if crate::supervisor::process_is_alive(s.pid, s.start_ticks) {
+            let _ = nix::sys::signal::kill(
+                nix::unistd::Pid::from_raw(s.pid as i32),
+                nix::sys::signal::Signal::SIGTERM,
+            );
+        }
+    }
+}
+
+/// `gadugi cancel [TASK]`: cancels a run or one task, whichever process drives the run.
+/// A cancelled task keeps its branch and worktree.
+pub fn cancel(task: Option<String>, run: Option<String>, json: bool) -> Result<i32> {
+    let repo = open_repo(None)?;
+    let layout = Layout::new(repo.root());
+    let state = recorded_state(&layout, run)?;
+    if state.status != RunStatus::Running {
+        println!(
+            "run {} already ended ({}); nothing to cancel.",
+            state.run_id,
+            crate::report::summary_counts(&state)
+        );
+        return Ok(EXIT_OK);
+    }
+    let run_id = state.run_id.clone();
+    match &task {
+        Some(id) => {
+            let t = state.task(id).ok_or_else(|| {
+                let ids: Vec<&str> = state.tasks.iter().map(|t| t.id.as_str()).collect();
+                InputError::new(
+                    format!("run {run_id} has no task `{id}`"),
+                    format!("use one of: {}", ids.join(", ")),
+                )
+            })?;
+            if t.status.is_final() {
+                println!("task {id} already ended ({}).", t.status.as_str());
+                return Ok(EXIT_OK);
+            }
+            let marker = crate::task_run::cancel_marker(&layout, &run_id, id);
+            std::fs::create_dir_all(marker.parent().unwrap_or(&layout.root))?;
+            std::fs::write(&marker, b"")?;
+            stop_supervisor(&layout, &run_id, t);
+        }
+        None => {
+            std::fs::write(crate::orchestrator::run_cancel_marker(&layout, &run_id), b"")?;
+            for t in state.tasks.iter().filter(|t| t.status == TaskStatus::Running) {
+                stop_supervisor(&layout, &run_id, t);
+            }
+        }
+    }
+    let owner = crate::lock::read_lock(&layout).filter(|l| l.run_id == run_id && l.owner_alive());
+    let Some(owner) = owner else {
+        // Nobody drives the run: record the cancellation ourselves.
+        let req = RunRequest::load(Arc::new(repo), layout, &run_id)?;
+        let state = drive_with_terminal(req, Some(state), json)?;
+        print_result(&state, json)?;
+        return Ok(EXIT_OK);
+    };
+    eprintln!(
+        "cancel requested; the run's orchestrator (pid {}) is stopping it",
+        owner.pid
+    );
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    while std::time::Instant::now() < deadline {
+        let now = recorded_state(&layout, Some(run_id.clone()))?;
+        let done = match &task {
+            Some(id) => now.task(id).is_none_or(|t| t.status.is_final()),
+            None => now.status != RunStatus::Running,
+        };
+        if done {
+            match &task {
+                Some(id) => println!(
+                    "task {id}: {}",
+                    now.task(id).map(|t| t.status.as_str()).unwrap_or("gone")
+                ),
+                None => print_result(&now, json)?,
+            }
+            return Ok(EXIT_OK);
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    println!("the cancellation is still in progress; see `gadugi status`");
+    Ok(EXIT_OK)
 }
 
 fn exit_code(state: &RunState) -> i32 {
@@ -394,8 +541,18 @@ pub fn status(json: bool, run: Option<String>) -> Result<i32> {
         return Ok(EXIT_OK);
     }
     print!("{}", crate::report::terminal_summary(&state, &state.repo_root));
-    if state.status == RunStatus::Running && !crate::supervisor::process_is_alive(state.orchestrator_pid, None) {
-        println!("The orchestrator of this run (pid {}) is gone; agents that were running keep running under their supervisors.", state.orchestrator_pid);
+    if let Some(reason) = &state.circuit_open {
+        println!("Circuit breaker: {reason}; the remaining tasks were skipped.");
+    }
+    if state.status == RunStatus::Running {
+        if let Some(reason) = &state.limit_reason {
+            println!("Running fewer agents at once: {reason}.");
+        }
+        let layout = Layout::new(&state.repo_root);
+        let driven = crate::lock::read_lock(&layout).is_some_and(|l| l.run_id == state.run_id && l.owner_alive());
+        if !driven {
+            println!("No gadugi process drives this run any more (pid {} is gone); agents that were running keep running under their supervisors. Continue it with `gadugi resume`.", state.orchestrator_pid);
+        }
     }
     Ok(EXIT_OK)
 }
@@ -470,6 +627,7 @@ pub fn cleanup_repo(
         None => layout.run_ids(),
     };
     let worktrees = repo.list_worktrees()?;
+    let config = Config::load(repo.root())?;
     let mut removed = 0;
     let mut kept = 0;
     let say = if dry_run { "would remove" } else { "removed" };
@@ -503,6 +661,19 @@ pub fn cleanup_repo(
                     }
                 }
                 if !dry_run {
+                    if let Err(why) =
+                        crate::workspace_setup::teardown_before_removal(&repo, &config, &layout, &state, t)
+                    {
+                        if !force {
+                            println!(
+                                "kept    {}: {why} (fix it and run cleanup again, or --force)",
+                                t.worktree.display()
+                            );
+                            kept += 1;
+                            continue;
+                        }
+                        println!("warning {}: {why}; removing it anyway (--force)", t.worktree.display());
+                    }
                     repo.remove_worktree(&t.worktree)?;
                 }
                 lines.push(format!("{say} {} (branch {} stays)", t.worktree.display(), t.branch));

@@ -4,7 +4,7 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 use crate::error::InputError;
 use crate::plan::ConflictPolicy;
@@ -24,7 +24,7 @@ pub const MAX_KILL_GRACE: Duration = Duration::from_secs(600);
 pub const DEFAULT_BRANCH_PREFIX: &str = "gadugi/";
 
 /// The `[agent]` table: which profile runs tasks by default.
-#[derive(Debug, Clone, Default, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct AgentSection {
     /// Profile name: `claude`, `command`, or a name from `[profiles]`.
@@ -37,7 +37,7 @@ pub struct AgentSection {
 }
 
 /// A user-defined profile in `[profiles.NAME]`.
-#[derive(Debug, Clone, Default, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct ProfileSection {
     /// Command line with placeholders, split like a shell would (no shell runs it).
@@ -56,14 +56,24 @@ struct RawConfig {
     kill_grace: Option<toml::Value>,
     retries: Option<u32>,
     verify: Option<String>,
+    stall_after: Option<toml::Value>,
+    circuit_breaker: Option<u32>,
+    min_available_memory_mb: Option<u64>,
+    max_load: Option<f64>,
+    retry_exit_codes: Option<Vec<i32>>,
+    retry_patterns: Option<Vec<String>>,
+    keep_worktrees: Option<bool>,
     #[serde(default)]
     agent: AgentSection,
     #[serde(default)]
     profiles: BTreeMap<String, ProfileSection>,
+    #[serde(default)]
+    claude: crate::claude::ClaudeSettings,
+    worktree: Option<crate::workspace_setup::WorktreeSection>,
 }
 
 /// The effective configuration of a run.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Config {
     /// Agents running at once.
     pub max_parallel: usize,
@@ -81,13 +91,36 @@ pub struct Config {
     pub kill_grace: Duration,
     /// Default number of retries after a failed attempt.
     pub retries: u32,
+    /// A running task silent for longer than this is reported as stalled (never killed).
+    pub stall_after: Duration,
+    /// After this many attempts in a row fail with the same systemic cause (authentication,
+    /// a missing program), no more tasks start; the rest are skipped with that cause.
+    pub circuit_breaker: u32,
+    /// No agent starts while less memory than this is available (MiB); the run goes one at
+    /// a time until it clears.
+    pub min_available_memory_mb: u64,
+    /// No agent starts while the 1-minute load average is above this; the run goes one at
+    /// a time until it clears. Default: 8 × the number of cores (a machine that busy is
+    /// overloaded; agents that merely wait on a model API add little load).
+    pub max_load: f64,
+    /// Exit codes that mean "try again" for this repository's agents.
+    pub retry_exit_codes: Vec<i32>,
+    /// Output substrings (stdout or stderr) that mean "try again".
+    pub retry_patterns: Vec<String>,
+    /// Keep the worktrees of succeeded tasks after a run (default: removed; branches stay).
+    pub keep_worktrees: bool,
     /// Default verify command.
     pub verify: Option<String>,
     /// The `[agent]` table.
     pub agent: AgentSection,
     /// User-defined profiles.
     pub profiles: BTreeMap<String, ProfileSection>,
+    /// The `[claude]` table: options of the `claude` profile.
+    pub claude: crate::claude::ClaudeSettings,
+    /// The `[worktree]` table and `.worktreeinclude`: local files, setup, caches, ports.
+    pub worktree: crate::workspace_setup::WorktreeConfig,
     /// Path and text of the file this came from, to point errors at their line.
+    #[serde(skip)]
     source: Option<(PathBuf, String)>,
 }
 
@@ -107,15 +140,31 @@ impl Config {
             timeout: DEFAULT_TIMEOUT,
             kill_grace: DEFAULT_KILL_GRACE,
             retries: 0,
+            stall_after: Duration::from_secs(600),
+            circuit_breaker: 3,
+            min_available_memory_mb: 512,
+            max_load: 8.0 * std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2) as f64,
+            retry_exit_codes: vec![],
+            retry_patterns: vec![],
+            keep_worktrees: false,
             verify: None,
             agent: AgentSection::default(),
             profiles: BTreeMap::new(),
+            claude: crate::claude::ClaudeSettings::default(),
+            worktree: Default::default(),
             source: None,
         }
     }
 
-    /// Reads `gadugi.toml` at `root` when it exists; defaults otherwise.
+    /// Reads `gadugi.toml` at `root` when it exists (defaults otherwise), and the
+    /// `.worktreeinclude` file next to it.
     pub fn load(root: &Path) -> Result<Config, InputError> {
+        let mut config = Config::load_file(root)?;
+        config.worktree.read_include_file(root)?;
+        Ok(config)
+    }
+
+    fn load_file(root: &Path) -> Result<Config, InputError> {
         let path = root.join(CONFIG_FILE);
         let text = match std::fs::read(&path) {
             Ok(bytes) => String::from_utf8(bytes)
@@ -195,12 +244,68 @@ impl Config {
                 )
             })?;
         }
+        if let Some(v) = raw.stall_after {
+            config.stall_after = duration_value(&v).ok_or_else(|| {
+                InputError::at(
+                    path,
+                    line_of("stall_after"),
+                    "stall_after must be a positive duration",
+                    "for example: stall_after = \"10m\"",
+                )
+            })?;
+        }
+        if let Some(k) = raw.circuit_breaker {
+            if k == 0 {
+                return Err(InputError::at(
+                    path,
+                    line_of("circuit_breaker"),
+                    "circuit_breaker must be at least 1",
+                    "for example: circuit_breaker = 3",
+                ));
+            }
+            config.circuit_breaker = k;
+        }
+        if let Some(m) = raw.min_available_memory_mb {
+            config.min_available_memory_mb = m;
+        }
+        if let Some(l) = raw.max_load {
+            if !(l > 0.0 && l.is_finite()) {
+                return Err(InputError::at(
+                    path,
+                    line_of("max_load"),
+                    "max_load must be a positive number",
+                    "for example: max_load = 8.0",
+                ));
+            }
+            config.max_load = l;
+        }
+        if let Some(codes) = raw.retry_exit_codes {
+            config.retry_exit_codes = codes;
+        }
+        if let Some(p) = raw.retry_patterns {
+            config.retry_patterns = p.into_iter().filter(|p| !p.is_empty()).collect();
+        }
+        if let Some(k) = raw.keep_worktrees {
+            config.keep_worktrees = k;
+        }
         if let Some(r) = raw.retries {
             config.retries = r;
         }
         config.verify = raw.verify.filter(|v| !v.trim().is_empty());
         config.agent = raw.agent;
         config.profiles = raw.profiles;
+        if let Err((key, e)) = raw.claude.validate() {
+            return Err(InputError::at(
+                path,
+                find_key_line_in(text, Some("claude"), key),
+                e.problem,
+                e.fix,
+            ));
+        }
+        config.claude = raw.claude;
+        if let Some(section) = raw.worktree {
+            config.worktree = crate::workspace_setup::WorktreeConfig::from_section(root, path, text, section)?;
+        }
         config.source = Some((path.to_path_buf(), text.to_string()));
         Ok(config)
     }
@@ -220,7 +325,7 @@ impl Config {
 }
 
 /// 1-based line of `key = ...` inside `[section]` (or before any section when `None`).
-fn find_key_line_in(text: &str, section: Option<&str>, key: &str) -> Option<usize> {
+pub(crate) fn find_key_line_in(text: &str, section: Option<&str>, key: &str) -> Option<usize> {
     let mut current: Option<String> = None;
     for (i, line) in text.lines().enumerate() {
         let l = line.trim();

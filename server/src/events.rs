@@ -58,6 +58,8 @@ pub enum RunStatus {
 pub enum TaskPhase {
     /// Creating its worktree and branch, merging its dependencies' branches.
     Preparing,
+    /// Making the new worktree ready: local files, caches, port block, setup commands.
+    Setup,
     /// The agent runs.
     Agent,
     /// Committing what the agent left uncommitted.
@@ -105,6 +107,23 @@ pub enum Event {
         task: String,
         start_commit: String,
     },
+    /// The worktree got its local files, cache folders, port block and setup commands, and
+    /// the agent can start.
+    WorkspaceReady {
+        task: String,
+        /// Local files copied into the worktree (relative paths; a long list is cut short).
+        copied: Vec<String>,
+        /// Matched files not copied, each with the reason.
+        skipped: Vec<String>,
+        /// What happened to each cache folder.
+        caches: Vec<String>,
+        /// First port of the task's block (`GADUGI_PORT`), when ports are on.
+        port: Option<u16>,
+        /// Ports in the block (`GADUGI_PORT_COUNT`).
+        port_count: u16,
+        /// How long the whole preparation took.
+        seconds: f64,
+    },
     AgentStarted {
         task: String,
         attempt: u32,
@@ -120,12 +139,42 @@ pub enum Event {
     Heartbeat {
         task: String,
     },
+    /// The agent printed nothing for `silent_seconds` (reported, never killed for it).
+    TaskStalled {
+        task: String,
+        silent_seconds: u64,
+    },
+    /// A new orchestrator process took over the run.
+    RunResumed {
+        orchestrator_pid: u32,
+    },
+    /// How many agents may start at once now, and why it is below the maximum.
+    ParallelismLimited {
+        limit: usize,
+        reason: Option<String>,
+    },
+    /// Too many attempts in a row failed with the same systemic cause: no more tasks start.
+    CircuitOpened {
+        cause: String,
+        attempts: u32,
+    },
+    /// The worktree of a succeeded task was removed at the end of the run (its branch stays).
+    WorktreeRemoved {
+        task: String,
+    },
     /// An attempt failed and another one follows after `retry_in_ms`.
     AttemptFailed {
         task: String,
         attempt: u32,
         error: String,
         retry_in_ms: u64,
+    },
+    /// What the agent reported about an attempt on its machine output (session, model,
+    /// turns, cost, tokens, denied tool uses, error and its class), once the attempt ended.
+    AgentReported {
+        task: String,
+        attempt: u32,
+        report: Box<crate::agent::AgentReport>,
     },
     /// Uncommitted changes the agent left were committed on its branch.
     LeftoversCommitted {

@@ -229,6 +229,28 @@ impl Repo {
         self.git(&self.root, &args).map(drop)
     }
 
+    /// Creates a worktree at `path` for the EXISTING branch `branch` (resuming a task whose
+    /// branch was created before a crash). Fails if `path` exists.
+    pub fn add_worktree_for_branch(&self, path: &Path, branch: &str) -> anyhow::Result<()> {
+        if !self.branch_exists(branch)? {
+            bail!("branch {branch} does not exist");
+        }
+        let path = std::path::absolute(path)?;
+        if path.symlink_metadata().is_ok() {
+            bail!("{} already exists", path.display());
+        }
+        // Metadata of a worktree that vanished in the crash would make git refuse.
+        self.prune_worktrees()?;
+        let args = [
+            OsString::from("worktree"),
+            "add".into(),
+            "-q".into(),
+            path.into_os_string(),
+            branch.into(),
+        ];
+        self.git(&self.root, &args).map(drop)
+    }
+
     /// In worktree `wt`, merge each of `branches` in order with a merge commit.
     ///
     /// On a conflict the merge is aborted (the worktree is left as it was before that
@@ -373,6 +395,31 @@ impl Repo {
             }
         }
         Ok(worktrees.into_iter().skip(1).collect())
+    }
+
+    /// Untracked files and folders of the main checkout that git ignores (`.gitignore`,
+    /// `info/exclude`, the global excludes file), relative and `/`-separated. A folder whose
+    /// whole content is ignored is one entry ending in `/`, so `node_modules/` is listed
+    /// without its files. Tracked files are never listed.
+    pub fn ignored_paths(&self) -> anyhow::Result<Vec<String>> {
+        let args = [
+            "ls-files",
+            "-z",
+            "--others",
+            "--ignored",
+            "--exclude-standard",
+            "--directory",
+        ];
+        let out = self.git(&self.root, &args)?;
+        Ok(out.split_terminator('\0').map(str::to_string).collect())
+    }
+
+    /// Untracked files and folders of the main checkout that git does not ignore, listed
+    /// like [`Repo::ignored_paths`].
+    pub fn untracked_paths(&self) -> anyhow::Result<Vec<String>> {
+        let args = ["ls-files", "-z", "--others", "--exclude-standard", "--directory"];
+        let out = self.git(&self.root, &args)?;
+        Ok(out.split_terminator('\0').map(str::to_string).collect())
     }
 
     /// A fresh libgit2 handle (`git2::Repository` is not `Sync`).

@@ -3,6 +3,7 @@
 //! See ARCHITECTURE.md at the repository root for the bird's-eye view.
 
 mod agent;
+mod claude;
 mod cli;
 mod config;
 mod demo;
@@ -11,14 +12,20 @@ mod events;
 mod fsutil;
 mod git;
 mod lsp;
+mod init;
+mod lock;
 mod orchestrator;
 mod plan;
+mod ports;
+mod profiles;
 mod progress;
 mod report;
 mod scheduler;
 mod state;
 mod supervisor;
 mod task;
+mod task_run;
+mod workspace_setup;
 
 use std::path::PathBuf;
 
@@ -78,6 +85,24 @@ enum Command {
         #[arg(required = true, value_name = "FILES")]
         files: Vec<PathBuf>,
     },
+    /// Take over a run whose orchestrator is gone (crash, kill, reload): running agents are
+    /// re-attached, finished ones collected, queued tasks started.
+    Resume {
+        /// Print one JSON summary on stdout at the end (progress goes to stderr).
+        #[arg(long)]
+        json: bool,
+        #[arg(long, value_name = "ID")]
+        run: Option<String>,
+    },
+    /// Cancel the latest run (or --run ID), or one of its tasks. Branches and worktrees stay.
+    Cancel {
+        /// Task id; without it the whole run is cancelled.
+        task: Option<String>,
+        #[arg(long, value_name = "ID")]
+        run: Option<String>,
+        #[arg(long)]
+        json: bool,
+    },
     /// Show the state of the latest run (or --run ID).
     Status {
         #[arg(long)]
@@ -131,6 +156,25 @@ enum Command {
         #[arg(long, required = true)]
         stdio: bool,
     },
+    /// List the agent profiles, whether each program is installed, and its version.
+    Agents {
+        /// Print the list as JSON.
+        #[arg(long)]
+        json: bool,
+        /// Repository whose gadugi.toml adds profiles [default: the current one, if any].
+        #[arg(long, value_name = "DIR")]
+        repo: Option<PathBuf>,
+    },
+    /// Write the WorkflowManager agent (.claude/agents/WorkflowManager.md) and the
+    /// /orchestrate command (.claude/commands/orchestrate.md) for Claude Code.
+    Init {
+        /// Repository [default: the one containing the current directory].
+        #[arg(long, value_name = "DIR")]
+        repo: Option<PathBuf>,
+        /// Replace the files when they exist.
+        #[arg(long)]
+        force: bool,
+    },
     /// Internal: supervise one agent attempt (see supervisor.rs).
     #[command(name = "__supervise", hide = true)]
     Supervise { launch: PathBuf },
@@ -160,6 +204,8 @@ fn main() {
         Command::Run { args, repo, files } => cli::run(args, repo, files),
         Command::Plan { json, repo, files } => cli::plan(json, repo, files),
         Command::Status { json, run } => cli::status(json, run),
+        Command::Resume { json, run } => cli::resume(json, run),
+        Command::Cancel { task, run, json } => cli::cancel(task, run, json),
         Command::Logs {
             task,
             follow,
@@ -177,6 +223,8 @@ fn main() {
             max_parallel,
             json,
         } => demo::demo(dir, max_parallel, json),
+        Command::Agents { json, repo } => profiles::agents(json, repo),
+        Command::Init { repo, force } => init::init(repo, force),
     };
     std::process::exit(match result {
         Ok(code) => code,

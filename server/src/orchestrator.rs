@@ -1,25 +1,27 @@
-//! The run loop: takes a checked plan, prepares one worktree per task, starts agents through
-//! supervisors under the concurrency limit in ready-queue order, and emits every step as an
-//! [`Event`]. Front-ends (CLI, language server) only watch the events.
+//! The run loop: takes a checked plan, starts tasks under the concurrency limit in
+//! ready-queue order (see `task_run.rs` for the life of one task), applies the circuit
+//! breaker and resource limits, and publishes every step as an [`Event`]. Front-ends (CLI,
+//! language server) only watch the events. A run can be resumed by a later process: the
+//! request is saved as `run.json`, the state is the event log.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
 use chrono::Utc;
+use serde::{Deserialize, Serialize};
 use tokio::sync::{mpsc, watch};
 use tokio::task::JoinSet;
 
-use crate::agent::{AgentProfile, Placeholders};
+use crate::agent::{AgentProfile, FailureClass};
 use crate::config::Config;
-use crate::events::{ConflictInfo, Event, EventRecord, RunStatus, TaskInit, TaskPhase, TaskStatus};
-use crate::fsutil::write_json_atomic;
-use crate::git::{MergeError, Repo};
+use crate::events::{ConflictInfo, Event, EventRecord, RunStatus, TaskInit, TaskStatus};
+use crate::git::Repo;
 use crate::plan::Plan;
 use crate::scheduler::{Scheduler, Slot};
 use crate::state::{Layout, RunState, StateWriter};
-use crate::supervisor::{AgentExit, AgentStarted, LaunchSpec};
+use crate::task_run::{run_task, Resume};
 
 /// A view of the event stream (terminal progress, the language server, ...).
 pub trait EventSink: Send {
@@ -42,28 +44,88 @@ pub struct RunRequest {
     pub max_parallel: usize,
 }
 
+/// `run.json`: the request without the repository handle, so that a later process can
+/// resume the run with exactly the plan, profiles and settings it started with.
+#[derive(Serialize, Deserialize)]
+struct SavedRequest {
+    config: Config,
+    plan: Plan,
+    profiles: Vec<AgentProfile>,
+    run_id: String,
+    base_commit: String,
+    base_branch: Option<String>,
+    max_parallel: usize,
+}
+
+impl RunRequest {
+    fn saved_path(&self) -> PathBuf {
+        self.layout.run_dir(&self.run_id).join("run.json")
+    }
+
+    /// Writes `run.json`.
+    pub fn save(&self) -> Result<()> {
+        let saved = SavedRequest {
+            config: self.config.clone(),
+            plan: self.plan.clone(),
+            profiles: self.profiles.clone(),
+            run_id: self.run_id.clone(),
+            base_commit: self.base_commit.clone(),
+            base_branch: self.base_branch.clone(),
+            max_parallel: self.max_parallel,
+        };
+        std::fs::create_dir_all(self.layout.run_dir(&self.run_id))?;
+        crate::fsutil::write_json_atomic(&self.saved_path(), &saved)
+    }
+
+    /// Reads the request a run was started with.
+    pub fn load(repo: Arc<Repo>, layout: Layout, run_id: &str) -> Result<RunRequest> {
+        let path = layout.run_dir(run_id).join("run.json");
+        let s: SavedRequest = crate::fsutil::read_json(&path)?
+            .with_context(|| format!("{} is missing; this run cannot be resumed", path.display()))?;
+        Ok(RunRequest {
+            repo,
+            layout,
+            config: s.config,
+            plan: s.plan,
+            profiles: s.profiles,
+            run_id: s.run_id,
+            base_commit: s.base_commit,
+            base_branch: s.base_branch,
+            max_parallel: s.max_parallel,
+        })
+    }
+}
+
 /// What a task future reports to the run loop.
-enum TaskMsg {
+pub(crate) enum TaskMsg {
     Event(Event),
-    Done { index: usize, outcome: Slot },
+    /// An attempt ended (`class` is None on success): feeds the circuit breaker.
+    AttemptEnded {
+        class: Option<FailureClass>,
+        cause: String,
+    },
+    Done {
+        index: usize,
+        status: TaskStatus,
+    },
 }
 
 /// Shared, read-only context of the task futures.
-struct Ctx {
-    req: RunRequest,
-    exe: PathBuf,
-    cancel: watch::Receiver<bool>,
+pub(crate) struct Ctx {
+    pub req: RunRequest,
+    pub exe: PathBuf,
+    pub cancel: watch::Receiver<bool>,
     /// `git worktree add` reads every other worktree's metadata while it writes its own;
     /// two at once fail with "failed to read .git/worktrees/X/commondir". Serialized.
-    worktree_lock: Arc<std::sync::Mutex<()>>,
+    pub worktree_lock: Arc<std::sync::Mutex<()>>,
 }
 
 impl Ctx {
-    fn branch(&self, i: usize) -> String {
-        format!("{}{}", self.req.config.branch_prefix, self.req.plan.tasks[i].spec.id)
+    pub fn branch(&self, i: usize) -> String {
+        branch_name(&self.req.config, &self.req.plan.tasks[i].spec.id)
     }
-    fn worktree(&self, i: usize) -> PathBuf {
-        self.req.config.worktree_dir.join(&self.req.plan.tasks[i].spec.id)
+    pub fn worktree(&self, i: usize) -> PathBuf {
+        worktree_path(&self.req.config, &self.req.plan.tasks[i].spec.id)
     }
 }
 
@@ -77,15 +139,22 @@ pub fn worktree_path(config: &Config, task_id: &str) -> PathBuf {
     config.worktree_dir.join(task_id)
 }
 
-/// Runs the plan to the end (or until `cancel` turns true) and returns the final state.
-pub async fn execute(
-    req: RunRequest,
-    sinks: Vec<Box<dyn EventSink>>,
-    cancel: watch::Receiver<bool>,
-) -> Result<RunState> {
-    let exe = std::env::current_exe().context("locating the gadugi executable")?;
+/// A final `TaskFinished` event carrying only an error.
+pub(crate) fn finished_event(task: &str, status: TaskStatus, error: String) -> Event {
+    Event::TaskFinished {
+        task: task.to_string(),
+        status,
+        exit_code: None,
+        signal: None,
+        commits: 0,
+        files_changed: vec![],
+        error: Some(error),
+    }
+}
+
+fn run_started(req: &RunRequest) -> Event {
     let ids: Vec<&str> = req.plan.tasks.iter().map(|t| t.spec.id.as_str()).collect();
-    let start = Event::RunStarted {
+    Event::RunStarted {
         run_id: req.run_id.clone(),
         repo_root: req.repo.root().to_path_buf(),
         base_commit: req.base_commit.clone(),
@@ -115,13 +184,21 @@ pub async fn execute(
             .iter()
             .map(|c| ConflictInfo::from_plan(c, &ids))
             .collect(),
-    };
+    }
+}
+
+/// Runs a new plan to the end (or until `cancel` turns true) and returns the final state.
+pub async fn execute(
+    req: RunRequest,
+    sinks: Vec<Box<dyn EventSink>>,
+    cancel: watch::Receiver<bool>,
+) -> Result<RunState> {
+    req.save()?;
     let rec = EventRecord {
         ts: Utc::now(),
-        event: start,
+        event: run_started(&req),
     };
     let state = RunState::from_start(&rec).context("run start")?;
-    std::fs::create_dir_all(req.layout.run_dir(&req.run_id))?;
     let writer = StateWriter::open(req.layout.clone(), &req.run_id)?;
     let mut out = Emitter {
         state,
@@ -130,9 +207,133 @@ pub async fn execute(
         unsaved: false,
     };
     out.publish(rec)?;
+    run_loop(req, out, cancel).await
+}
 
+/// Continues a run whose orchestrator is gone: running agents are re-attached (never
+/// restarted), finished attempts are collected, queued tasks start.
+pub async fn resume(
+    req: RunRequest,
+    state: RunState,
+    sinks: Vec<Box<dyn EventSink>>,
+    cancel: watch::Receiver<bool>,
+) -> Result<RunState> {
+    let writer = StateWriter::open(req.layout.clone(), &req.run_id)?;
+    let mut out = Emitter {
+        state,
+        writer,
+        sinks,
+        unsaved: false,
+    };
+    out.emit(Event::RunResumed {
+        orchestrator_pid: std::process::id(),
+    })?;
+    run_loop(req, out, cancel).await
+}
+
+/// How many agents may start now, and why fewer than asked.
+struct Limiter {
+    max: usize,
+    systemic_streak: Vec<String>,
+    breaker: u32,
+    min_memory_mb: u64,
+    max_load: f64,
+    system: sysinfo::System,
+    sampled: Option<(Instant, Option<String>)>,
+    current: Option<(usize, Option<String>)>,
+}
+
+impl Limiter {
+    /// Resource pressure, sampled at most once a second.
+    fn pressure(&mut self) -> Option<String> {
+        if let Some((at, reason)) = &self.sampled {
+            if at.elapsed() < Duration::from_secs(1) {
+                return reason.clone();
+            }
+        }
+        self.system.refresh_memory();
+        let available = self.system.available_memory() / (1024 * 1024);
+        let load = sysinfo::System::load_average().one;
+        let reason = if available < self.min_memory_mb {
+            Some(format!(
+                "available memory {available} MiB is under min_available_memory_mb = {}",
+                self.min_memory_mb
+            ))
+        } else if load > self.max_load {
+            Some(format!(
+                "load average {load:.1} is over max_load = {:.1}",
+                self.max_load
+            ))
+        } else {
+            None
+        };
+        self.sampled = Some((Instant::now(), reason.clone()));
+        reason
+    }
+
+    /// The limit now, with the reason when it is below the maximum.
+    fn limit(&mut self) -> (usize, Option<String>) {
+        if let Some(cause) = self.systemic_streak.last() {
+            return (
+                1,
+                Some(format!(
+                    "an attempt failed ({cause}); starting one task at a time until one succeeds"
+                )),
+            );
+        }
+        match self.pressure() {
+            Some(reason) => (1, Some(format!("{reason}; starting one task at a time"))),
+            None => (self.max, None),
+        }
+    }
+
+    /// Records an attempt's end; returns the cause when the circuit breaker trips.
+    fn attempt_ended(&mut self, class: Option<FailureClass>, cause: String) -> Option<String> {
+        match class {
+            None => self.systemic_streak.clear(),
+            Some(FailureClass::Systemic) => {
+                if self.systemic_streak.last().is_some_and(|c| *c != cause) {
+                    self.systemic_streak.clear();
+                }
+                self.systemic_streak.push(cause.clone());
+                if self.systemic_streak.len() >= self.breaker as usize {
+                    return Some(cause);
+                }
+            }
+            Some(_) => {}
+        }
+        None
+    }
+}
+
+async fn run_loop(req: RunRequest, mut out: Emitter, cancel: watch::Receiver<bool>) -> Result<RunState> {
+    let exe = std::env::current_exe().context("locating the gadugi executable")?;
     let mut scheduler = Scheduler::new(&req.plan);
-    let max_parallel = req.max_parallel.max(1);
+    let mut adopt = vec![];
+    for (i, t) in out.state.tasks.iter().enumerate() {
+        let slot = match t.status {
+            TaskStatus::Queued => continue,
+            TaskStatus::Running => {
+                adopt.push(i);
+                Slot::Running
+            }
+            TaskStatus::Succeeded => Slot::Succeeded,
+            TaskStatus::Failed => Slot::Failed,
+            TaskStatus::Skipped => Slot::Skipped,
+            TaskStatus::Cancelled => Slot::Cancelled,
+        };
+        scheduler.restore(i, slot);
+    }
+    let mut limiter = Limiter {
+        max: req.max_parallel.max(1),
+        systemic_streak: vec![],
+        breaker: req.config.circuit_breaker.max(1),
+        min_memory_mb: req.config.min_available_memory_mb,
+        max_load: req.config.max_load,
+        system: sysinfo::System::new(),
+        sampled: None,
+        current: None,
+    };
     let ctx = Arc::new(Ctx {
         req,
         exe,
@@ -141,22 +342,39 @@ pub async fn execute(
     });
     let (tx, mut rx) = mpsc::unbounded_channel::<TaskMsg>();
     let mut tasks = JoinSet::new();
+    for i in adopt {
+        let start_commit = out.state.tasks[i].start_commit.clone();
+        let (ctx, tx) = (ctx.clone(), tx.clone());
+        tasks.spawn(async move {
+            let status = run_task(&ctx, i, vec![], String::new(), Some(Resume { start_commit }), &tx).await;
+            let _ = tx.send(TaskMsg::Done { index: i, status });
+            if status == TaskStatus::Succeeded {
+                release_worktree(&ctx, i, &tx).await;
+            }
+        });
+    }
     let mut cancel_rx = cancel;
     let mut cancelled = *cancel_rx.borrow();
     let mut watching_cancel = true;
-    let mut snapshot_tick = tokio::time::interval(Duration::from_secs(2));
+    let mut breaker_open = false;
+    let mut tick = tokio::time::interval(Duration::from_secs(1));
     loop {
+        cancelled = cancelled || run_cancel_marker(&ctx.req.layout, &ctx.req.run_id).exists();
         if cancelled {
             for i in scheduler.cancel_waiting() {
                 out.emit(finished_event(
                     &ctx.req.plan.tasks[i].spec.id,
                     TaskStatus::Cancelled,
-                    "cancelled before it started".into(),
+                    "the run was cancelled before this task started".into(),
                 ))?;
             }
-        } else {
-            let free = max_parallel - scheduler.running();
-            for i in scheduler.take_ready(free) {
+        } else if !breaker_open {
+            let (limit, reason) = limiter.limit();
+            if limiter.current.as_ref() != Some(&(limit, reason.clone())) {
+                limiter.current = Some((limit, reason.clone()));
+                out.emit(Event::ParallelismLimited { limit, reason })?;
+            }
+            for i in scheduler.take_ready(limit.saturating_sub(scheduler.running())) {
                 let merge_from: Vec<String> = ctx.req.plan.tasks[i]
                     .deps
                     .iter()
@@ -167,8 +385,11 @@ pub async fn execute(
                 let context = dependency_context(&ctx, &out.state, i);
                 let (ctx, tx) = (ctx.clone(), tx.clone());
                 tasks.spawn(async move {
-                    let outcome = run_task(&ctx, i, merge_from, context, &tx).await;
-                    let _ = tx.send(TaskMsg::Done { index: i, outcome });
+                    let status = run_task(&ctx, i, merge_from, context, None, &tx).await;
+                    let _ = tx.send(TaskMsg::Done { index: i, status });
+                    if status == TaskStatus::Succeeded {
+                        release_worktree(&ctx, i, &tx).await;
+                    }
                 });
             }
         }
@@ -178,9 +399,32 @@ pub async fn execute(
         tokio::select! {
             Some(msg) = rx.recv() => match msg {
                 TaskMsg::Event(e) => out.emit(e)?,
-                TaskMsg::Done { index, outcome } => {
-                    for skip in scheduler.finish(index, outcome) {
-                        out.emit(Event::TaskSkipped { task: ctx.req.plan.tasks[skip.task].spec.id.clone(), reason: skip.reason })?;
+                TaskMsg::AttemptEnded { class, cause } => {
+                    if let Some(cause) = limiter.attempt_ended(class, cause) {
+                        if !breaker_open {
+                            breaker_open = true;
+                            let attempts = limiter.systemic_streak.len() as u32;
+                            out.emit(Event::CircuitOpened { cause: cause.clone(), attempts })?;
+                            for skip in scheduler.skip_waiting() {
+                                out.emit(Event::TaskSkipped {
+                                    task: ctx.req.plan.tasks[skip].spec.id.clone(),
+                                    reason: format!("circuit breaker: {attempts} attempts in a row failed with: {cause}"),
+                                })?;
+                            }
+                        }
+                    }
+                }
+                TaskMsg::Done { index, status } => {
+                    let slot = match status {
+                        TaskStatus::Succeeded => Slot::Succeeded,
+                        TaskStatus::Cancelled => Slot::Cancelled,
+                        _ => Slot::Failed,
+                    };
+                    for skip in scheduler.finish(index, slot) {
+                        out.emit(Event::TaskSkipped {
+                            task: ctx.req.plan.tasks[skip.task].spec.id.clone(),
+                            reason: skip.reason,
+                        })?;
                     }
                 }
             },
@@ -194,8 +438,17 @@ pub async fn execute(
                 // The sender is gone: nobody can cancel any more.
                 Err(_) => watching_cancel = false,
             },
-            _ = snapshot_tick.tick() => out.save_if_needed()?,
+            _ = tick.tick() => out.save_if_needed()?,
         }
+    }
+    // Events sent by task futures after their Done (worktree removals) are still queued.
+    while let Ok(msg) = rx.try_recv() {
+        if let TaskMsg::Event(e) = msg {
+            out.emit(e)?;
+        }
+    }
+    if !ctx.req.config.keep_worktrees {
+        remove_succeeded_worktrees(&ctx, &mut out).await?;
     }
     let status = if cancelled {
         RunStatus::Cancelled
@@ -206,6 +459,88 @@ pub async fn execute(
     };
     out.emit(Event::RunFinished { status })?;
     Ok(out.state)
+}
+
+/// Marker file `gadugi cancel` writes to cancel a whole run, whichever process drives it.
+pub fn run_cancel_marker(layout: &Layout, run_id: &str) -> PathBuf {
+    layout.run_dir(run_id).join("cancel")
+}
+
+/// Removes a succeeded task's worktree as soon as the task is done (its branch stays),
+/// unless `keep_worktrees` or it holds uncommitted changes. The folder is deleted directly
+/// and git's metadata pruned once at the end of the run: `git worktree remove` per task
+/// would serialize on git and add tens of milliseconds per task to the end of every run.
+async fn release_worktree(ctx: &Arc<Ctx>, i: usize, tx: &mpsc::UnboundedSender<TaskMsg>) {
+    if ctx.req.config.keep_worktrees {
+        return;
+    }
+    let (repo, wt) = (ctx.req.repo.clone(), ctx.worktree(i));
+    let removed = tokio::task::spawn_blocking(move || delete_clean_worktree(&repo, &wt)).await;
+    match removed {
+        Ok(Ok(true)) => {
+            let _ = tx.send(TaskMsg::Event(Event::WorktreeRemoved {
+                task: ctx.req.plan.tasks[i].spec.id.clone(),
+            }));
+        }
+        Ok(Ok(false)) => {}
+        Ok(Err(e)) => tracing::warn!("keeping the worktree {}: {e:#}", ctx.worktree(i).display()),
+        Err(e) => tracing::warn!("keeping the worktree {}: {e}", ctx.worktree(i).display()),
+    }
+}
+
+/// Deletes a worktree folder that has no uncommitted changes; false when it has some.
+fn delete_clean_worktree(repo: &Repo, wt: &std::path::Path) -> Result<bool> {
+    if !wt.is_dir() || repo.is_dirty(wt)? {
+        return Ok(false);
+    }
+    std::fs::remove_dir_all(wt).with_context(|| format!("removing {}", wt.display()))?;
+    Ok(true)
+}
+
+/// End of a run: removes what `release_worktree` did not get to (tasks that succeeded before
+/// a restart) and prunes git's metadata of every deleted worktree.
+async fn remove_succeeded_worktrees(ctx: &Arc<Ctx>, out: &mut Emitter) -> Result<()> {
+    for (i, t) in ctx.req.plan.tasks.iter().enumerate() {
+        let succeeded = out.state.task(&t.spec.id).map(|s| s.status) == Some(TaskStatus::Succeeded);
+        if !succeeded || !ctx.worktree(i).is_dir() {
+            continue;
+        }
+        let (repo, wt) = (ctx.req.repo.clone(), ctx.worktree(i));
+        match tokio::task::spawn_blocking(move || delete_clean_worktree(&repo, &wt)).await? {
+            Ok(true) => out.emit(Event::WorktreeRemoved {
+                task: t.spec.id.clone(),
+            })?,
+            Ok(false) => {}
+            Err(e) => tracing::warn!("keeping the worktree of {}: {e:#}", t.spec.id),
+        }
+    }
+    let repo = ctx.req.repo.clone();
+    tokio::task::spawn_blocking(move || repo.prune_worktrees()).await??;
+    Ok(())
+}
+
+/// What the task's dependencies produced, for its generated prompt.
+fn dependency_context(ctx: &Ctx, state: &RunState, i: usize) -> String {
+    let t = &ctx.req.plan.tasks[i];
+    let mut out = String::new();
+    for &d in t.deps.iter().chain(&t.after) {
+        let Some(dep) = state.task(&ctx.req.plan.tasks[d].spec.id) else {
+            continue;
+        };
+        if dep.status != TaskStatus::Succeeded {
+            continue;
+        }
+        let files = if dep.files_changed.is_empty() {
+            "no files".to_string()
+        } else {
+            dep.files_changed.join(", ")
+        };
+        out.push_str(&format!(
+            "- `{}` ({}), branch `{}`: {} commit(s), changed {}\n",
+            dep.id, dep.title, dep.branch, dep.commits, files
+        ));
+    }
+    out
 }
 
 /// Applies events to the run state, persists them and hands them to the views, in that
@@ -241,502 +576,4 @@ impl Emitter {
         }
         Ok(())
     }
-}
-
-fn finished_event(task: &str, status: TaskStatus, error: String) -> Event {
-    Event::TaskFinished {
-        task: task.to_string(),
-        status,
-        exit_code: None,
-        signal: None,
-        commits: 0,
-        files_changed: vec![],
-        error: Some(error),
-    }
-}
-
-/// What the task's dependencies produced, for its generated prompt.
-fn dependency_context(ctx: &Ctx, state: &RunState, i: usize) -> String {
-    let t = &ctx.req.plan.tasks[i];
-    let mut out = String::new();
-    for &d in t.deps.iter().chain(&t.after) {
-        let Some(dep) = state.task(&ctx.req.plan.tasks[d].spec.id) else {
-            continue;
-        };
-        if dep.status != TaskStatus::Succeeded {
-            continue;
-        }
-        let files = if dep.files_changed.is_empty() {
-            "no files".to_string()
-        } else {
-            dep.files_changed.join(", ")
-        };
-        out.push_str(&format!(
-            "- `{}` ({}), branch `{}`: {} commit(s), changed {}\n",
-            dep.id, dep.title, dep.branch, dep.commits, files
-        ));
-    }
-    out
-}
-
-fn send(tx: &mpsc::UnboundedSender<TaskMsg>, e: Event) {
-    let _ = tx.send(TaskMsg::Event(e));
-}
-
-/// One task from worktree to final status.
-async fn run_task(
-    ctx: &Arc<Ctx>,
-    i: usize,
-    merge_from: Vec<String>,
-    dep_context: String,
-    tx: &mpsc::UnboundedSender<TaskMsg>,
-) -> Slot {
-    let id = ctx.req.plan.tasks[i].spec.id.clone();
-    let fail = |status: TaskStatus, error: String| {
-        send(tx, finished_event(&id, status, error));
-        if status == TaskStatus::Cancelled {
-            Slot::Cancelled
-        } else {
-            Slot::Failed
-        }
-    };
-    send(
-        tx,
-        Event::TaskPhase {
-            task: id.clone(),
-            phase: TaskPhase::Preparing,
-        },
-    );
-    let start_commit = match prepare_worktree(ctx, i, &merge_from).await {
-        Ok(c) => c,
-        Err(e) => return fail(TaskStatus::Failed, e),
-    };
-    send(
-        tx,
-        Event::TaskPrepared {
-            task: id.clone(),
-            start_commit: start_commit.clone(),
-        },
-    );
-    let prompt_file = ctx.req.layout.task_dir(&ctx.req.run_id, &id).join("prompt.md");
-    let prompt = generated_prompt(ctx, i, &start_commit, &dep_context);
-    if let Err(e) = std::fs::create_dir_all(ctx.req.layout.task_dir(&ctx.req.run_id, &id))
-        .and_then(|_| std::fs::write(&prompt_file, &prompt))
-    {
-        return fail(TaskStatus::Failed, format!("cannot write the generated prompt: {e}"));
-    }
-
-    let spec = &ctx.req.plan.tasks[i].spec;
-    let retries = spec.retries.unwrap_or(ctx.req.config.retries);
-    let verify = spec.verify.clone().or_else(|| ctx.req.config.verify.clone());
-    let mut last = AttemptResult {
-        error: None,
-        exit_code: None,
-        signal: None,
-        cancelled: false,
-    };
-    for attempt in 1..=retries + 1 {
-        last = run_attempt(ctx, i, attempt, &prompt_file, &prompt, tx).await;
-        commit_leftovers(ctx, i, tx).await;
-        if last.error.is_none() && !last.cancelled {
-            if let Some(cmd) = &verify {
-                send(
-                    tx,
-                    Event::TaskPhase {
-                        task: id.clone(),
-                        phase: TaskPhase::Verifying,
-                    },
-                );
-                last.error = run_verify(ctx, i, attempt, cmd).await.err();
-                commit_leftovers(ctx, i, tx).await;
-            }
-        }
-        if last.error.is_none() || last.cancelled || attempt > retries {
-            break;
-        }
-        let delay = retry_delay(attempt);
-        send(
-            tx,
-            Event::AttemptFailed {
-                task: id.clone(),
-                attempt,
-                error: last.error.clone().unwrap_or_default(),
-                retry_in_ms: millis(delay),
-            },
-        );
-        let mut cancel = ctx.cancel.clone();
-        tokio::select! {
-            _ = tokio::time::sleep(delay) => {}
-            Ok(_) = cancel.wait_for(|c| *c) => { last.cancelled = true; break; }
-        }
-    }
-
-    let (repo, branch, start) = (ctx.req.repo.clone(), ctx.branch(i), start_commit.clone());
-    let (commits, files) = tokio::task::spawn_blocking(move || {
-        (
-            repo.commits_ahead(&branch, &start).unwrap_or(0),
-            repo.files_changed(&branch, &start).unwrap_or_default(),
-        )
-    })
-    .await
-    .unwrap_or_default();
-    let status = if last.cancelled {
-        TaskStatus::Cancelled
-    } else if last.error.is_some() {
-        TaskStatus::Failed
-    } else {
-        TaskStatus::Succeeded
-    };
-    let error = if last.cancelled {
-        Some(last.error.unwrap_or_else(|| "cancelled".into()))
-    } else {
-        last.error
-    };
-    send(
-        tx,
-        Event::TaskFinished {
-            task: id,
-            status,
-            exit_code: last.exit_code,
-            signal: last.signal,
-            commits,
-            files_changed: files,
-            error,
-        },
-    );
-    match status {
-        TaskStatus::Succeeded => Slot::Succeeded,
-        TaskStatus::Cancelled => Slot::Cancelled,
-        _ => Slot::Failed,
-    }
-}
-
-/// Exponential backoff with jitter: about 1 s, 2 s, 4 s ... capped at 60 s.
-fn retry_delay(attempt: u32) -> Duration {
-    let base = 1000u64
-        .saturating_mul(1 << attempt.saturating_sub(1).min(6))
-        .min(60_000);
-    let jitter = (Utc::now().timestamp_subsec_nanos() as u64 % 250) * base / 1000;
-    Duration::from_millis(base + jitter)
-}
-
-/// Creates the task's worktree and branch: from the base commit, or from its dependencies'
-/// branches (merged when there are several). Returns the commit the task starts from.
-async fn prepare_worktree(ctx: &Arc<Ctx>, i: usize, merge_from: &[String]) -> std::result::Result<String, String> {
-    let (repo, wt, branch, base) = (
-        ctx.req.repo.clone(),
-        ctx.worktree(i),
-        ctx.branch(i),
-        ctx.req.base_commit.clone(),
-    );
-    let merge_from = merge_from.to_vec();
-    let lock = ctx.worktree_lock.clone();
-    tokio::task::spawn_blocking(move || -> std::result::Result<String, String> {
-        let start = match merge_from.first() {
-            None => base,
-            Some(b) => repo
-                .branch_head(b)
-                .map_err(|e| format!("{e:#}"))?
-                .ok_or_else(|| format!("branch {b} of a dependency no longer exists"))?,
-        };
-        if let Some(parent) = wt.parent() {
-            std::fs::create_dir_all(parent).map_err(|e| format!("cannot create {}: {e}", parent.display()))?;
-        }
-        {
-            let _serialized = lock.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
-            repo.create_worktree(&wt, &branch, &start)
-                .map_err(|e| format!("cannot create the worktree: {e:#}"))?;
-        }
-        if merge_from.len() > 1 {
-            repo.merge_branches(&wt, &merge_from[1..]).map_err(|e| match e {
-                MergeError::Conflict { branch, files } => format!(
-                    "merging the branches of its dependencies conflicts: {branch} conflicts in {}",
-                    files.join(", ")
-                ),
-                MergeError::Other(e) => format!("merging the branches of its dependencies failed: {e:#}"),
-            })?;
-        }
-        repo.branch_head(&branch)
-            .map_err(|e| format!("{e:#}"))?
-            .ok_or_else(|| format!("branch {branch} vanished"))
-    })
-    .await
-    .unwrap_or_else(|e| Err(format!("internal error: {e}")))
-}
-
-fn generated_prompt(ctx: &Ctx, i: usize, start_commit: &str, dep_context: &str) -> String {
-    let spec = &ctx.req.plan.tasks[i].spec;
-    let mut p = String::new();
-    p.push_str(spec.body.trim_end());
-    p.push_str("\n\n---\n\n## How to work on this task (from Gadugi)\n\n");
-    p.push_str(&format!(
-        "- Your working directory is the git worktree `{}` on branch `{}`, which starts at commit {}.\n",
-        ctx.worktree(i).display(),
-        ctx.branch(i),
-        short(start_commit)
-    ));
-    p.push_str(
-        "- Work only inside this worktree. Do not switch branches, do not push, do not touch other worktrees.\n",
-    );
-    if dep_context.is_empty() {
-        p.push_str("- No other task's work is part of this one.\n");
-    } else {
-        p.push_str("- This task builds on the work of these tasks, already merged into your worktree:\n");
-        for line in dep_context.lines() {
-            p.push_str(&format!("  {line}\n"));
-        }
-    }
-    if let Some(v) = spec.verify.as_ref().or(ctx.req.config.verify.as_ref()) {
-        p.push_str(&format!(
-            "- When you are done, `{v}` is run in the worktree; it must pass.\n"
-        ));
-    }
-    p.push_str("- Commit your changes on this branch with a message that says what you did. Anything left uncommitted is committed for you when you exit.\n");
-    p
-}
-
-/// Milliseconds of a duration, saturating.
-fn millis(d: Duration) -> u64 {
-    u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
-}
-
-fn short(commit: &str) -> &str {
-    commit.get(..10).unwrap_or(commit)
-}
-
-struct AttemptResult {
-    error: Option<String>,
-    exit_code: Option<i32>,
-    signal: Option<i32>,
-    cancelled: bool,
-}
-
-/// Starts one attempt through a supervisor and follows it until it ends.
-async fn run_attempt(
-    ctx: &Arc<Ctx>,
-    i: usize,
-    attempt: u32,
-    prompt_file: &Path,
-    prompt: &str,
-    tx: &mpsc::UnboundedSender<TaskMsg>,
-) -> AttemptResult {
-    let spec = &ctx.req.plan.tasks[i].spec;
-    let profile = &ctx.req.profiles[i];
-    let id = spec.id.clone();
-    let failed = |e: String| AttemptResult {
-        error: Some(e),
-        exit_code: None,
-        signal: None,
-        cancelled: false,
-    };
-    let dir = ctx.req.layout.attempt_dir(&ctx.req.run_id, &id, attempt);
-    if let Err(e) = std::fs::create_dir_all(&dir) {
-        return failed(format!("cannot create {}: {e}", dir.display()));
-    }
-    let (worktree, branch) = (ctx.worktree(i), ctx.branch(i));
-    let argv = profile.expand(&Placeholders {
-        prompt_file,
-        prompt,
-        worktree: &worktree,
-        branch: &branch,
-        task_id: &id,
-        run_id: &ctx.req.run_id,
-    });
-    let env = vec![
-        ("GADUGI_RUN_ID".to_string(), ctx.req.run_id.clone()),
-        ("GADUGI_TASK_ID".to_string(), id.clone()),
-        ("GADUGI_WORKTREE".to_string(), worktree.to_string_lossy().into_owned()),
-        ("GADUGI_BRANCH".to_string(), branch.clone()),
-        (
-            "GADUGI_PROMPT_FILE".to_string(),
-            prompt_file.to_string_lossy().into_owned(),
-        ),
-        ("GADUGI_ATTEMPT".to_string(), attempt.to_string()),
-    ];
-    let launch = LaunchSpec {
-        argv,
-        cwd: worktree.clone(),
-        env,
-        stdout: dir.join("stdout.log"),
-        stderr: dir.join("stderr.log"),
-        status_file: dir.join("status.json"),
-        exit_file: dir.join("exit.json"),
-        timeout_ms: millis(spec.timeout.unwrap_or(ctx.req.config.timeout)),
-        grace_ms: millis(ctx.req.config.kill_grace),
-    };
-    let launch_file = dir.join("launch.json");
-    if let Err(e) = write_json_atomic(&launch_file, &launch) {
-        return failed(format!("{e:#}"));
-    }
-    let supervisor_log = match crate::fsutil::open_append(&dir.join("supervisor.log")) {
-        Ok(f) => f,
-        Err(e) => return failed(format!("{e:#}")),
-    };
-    let mut child = match tokio::process::Command::new(&ctx.exe)
-        .arg("__supervise")
-        .arg(&launch_file)
-        .stdin(std::process::Stdio::null())
-        .stdout(std::process::Stdio::null())
-        .stderr(supervisor_log)
-        .kill_on_drop(false)
-        .spawn()
-    {
-        Ok(c) => c,
-        Err(e) => return failed(format!("cannot start the supervisor: {e}")),
-    };
-    let supervisor_pid = child.id().unwrap_or_default();
-    let mut cancel = ctx.cancel.clone();
-    let mut announced: Option<AgentStarted> = None;
-    let mut follower = crate::progress::OutputFollower::new(launch.stdout.clone(), profile.protocol);
-    let mut tick = tokio::time::interval(Duration::from_millis(25));
-    let mut last_heartbeat = std::time::Instant::now();
-    let mut sent_stop = false;
-    loop {
-        tokio::select! {
-            _ = child.wait() => break,
-            _ = tick.tick() => {
-                if announced.is_none() {
-                    if let Ok(Some(started)) = crate::fsutil::read_json::<AgentStarted>(&launch.status_file) {
-                        send(tx, Event::AgentStarted { task: id.clone(), attempt, pid: started.agent_pid, supervisor_pid });
-                        announced = Some(started);
-                        tick = tokio::time::interval(Duration::from_millis(500));
-                    }
-                } else if let Some(line) = follower.poll() {
-                    send(tx, Event::TaskActivity { task: id.clone(), line });
-                    last_heartbeat = std::time::Instant::now();
-                } else if last_heartbeat.elapsed() >= Duration::from_secs(5) {
-                    if let Some(s) = &announced {
-                        if crate::supervisor::process_is_alive(s.agent_pid, s.agent_start_ticks) {
-                            send(tx, Event::Heartbeat { task: id.clone() });
-                        }
-                    }
-                    last_heartbeat = std::time::Instant::now();
-                }
-            }
-            Ok(_) = cancel.wait_for(|c| *c), if !sent_stop => {
-                sent_stop = true;
-                if supervisor_pid != 0 {
-                    let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(supervisor_pid as i32), nix::sys::signal::Signal::SIGTERM);
-                }
-            }
-        }
-    }
-    if announced.is_none() {
-        // The agent ended before the first look at status.json.
-        if let Ok(Some(started)) = crate::fsutil::read_json::<AgentStarted>(&launch.status_file) {
-            send(
-                tx,
-                Event::AgentStarted {
-                    task: id.clone(),
-                    attempt,
-                    pid: started.agent_pid,
-                    supervisor_pid,
-                },
-            );
-        }
-    }
-    if let Some(line) = follower.poll() {
-        send(tx, Event::TaskActivity { task: id.clone(), line });
-    }
-    let exit: AgentExit = match crate::fsutil::read_json(&launch.exit_file) {
-        Ok(Some(e)) => e,
-        Ok(None) => {
-            return failed(format!(
-                "the supervisor ended without recording the agent's exit (see {})",
-                dir.join("supervisor.log").display()
-            ))
-        }
-        Err(e) => return failed(format!("{e:#}")),
-    };
-    let error = exit.failure().or_else(|| profile.reported_error(&launch.stdout));
-    AttemptResult {
-        error,
-        exit_code: exit.exit_code,
-        signal: exit.signal,
-        cancelled: exit.cancelled,
-    }
-}
-
-/// Commits whatever the agent left uncommitted, on its own branch: work is never dropped.
-async fn commit_leftovers(ctx: &Arc<Ctx>, i: usize, tx: &mpsc::UnboundedSender<TaskMsg>) {
-    let id = ctx.req.plan.tasks[i].spec.id.clone();
-    send(
-        tx,
-        Event::TaskPhase {
-            task: id.clone(),
-            phase: TaskPhase::Committing,
-        },
-    );
-    let (repo, wt) = (ctx.req.repo.clone(), ctx.worktree(i));
-    let message = format!("gadugi: changes left uncommitted by the agent of task {id}");
-    match tokio::task::spawn_blocking(move || repo.commit_all(&wt, &message)).await {
-        Ok(Ok(Some(commit))) => send(tx, Event::LeftoversCommitted { task: id, commit }),
-        Ok(Ok(None)) => {}
-        Ok(Err(e)) => send(
-            tx,
-            Event::TaskActivity {
-                task: id,
-                line: format!("could not commit leftovers: {e:#}"),
-            },
-        ),
-        Err(e) => send(
-            tx,
-            Event::TaskActivity {
-                task: id,
-                line: format!("could not commit leftovers: {e}"),
-            },
-        ),
-    }
-}
-
-/// Runs the task's `verify` command in its worktree (through `sh -c`: it is the user's own
-/// command line from a committed file). Output goes to `verify.log` in the attempt directory.
-async fn run_verify(ctx: &Arc<Ctx>, i: usize, attempt: u32, cmd: &str) -> std::result::Result<(), String> {
-    let spec = &ctx.req.plan.tasks[i].spec;
-    let log_path = ctx
-        .req
-        .layout
-        .attempt_dir(&ctx.req.run_id, &spec.id, attempt)
-        .join("verify.log");
-    let log = crate::fsutil::open_append(&log_path).map_err(|e| format!("{e:#}"))?;
-    let log2 = log.try_clone().map_err(|e| e.to_string())?;
-    let mut command = tokio::process::Command::new("sh");
-    command
-        .arg("-c")
-        .arg(cmd)
-        .current_dir(ctx.worktree(i))
-        .stdin(std::process::Stdio::null())
-        .stdout(log)
-        .stderr(log2)
-        .process_group(0)
-        .kill_on_drop(true);
-    let mut child = command.spawn().map_err(|e| format!("cannot run verify `{cmd}`: {e}"))?;
-    let timeout = spec.timeout.unwrap_or(ctx.req.config.timeout);
-    let status = match tokio::time::timeout(timeout, child.wait()).await {
-        Ok(s) => s.map_err(|e| e.to_string())?,
-        Err(_) => {
-            if let Some(pid) = child.id() {
-                let _ = nix::sys::signal::kill(
-                    nix::unistd::Pid::from_raw(-(pid as i32)),
-                    nix::sys::signal::Signal::SIGKILL,
-                );
-            }
-            return Err(format!(
-                "verify `{cmd}` timed out after {}s (log: {})",
-                timeout.as_secs(),
-                log_path.display()
-            ));
-        }
-    };
-    if status.success() {
-        return Ok(());
-    }
-    let tail = std::fs::read_to_string(&log_path).unwrap_or_default();
-    let tail: Vec<&str> = tail.lines().rev().take(3).collect();
-    let tail: Vec<&str> = tail.into_iter().rev().collect();
-    Err(format!(
-        "verify `{cmd}` failed ({status}): {} (log: {})",
-        tail.join(" | "),
-        log_path.display()
-    ))
 }

@@ -23,7 +23,7 @@ pub enum ConflictPolicy {
 }
 
 /// A task placed in the graph.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub struct PlannedTask {
     /// The task as parsed from its prompt file.
     pub spec: TaskSpec,
@@ -41,7 +41,7 @@ pub struct PlannedTask {
 }
 
 /// Two tasks that could run at the same time and may touch the same files.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Conflict {
     /// Index of the earlier task (command-line order).
     pub first: usize,
@@ -54,7 +54,7 @@ pub struct Conflict {
 }
 
 /// A checked, acyclic plan.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub struct Plan {
     /// Tasks in command-line order.
     pub tasks: Vec<PlannedTask>,
@@ -597,6 +597,7 @@ mod tests {
             timeout: None,
             retries: None,
             verify: None,
+            setup: vec![],
         }
     }
 

@@ -70,42 +70,24 @@ impl OutputFollower {
     }
 }
 
+/// The last `max` bytes of a file as text (lossy), or "" when it cannot be read.
+pub fn read_tail(path: &std::path::Path, max: u64) -> String {
+    let Ok(mut f) = std::fs::File::open(path) else {
+        return String::new();
+    };
+    let len = f.metadata().map(|m| m.len()).unwrap_or(0);
+    let _ = f.seek(SeekFrom::Start(len.saturating_sub(max)));
+    let mut buf = Vec::new();
+    let _ = f.take(max).read_to_end(&mut buf);
+    String::from_utf8_lossy(&buf).into_owned()
+}
+
 /// A one-line, human summary of an output line; `None` when it says nothing new.
 pub fn summarize(protocol: OutputProtocol, line: &str) -> Option<String> {
     let text = match protocol {
         OutputProtocol::Plain => line.trim().to_string(),
-        OutputProtocol::ClaudeStreamJson => {
-            let v: serde_json::Value = serde_json::from_str(line).ok()?;
-            match v["type"].as_str()? {
-                "system" if v["subtype"] == "init" => {
-                    format!("session started ({})", v["model"].as_str().unwrap_or("model"))
-                }
-                "assistant" => {
-                    let content = v["message"]["content"].as_array()?;
-                    content.iter().rev().find_map(|c| match c["type"].as_str()? {
-                        "tool_use" => {
-                            let input = &c["input"];
-                            let target = ["file_path", "command", "pattern", "path", "description"]
-                                .iter()
-                                .find_map(|k| input[*k].as_str())
-                                .unwrap_or("");
-                            Some(
-                                format!("{} {}", c["name"].as_str().unwrap_or("tool"), target)
-                                    .trim()
-                                    .to_string(),
-                            )
-                        }
-                        "text" => c["text"]
-                            .as_str()
-                            .and_then(|t| t.lines().find(|l| !l.trim().is_empty()))
-                            .map(str::to_string),
-                        _ => None,
-                    })?
-                }
-                "result" => format!("finished: {}", v["subtype"].as_str().unwrap_or("done")),
-                _ => return None,
-            }
-        }
+        OutputProtocol::ClaudeStreamJson => crate::claude::summarize(line)?,
+        protocol => crate::profiles::summarize(protocol, line)?,
     };
     let text: String = text.chars().filter(|c| !c.is_control()).take(ACTIVITY_CHARS).collect();
     (!text.trim().is_empty()).then_some(text)
@@ -174,6 +156,42 @@ impl EventSink for PlainProgress {
                 task,
                 phase: TaskPhase::Verifying,
             } => format!("{task}: verifying"),
+            Event::TaskStalled { task, silent_seconds } => {
+                format!("{task}: stalled, no output for {silent_seconds}s (still running)")
+            }
+            Event::ParallelismLimited {
+                limit,
+                reason: Some(reason),
+            } => format!("at most {limit} agent(s) at once: {reason}"),
+            Event::ParallelismLimited { limit, reason: None }
+                if state.max_parallel == *limit && state.tasks.iter().any(|t| t.status != TaskStatus::Queued) =>
+            {
+                format!("back to {limit} agent(s) at once")
+            }
+            Event::CircuitOpened { cause, attempts } => {
+                format!("circuit breaker: {attempts} attempts in a row failed with: {cause}; starting no more tasks")
+            }
+            Event::RunResumed { orchestrator_pid } => format!("resumed by pid {orchestrator_pid}"),
+            Event::AgentReported { task, attempt, report } if report.turns.is_some() || !report.warnings.is_empty() => {
+                let cost = report.cost_usd.map(|c| format!(", ${c:.4}")).unwrap_or_default();
+                let mut line = format!("{task}: attempt {attempt}: {} turn(s){cost}", report.turns.unwrap_or(0));
+                for w in &report.warnings {
+                    line.push_str(&format!("; warning: {w}"));
+                }
+                line
+            }
+            Event::TaskPhase {
+                task,
+                phase: TaskPhase::Setup,
+            } => format!("{task}: setting up worktree"),
+            Event::WorkspaceReady {
+                task,
+                copied,
+                caches,
+                port,
+                seconds,
+                ..
+            } => crate::workspace_setup::ready_line(task, copied, caches, *port, *seconds),
             Event::TaskFinished { task, .. } | Event::TaskSkipped { task, .. } => {
                 format!("{}  [{}]", outcome_line(state, task), counts(state))
             }
@@ -255,6 +273,7 @@ impl EventSink for LiveProgress {
             Event::TaskPhase { task, phase } => {
                 let msg = match phase {
                     TaskPhase::Preparing => "preparing worktree",
+                    TaskPhase::Setup => "setting up worktree",
                     TaskPhase::Agent => "agent running",
                     TaskPhase::Committing => "committing",
                     TaskPhase::Verifying => "verifying",
@@ -283,6 +302,22 @@ impl EventSink for LiveProgress {
             }
             Event::RunFinished { .. } => {
                 self.header.finish_and_clear();
+            }
+            Event::ParallelismLimited { limit, reason } => {
+                let line = match reason {
+                    Some(r) => format!("at most {limit} agent(s) at once: {r}"),
+                    None => format!("{limit} agent(s) at once"),
+                };
+                let _ = self.multi.println(line);
+            }
+            Event::CircuitOpened { cause, attempts } => {
+                let _ = self.multi.println(format!(
+                    "circuit breaker: {attempts} attempts in a row failed with: {cause}; starting no more tasks"
+                ));
+            }
+            Event::TaskStalled { task, silent_seconds } => {
+                let msg = format!("stalled: no output for {silent_seconds}s");
+                self.bar(task).set_message(msg);
             }
             _ => {}
         }

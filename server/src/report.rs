@@ -38,6 +38,7 @@ pub fn report_json(state: &RunState) -> serde_json::Value {
             j["depends_on"] = json!(t.depends_on);
             j["files_changed"] = json!(t.files_changed);
             j["agent"] = json!(t.agent);
+            j["model"] = json!(t.model);
         }
     }
     v
@@ -116,6 +117,7 @@ pub fn report_markdown(state: &RunState) -> String {
             note
         );
     }
+    md.push_str(&agents_markdown(state));
     if !state.conflicts.is_empty() {
         let _ = writeln!(md, "\n## Predicted file conflicts\n");
         for c in &state.conflicts {
@@ -149,6 +151,45 @@ pub fn report_markdown(state: &RunState) -> String {
             "\nTo review a branch: `git log -p {}..BRANCH`. Branches ready to merge: {}",
             short(&state.base_commit),
             done.iter().map(|b| format!("`{b}`")).collect::<Vec<_>>().join(", ")
+        );
+    }
+    md
+}
+
+/// What the agents reported (cost, turns, model, session, warnings), for the tasks whose agent
+/// reports anything.
+fn agents_markdown(state: &RunState) -> String {
+    let mut md = String::new();
+    let reported: Vec<_> = state
+        .tasks
+        .iter()
+        .filter(|t| t.cost_usd.is_some() || t.turns.is_some() || !t.warnings.is_empty())
+        .collect();
+    if reported.is_empty() {
+        return md;
+    }
+    let _ = writeln!(md, "\n## Agents\n");
+    if let Some(cost) = state.cost_usd() {
+        let _ = writeln!(md, "Total cost: ${cost:.4}\n");
+    }
+    for t in reported {
+        let _ = writeln!(
+            md,
+            "- `{}` ({}): {} turn(s), {}{}{}",
+            t.id,
+            t.model.as_deref().unwrap_or(&t.agent),
+            t.turns.unwrap_or(0),
+            t.cost_usd
+                .map(|c| format!("${c:.4}"))
+                .unwrap_or_else(|| "cost not reported".into()),
+            t.session_id
+                .as_deref()
+                .map(|s| format!(", session `{s}`"))
+                .unwrap_or_default(),
+            t.warnings
+                .iter()
+                .map(|w| format!("\n  - warning: {w}"))
+                .collect::<String>()
         );
     }
     md
@@ -204,10 +245,29 @@ pub fn terminal_summary(state: &RunState, repo_root: &Path) -> String {
             t.commits,
             t.branch
         );
+        if t.turns.is_some() || t.cost_usd.is_some() {
+            let cost = t.cost_usd.map(|c| format!(", ${c:.4}")).unwrap_or_default();
+            let _ = write!(out, "  ({} turn(s){cost})", t.turns.unwrap_or(0));
+        }
+        if t.stalled {
+            let since = t
+                .last_heartbeat
+                .map(|h| format!(" since {}", h.format("%H:%M:%S")))
+                .unwrap_or_default();
+            let _ = write!(out, "\n      stalled: no output{since}");
+        } else if let (TaskStatus::Running, Some(a)) = (t.status, &t.last_activity) {
+            let _ = write!(out, "\n      {a}");
+        }
         if let Some(e) = &t.error {
             let _ = write!(out, "\n      {e}");
         }
+        for w in &t.warnings {
+            let _ = write!(out, "\n      warning: {w}");
+        }
         out.push('\n');
+    }
+    if let Some(cost) = state.cost_usd() {
+        let _ = writeln!(out, "Agent cost ${cost:.4}");
     }
     let _ = writeln!(
         out,

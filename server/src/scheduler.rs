@@ -117,6 +117,22 @@ impl Scheduler {
         skipped
     }
 
+    /// Sets a task's slot from a recorded state (resuming a run).
+    pub fn restore(&mut self, task: usize, slot: Slot) {
+        self.slots[task] = slot;
+    }
+
+    /// Marks every waiting task skipped (the circuit breaker opened); returns them.
+    pub fn skip_waiting(&mut self) -> Vec<usize> {
+        let waiting: Vec<usize> = (0..self.slots.len())
+            .filter(|&i| self.slots[i] == Slot::Waiting)
+            .collect();
+        for &i in &waiting {
+            self.slots[i] = Slot::Skipped;
+        }
+        waiting
+    }
+
     /// Marks every waiting task cancelled (a cancelled run); returns them.
     pub fn cancel_waiting(&mut self) -> Vec<usize> {
         let waiting: Vec<usize> = (0..self.slots.len())
@@ -164,6 +180,7 @@ mod tests {
                     timeout: None,
                     retries: None,
                     verify: None,
+                    setup: vec![],
                 },
                 deps: deps.to_vec(),
                 after: after.to_vec(),

@@ -104,6 +104,9 @@ pub struct TaskState {
     pub after: Vec<String>,
     /// Commit the branch started from.
     pub start_commit: Option<String>,
+    /// First port of the task's block (`GADUGI_PORT`) while it ran.
+    #[serde(default)]
+    pub port: Option<u16>,
     /// Attempts started so far.
     pub attempts: u32,
     /// Pid of the agent of the latest attempt (kept after it ended).
@@ -123,6 +126,31 @@ pub struct TaskState {
     pub last_activity_at: Option<DateTime<Utc>>,
     /// Last sign of life: agent start, output, or a liveness check of its pid.
     pub last_heartbeat: Option<DateTime<Utc>>,
+    /// The agent's session id of the latest attempt that reported one (to resume it).
+    #[serde(default)]
+    pub session_id: Option<String>,
+    /// The model the agent reported.
+    #[serde(default)]
+    pub model: Option<String>,
+    /// Cost over every attempt, in US dollars, when the agent reports it.
+    #[serde(default)]
+    pub cost_usd: Option<f64>,
+    /// Model turns over every attempt, when the agent reports them.
+    #[serde(default)]
+    pub turns: Option<u32>,
+    /// What the user should look at even when the task succeeded (denied tool uses).
+    #[serde(default)]
+    pub warnings: Vec<String>,
+    /// The agent has been silent for longer than `stall_after`.
+    #[serde(default)]
+    pub stalled: bool,
+    /// Whether its worktree still exists (removed after success unless kept).
+    #[serde(default = "yes")]
+    pub worktree_exists: bool,
+}
+
+fn yes() -> bool {
+    true
 }
 
 /// Everything known about one run.
@@ -140,6 +168,12 @@ pub struct RunState {
     pub critical_path: Vec<String>,
     pub conflicts: Vec<ConflictInfo>,
     pub tasks: Vec<TaskState>,
+    /// The current limit on agents at once, when below `max_parallel`, and why.
+    #[serde(default)]
+    pub limit_reason: Option<String>,
+    /// Why the circuit breaker stopped the run, when it did.
+    #[serde(default)]
+    pub circuit_open: Option<String>,
 }
 
 impl RunState {
@@ -185,6 +219,7 @@ impl RunState {
                     depends_on: t.depends_on.clone(),
                     after: t.after.clone(),
                     start_commit: None,
+                    port: None,
                     attempts: 0,
                     pid: None,
                     supervisor_pid: None,
@@ -199,8 +234,17 @@ impl RunState {
                     last_activity: None,
                     last_activity_at: None,
                     last_heartbeat: None,
+                    session_id: None,
+                    model: None,
+                    cost_usd: None,
+                    turns: None,
+                    warnings: vec![],
+                    stalled: false,
+                    worktree_exists: true,
                 })
                 .collect(),
+            limit_reason: None,
+            circuit_open: None,
         })
     }
 
@@ -245,6 +289,11 @@ impl RunState {
                     t.start_commit = Some(start_commit.clone());
                 }
             }
+            Event::WorkspaceReady { task, port, .. } => {
+                if let Some(t) = self.task_mut(task) {
+                    t.port = *port;
+                }
+            }
             Event::AgentStarted {
                 task,
                 attempt,
@@ -264,17 +313,55 @@ impl RunState {
                     t.last_activity = Some(line.clone());
                     t.last_activity_at = Some(ts);
                     t.last_heartbeat = Some(ts);
+                    t.stalled = false;
                 }
             }
             Event::Heartbeat { task } => {
                 if let Some(t) = self.task_mut(task) {
                     t.last_heartbeat = Some(ts);
+                    t.stalled = false;
+                }
+            }
+            Event::TaskStalled { task, .. } => {
+                if let Some(t) = self.task_mut(task) {
+                    t.stalled = true;
+                }
+            }
+            Event::RunResumed { orchestrator_pid } => {
+                self.orchestrator_pid = *orchestrator_pid;
+                self.status = RunStatus::Running;
+                self.finished_at = None;
+            }
+            Event::ParallelismLimited { reason, .. } => self.limit_reason = reason.clone(),
+            Event::CircuitOpened { cause, attempts } => {
+                self.circuit_open = Some(format!("{attempts} attempts in a row failed with: {cause}"));
+            }
+            Event::WorktreeRemoved { task } => {
+                if let Some(t) = self.task_mut(task) {
+                    t.worktree_exists = false;
                 }
             }
             Event::AttemptFailed { task, error, .. } => {
                 if let Some(t) = self.task_mut(task) {
                     t.error = Some(error.clone());
                     t.phase = Some(TaskPhase::Retrying);
+                }
+            }
+            Event::AgentReported { task, report, .. } => {
+                if let Some(t) = self.task_mut(task) {
+                    if report.session_id.is_some() {
+                        t.session_id = report.session_id.clone();
+                    }
+                    if report.model.is_some() {
+                        t.model = report.model.clone();
+                    }
+                    if let Some(c) = report.cost_usd {
+                        t.cost_usd = Some(t.cost_usd.unwrap_or(0.0) + c);
+                    }
+                    if let Some(n) = report.turns {
+                        t.turns = Some(t.turns.unwrap_or(0) + n);
+                    }
+                    t.warnings.extend(report.warnings.iter().cloned());
                 }
             }
             Event::LeftoversCommitted { .. } => {}
@@ -319,6 +406,12 @@ impl RunState {
         seconds_between(self.started_at, self.finished_at.unwrap_or_else(Utc::now))
     }
 
+    /// Cost of the run in US dollars: the sum over the tasks whose agent reports cost.
+    pub fn cost_usd(&self) -> Option<f64> {
+        let costs: Vec<f64> = self.tasks.iter().filter_map(|t| t.cost_usd).collect();
+        (!costs.is_empty()).then(|| costs.iter().sum())
+    }
+
     /// Sum of task durations: the time the same work takes one task at a time.
     pub fn task_seconds(&self) -> f64 {
         self.tasks.iter().filter_map(|t| t.duration_seconds).sum()
@@ -330,6 +423,7 @@ impl RunState {
             "run_id": self.run_id,
             "status": self.status,
             "wall_seconds": round3(self.wall_seconds()),
+            "cost_usd": self.cost_usd(),
             "tasks": self.tasks.iter().map(|t| json!({
                 "id": t.id,
                 "prompt_file": t.prompt_file,
@@ -342,6 +436,10 @@ impl RunState {
                 "exit_code": t.exit_code,
                 "commits": t.commits,
                 "error": t.error,
+                "cost_usd": t.cost_usd,
+                "turns": t.turns,
+                "session_id": t.session_id,
+                "warnings": t.warnings,
             })).collect::<Vec<_>>(),
         })
     }
@@ -387,7 +485,10 @@ impl StateWriter {
         let mut line = serde_json::to_vec(rec)?;
         line.push(b'\n');
         self.events.write_all(&line).context("appending to events.jsonl")?;
-        if matches!(rec.event, Event::TaskActivity { .. } | Event::Heartbeat { .. }) {
+        if matches!(
+            rec.event,
+            Event::TaskActivity { .. } | Event::Heartbeat { .. } | Event::ParallelismLimited { .. }
+        ) {
             // Frequent and already in the log; the snapshot catches up on the next lifecycle
             // event or the run loop's periodic save.
             return Ok(false);

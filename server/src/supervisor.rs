@@ -43,6 +43,8 @@ pub struct LaunchSpec {
     pub stdout: PathBuf,
     /// Where the agent's stderr goes.
     pub stderr: PathBuf,
+    /// Written by the supervisor first thing: [`SupervisorInfo`].
+    pub supervisor_file: PathBuf,
     /// Written once the agent runs: [`AgentStarted`].
     pub status_file: PathBuf,
     /// Written once the agent is gone: [`AgentExit`].
@@ -51,6 +53,41 @@ pub struct LaunchSpec {
     pub timeout_ms: u64,
     /// Between SIGTERM and SIGKILL.
     pub grace_ms: u64,
+}
+
+impl LaunchSpec {
+    /// A launch whose files all live in the attempt directory `dir`.
+    pub fn in_dir(
+        dir: &Path,
+        argv: Vec<String>,
+        cwd: PathBuf,
+        env: Vec<(String, String)>,
+        timeout: Duration,
+        grace: Duration,
+    ) -> LaunchSpec {
+        let ms = |d: Duration| u64::try_from(d.as_millis()).unwrap_or(u64::MAX);
+        LaunchSpec {
+            argv,
+            cwd,
+            env,
+            stdout: dir.join("stdout.log"),
+            stderr: dir.join("stderr.log"),
+            supervisor_file: dir.join("supervisor.json"),
+            status_file: dir.join("status.json"),
+            exit_file: dir.join("exit.json"),
+            timeout_ms: ms(timeout),
+            grace_ms: ms(grace),
+        }
+    }
+}
+
+/// Contents of `supervisor.json`: who supervises the attempt, so that a later orchestrator
+/// can tell whether it still runs.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct SupervisorInfo {
+    pub pid: u32,
+    /// Start time in clock ticks since boot; a reused pid never matches.
+    pub start_ticks: Option<u64>,
 }
 
 /// Contents of `status.json`.
@@ -122,6 +159,14 @@ pub fn supervise(launch_file: &Path) -> Result<i32> {
     // Orphaned descendants of the agent are re-parented to us, not to init, so we can reap
     // them: a zombie still counts as a member of the agent's process group.
     let _ = nix::sys::prctl::set_child_subreaper(true);
+    let me = std::process::id();
+    write_json_atomic(
+        &spec.supervisor_file,
+        &SupervisorInfo {
+            pid: me,
+            start_ticks: process_start_ticks(me),
+        },
+    )?;
     // SAFETY: the handler only stores to an atomic, which is async-signal-safe.
     unsafe {
         signal::signal(Signal::SIGTERM, SigHandler::Handler(request_stop))?;

@@ -11,7 +11,7 @@ use serde_yaml_ng::Value;
 use crate::error::InputError;
 
 /// A reference to another task, as written in a prompt file.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct DependencyRef {
     /// The text as written: a task id (`setup-db`) or a path relative to the prompt file
     /// (`setup-db.md`, `../other/x.md`).
@@ -21,7 +21,7 @@ pub struct DependencyRef {
 }
 
 /// One task, parsed from one prompt file. Validated for shape, not yet against other tasks.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct TaskSpec {
     /// Unique id: front matter `id`, else a slug of the file stem. Always matches
     /// `[a-z0-9][a-z0-9._-]*`, never contains `..`, is at most 64 bytes, and so is safe in
@@ -50,6 +50,9 @@ pub struct TaskSpec {
     pub retries: Option<u32>,
     /// Front matter `verify`: a command run in the worktree after the agent.
     pub verify: Option<String>,
+    /// Front matter `setup`: commands run in the new worktree before the agent, after the
+    /// `[worktree] setup` commands of gadugi.toml.
+    pub setup: Vec<String>,
 }
 
 /// Longest task id, in bytes.
@@ -60,7 +63,7 @@ const MAX_RETRIES: u64 = 100;
 const FRONT_MATTER_LINE: usize = 2;
 
 /// Front-matter keys: name, what its value must be, and an example line.
-const KEYS: [(&str, &str, &str); 8] = [
+const KEYS: [(&str, &str, &str); 9] = [
     ("id", "a string", "id: api-client"),
     ("title", "a non-empty string", "title: Write the API client"),
     (
@@ -81,6 +84,11 @@ const KEYS: [(&str, &str, &str); 8] = [
     ),
     ("retries", "an integer from 0 to 100", "retries: 1"),
     ("verify", "a non-empty command", "verify: cargo test"),
+    (
+        "setup",
+        "a non-empty command or a list of non-empty commands",
+        "setup: npm ci --prefer-offline",
+    ),
 ];
 
 /// Loads and checks one prompt file.
@@ -88,8 +96,8 @@ const KEYS: [(&str, &str, &str); 8] = [
 /// The file is markdown, optionally starting with YAML front matter between a `---` line
 /// and the next `---` (or `...`) line; a UTF-8 BOM and trailing whitespace on those lines
 /// are allowed. The front matter is a mapping with the keys of [`TaskSpec`] (`id`, `title`,
-/// `depends_on`, `files`, `agent`, `timeout`, `retries`, `verify`); `depends_on` and `files`
-/// take a string or a list of strings, and a `depends_on` string may list several
+/// `depends_on`, `files`, `agent`, `timeout`, `retries`, `verify`, `setup`); `depends_on`,
+/// `files` and `setup` take a string or a list of strings, and a `depends_on` string may list several
 /// references separated by commas. Errors point at the line of the offending key, found by
 /// looking for an unindented `key:` line (a quoted key falls back to the front matter's
 /// first line); list entries of `depends_on` get their own `- item` lines when written as a
@@ -155,6 +163,7 @@ fn parse_task(path: &Path, prompt_file: PathBuf, text: &str) -> Result<TaskSpec,
         timeout: front.timeout,
         retries: front.retries,
         verify: front.verify,
+        setup: front.setup,
     })
 }
 
@@ -246,6 +255,7 @@ struct FrontMatter {
     timeout: Option<Duration>,
     retries: Option<u32>,
     verify: Option<String>,
+    setup: Vec<String>,
 }
 
 /// Parses and checks the front matter's YAML text (which starts at line 2 of the file).
@@ -309,6 +319,14 @@ fn parse_front_matter(path: &Path, yaml: &str) -> Result<FrontMatter, InputError
             "title" => front.title = Some(text().ok_or_else(wrong)?),
             "agent" => front.agent = Some(text().ok_or_else(wrong)?),
             "verify" => front.verify = Some(text().ok_or_else(wrong)?),
+            "setup" => {
+                let commands = string_list(value).ok_or_else(wrong)?;
+                let commands: Vec<String> = commands.iter().map(|c| c.trim().to_string()).collect();
+                if commands.is_empty() || commands.iter().any(String::is_empty) {
+                    return Err(wrong());
+                }
+                front.setup = commands;
+            }
             "depends_on" => {
                 let entries = string_list(value).ok_or_else(wrong)?;
                 let item_lines = key_index.map(|i| item_lines(yaml, i)).unwrap_or_default();

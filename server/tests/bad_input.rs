@@ -354,13 +354,10 @@ fn control_the_snapshot_sees_what_a_run_creates() {
     fx.write("prompts/a.md", "# A\n\nDo a.\n");
     let t = fx.target();
     let before = Snapshot::take(&t.repo, &t.scope);
-    let out = gadugi(&t, &["run", "--agent-command", "true", "prompts/a.md"]);
+    // A failing agent: its worktree stays for inspection (succeeded ones are removed at the end).
+    let out = gadugi(&t, &["run", "--agent-command", "false", "prompts/a.md"]);
     let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(
-        matches!(out.status.code(), Some(0 | 1)),
-        "{:?} {stderr}",
-        out.status.code()
-    );
+    assert!(matches!(out.status.code(), Some(1)), "{:?} {stderr}", out.status.code());
     let diff = before.differences(&Snapshot::take(&t.repo, &t.scope)).join("\n");
     for seen in [
         ".gadugi directory",

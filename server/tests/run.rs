@@ -25,7 +25,9 @@ case "$b" in
   hang) trap '' TERM; sh -c 'trap "" TERM; echo $$ > "$GADUGI_WORKTREE/../'"$GADUGI_TASK_ID"'.child"; sleep 300' & sleep 300 ;;
   flood) head -c 30000000 /dev/zero | tr '\0' 'x' | fold -w 99; commit flood.txt ;;
   uncommitted) echo left > left.txt; echo changed >> README.md; rm -f gone.txt ;;
-  flaky) [ "$GADUGI_ATTEMPT" = 1 ] && { echo "transient" >&2; exit 1; }; commit flaky.txt ;;
+  flaky) [ "$GADUGI_ATTEMPT" = 1 ] && { echo "first attempt dies" >&2; kill -9 $$; }; commit flaky.txt ;;
+  exit75) [ "$GADUGI_ATTEMPT" = 1 ] && exit 75; commit flaky.txt ;;
+  exit1) [ "$GADUGI_ATTEMPT" = 1 ] && exit 1; commit flaky.txt ;;
   history) git log --format=%s > "history-$GADUGI_TASK_ID.txt"; ls >> "history-$GADUGI_TASK_ID.txt"; commit "out-$GADUGI_TASK_ID.txt"; git add -A; git -c user.name=a -c user.email=a@b commit -qm history ;;
   conflict) echo "$GADUGI_TASK_ID" > shared.txt; git add shared.txt; git -c user.name=a -c user.email=a@b commit -qm "$GADUGI_TASK_ID writes shared" ;;
   prompt) cp "$p" "seen-prompt.md"; commit "out-$GADUGI_TASK_ID.txt"; git add -A; git -c user.name=a -c user.email=a@b commit -qm prompt ;;
@@ -193,7 +195,10 @@ fn independent_tasks_each_get_a_branch_with_their_commit() {
             git(&r.root, &["log", "-1", "--format=%s", &format!("gadugi/{n}")]),
             format!("{n}: out-{n}.txt")
         );
-        assert!(r.worktree(n).join(format!("out-{n}.txt")).is_file());
+        assert!(
+            !r.worktree(n).exists(),
+            "a succeeded task's worktree is removed; its branch stays"
+        );
     }
     // State files exist and parse; .gadugi is ignored through .git/info/exclude.
     let run_dir = r.root.join(".gadugi/runs").join(summary["run_id"].as_str().unwrap());
@@ -219,6 +224,7 @@ fn independent_tasks_each_get_a_branch_with_their_commit() {
         .unwrap()
         .lines()
         .any(|l| l == "/.gadugi/"));
+    assert!(!git(&r.root, &["worktree", "list", "--porcelain"]).contains("prunable"));
     assert_eq!(
         git(&r.root, &["status", "--porcelain"]),
         status_before,
@@ -385,16 +391,46 @@ fn uncommitted_changes_are_committed_on_the_branch() {
         .status()
         .unwrap();
     assert!(!deleted.success(), "the deletion was committed too");
-    assert_eq!(git(&r.worktree("messy"), &["status", "--porcelain"]), "");
+    assert!(!r.worktree("messy").exists(), "clean after the commit, so removed");
 }
 
 #[test]
-fn retries_run_the_task_again() {
+fn a_task_failing_only_its_own_way_is_not_retried() {
+    let r = Repo::new();
+    r.prompt("plain", "retries: 2", "exit1");
+    let (code, summary, _) = r.run(&[], &["prompts"]);
+    assert_eq!(code, 1);
+    let run_dir = r.root.join(".gadugi/runs").join(summary["run_id"].as_str().unwrap());
+    assert!(
+        !run_dir.join("tasks/plain/attempt-2").exists(),
+        "exit 1 is not a transient failure"
+    );
+}
+
+#[test]
+fn configured_exit_codes_are_retried() {
+    let r = Repo::new();
+    std::fs::write(
+        r.root.join("gadugi.toml"),
+        "kill_grace = \"1s\"\nretry_exit_codes = [75]\n",
+    )
+    .unwrap();
+    r.prompt("tempfail", "retries: 1", "exit75");
+    let (code, summary, stderr) = r.run(&[], &["prompts"]);
+    assert_eq!(code, 0, "{stderr}");
+    assert_eq!(task(&summary, "tempfail")["commits"], 1);
+}
+
+#[test]
+fn an_agent_killed_by_a_foreign_signal_is_retried_and_succeeds() {
     let r = Repo::new();
     r.prompt("flaky", "retries: 1", "flaky");
     let (code, summary, stderr) = r.run(&[], &["prompts"]);
     assert_eq!(code, 0, "{stderr}");
-    assert!(stderr.contains("attempt 1 failed"), "{stderr}");
+    assert!(
+        stderr.contains("attempt 1 failed") && stderr.contains("signal 9"),
+        "{stderr}"
+    );
     let state: Value = serde_json::from_slice(
         &std::fs::read(
             r.root

@@ -205,7 +205,7 @@ async fn orchestrate(shared: &Arc<Shared>, args: OrchestrateArgs) -> Result<Valu
             return Err(from_input_errors(&errs));
         }
     };
-    crate::cli::create_state_dirs(&req).map_err(from_anyhow)?;
+    crate::cli::begin_run(&req).map_err(from_anyhow)?;
     let run_id = req.run_id.clone();
     let (cancel_tx, cancel_rx) = watch::channel(false);
     lock(&shared.cancels).insert(run_id.clone(), cancel_tx);

@@ -1,0 +1,111 @@
+#!/usr/bin/env bash
+# Per-task preparation time with and without the cache options, on a real node_modules
+# installed from the npm registry. One task per run, agent `true`; preparation is the time
+# from the task's first event (`preparing`) to its agent starting, read from events.jsonl:
+# worktree creation, local files, caches, setup commands.
+#
+# Variants:
+#   bare      no node_modules at all in the worktree (the floor: what a fresh worktree costs)
+#   reinstall setup = "npm ci --prefer-offline" (npm's download cache is warm: the best case
+#             of installing again in every worktree)
+#   copy      cache = [{ path = "node_modules", mode = "copy" }] (reflink where supported)
+#   symlink   cache = [{ path = "node_modules", mode = "symlink" }]
+#
+#   bash scripts/bench-setup.sh               # R=5 runs per variant, a few hundred packages
+#   R=9 bash scripts/bench-setup.sh
+#   BENCH_SMOKE=1 bash scripts/bench-setup.sh # tiny project, one run: checks it yields numbers
+#
+# The npm project is installed once into $BENCH_NPM_DIR (default: a folder under the
+# system's temporary directory) and reused by later invocations.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+R=${R:-5}
+DEPS='"express":"4.21.2","eslint":"9.17.0","jest":"29.7.0"'
+NPM_DIR=${BENCH_NPM_DIR:-${TMPDIR:-/tmp}/gadugi-bench-npm}
+if [ -n "${BENCH_SMOKE:-}" ]; then
+  R=1
+  DEPS='"ms":"2.1.3","is-odd":"3.0.1"'
+  NPM_DIR=${BENCH_NPM_DIR:-${TMPDIR:-/tmp}/gadugi-bench-npm-smoke}
+fi
+
+cargo build --release --locked -q -p gadugi
+BIN="${CARGO_TARGET_DIR:-$PWD/target}/release/gadugi"
+WORK=$(mktemp -d)
+trap 'rm -rf "$WORK"' EXIT
+
+# The npm project, installed once.
+if [ ! -e "$NPM_DIR/node_modules/.bench-complete" ] || ! grep -qF "$DEPS" "$NPM_DIR/package.json"; then
+  rm -rf "$NPM_DIR"
+  mkdir -p "$NPM_DIR"
+  printf '{"name":"bench","version":"1.0.0","private":true,"dependencies":{%s}}\n' "$DEPS" > "$NPM_DIR/package.json"
+  (cd "$NPM_DIR" && npm install --no-audit --no-fund --loglevel=error >&2)
+  touch "$NPM_DIR/node_modules/.bench-complete"
+fi
+packages=$(find "$NPM_DIR/node_modules" -name package.json -path '*/node_modules/*/package.json' \
+  -not -path '*/node_modules/*/node_modules/*/*/package.json' | wc -l)
+files=$(find "$NPM_DIR/node_modules" -type f | wc -l)
+size=$(du -sh "$NPM_DIR/node_modules" | cut -f1)
+
+make_repo() { # $1 = dir, $2 = [worktree] table body
+  mkdir -p "$1/prompts"
+  git -C "$1" init -q -b main
+  cp "$NPM_DIR/package.json" "$NPM_DIR/package-lock.json" "$1/"
+  printf 'node_modules/\n' > "$1/.gitignore"
+  printf '[worktree]\nports = 0\n%s\n' "$2" > "$1/gadugi.toml"
+  git -C "$1" add -A
+  git -C "$1" -c user.name=bench -c user.email=bench@example.com commit -qm init
+  cp -a "$NPM_DIR/node_modules" "$1/node_modules"
+  rm -f "$1/node_modules/.bench-complete"
+}
+
+# Seconds from the task's `preparing` phase to its agent start, from events.jsonl.
+prep_seconds() { # $1 = events.jsonl
+  node -e '
+    const ev = require("fs").readFileSync(process.argv[1], "utf8").trim().split("\n").map(JSON.parse);
+    const t = (pred) => Date.parse(ev.find(pred).ts);
+    const start = t((e) => e.type === "task_phase" && e.phase === "preparing");
+    const agent = t((e) => e.type === "agent_started");
+    console.log(((agent - start) / 1000).toFixed(3));
+  ' "$1"
+}
+
+stats() { # reads numbers, prints "median min max"
+  sort -n | awk '{a[NR]=$1} END {m=(NR%2)?a[(NR+1)/2]:(a[NR/2]+a[NR/2+1])/2; printf "%.3f %.3f %.3f\n", m, a[1], a[NR]}'
+}
+
+declare -A CONFIG=(
+  [bare]=''
+  [reinstall]='setup = "npm ci --prefer-offline --no-audit --no-fund --loglevel=error"'
+  [copy]='cache = [{ path = "node_modules", mode = "copy" }]'
+  [symlink]='cache = [{ path = "node_modules", mode = "symlink" }]'
+)
+echo "npm project: $packages packages, $files files, $size in node_modules; $R run(s) per variant" >&2
+echo
+echo "| Variant | Per-task preparation, median (s) | Spread min–max (s) | node_modules in the worktree |"
+echo "|---|---|---|---|"
+for variant in bare reinstall copy symlink; do
+  dir="$WORK/$variant"
+  make_repo "$dir" "${CONFIG[$variant]}"
+  times=()
+  for i in $(seq 1 "$R"); do
+    printf '# Task %s\n\nNothing to do.\n' "$i" > "$dir/prompts/t$i.md"
+    (cd "$dir" && "$BIN" run --json --agent-command true "prompts/t$i.md" > "$WORK/out.json")
+    run_id=$(node -e 'console.log(JSON.parse(require("fs").readFileSync(process.argv[1])).run_id)' "$WORK/out.json")
+    wt="$WORK/$variant.gadugi-worktrees/t$i"
+    # The figure only counts when the worktree really got its node_modules.
+    case $variant in
+      bare) [ ! -e "$wt/node_modules" ] ;;
+      symlink) [ -L "$wt/node_modules" ] ;;
+      *) [ -d "$wt/node_modules" ] && [ ! -L "$wt/node_modules" ] && [ -n "$(ls "$wt/node_modules")" ] ;;
+    esac
+    times+=("$(prep_seconds "$dir/.gadugi/runs/$run_id/events.jsonl")")
+  done
+  read -r med min max < <(printf '%s\n' "${times[@]}" | stats)
+  case $variant in
+    bare) what="none" ;;
+    reinstall) what="installed by \`npm ci\`" ;;
+    copy) what="copied (reflink when the file system supports it)" ;;
+    symlink) what="symlink to the checkout's" ;;
+  esac
+  echo "| $variant | $med | $min–$max | $what |"
+done
