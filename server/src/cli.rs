@@ -391,7 +391,7 @@ pub fn resume(json: bool, run: Option<String>) -> Result<i32> {
 }
 
 /// Sends SIGTERM to the supervisor of a task's latest attempt, if it still runs.
-fn stop_supervisor(layout: &Layout, run_id: &str, task: &crate::state::TaskState) {
+pub(crate) fn stop_supervisor(layout: &Layout, run_id: &str, task: &crate::state::TaskState) {
     let dir = layout.attempt_dir(run_id, &task.id, task.attempts.max(1));
     if let Ok(Some(s)) = crate::fsutil::read_json::<crate::supervisor::SupervisorInfo>(&dir.join("supervisor.json")) {
         if crate::supervisor::process_is_alive(s.pid, s.start_ticks) {
@@ -661,18 +661,20 @@ pub fn cleanup_repo(
                     }
                 }
                 if !dry_run {
-                    if let Err(why) =
-                        crate::workspace_setup::teardown_before_removal(&repo, &config, &layout, &state, t)
+                    if let Err(why) = crate::workspace_setup::teardown_before_removal(repo, &config, &layout, &state, t)
                     {
                         if !force {
-                            println!(
+                            lines.push(format!(
                                 "kept    {}: {why} (fix it and run cleanup again, or --force)",
                                 t.worktree.display()
-                            );
+                            ));
                             kept += 1;
                             continue;
                         }
-                        println!("warning {}: {why}; removing it anyway (--force)", t.worktree.display());
+                        lines.push(format!(
+                            "warning {}: {why}; removing it anyway (--force)",
+                            t.worktree.display()
+                        ));
                     }
                     repo.remove_worktree(&t.worktree)?;
                 }

@@ -14,7 +14,7 @@ use tower_lsp_server::ls_types::{MessageType, Uri};
 
 use crate::error::{InputError, InputErrors};
 use crate::events::RunStatus;
-use crate::lsp::backend::{lock, Root, Shared};
+use crate::lsp::backend::{lock as lock_map, Root, Shared};
 use crate::lsp::diagnostics::{self, Source};
 use crate::lsp::errors::{from_anyhow, from_input_errors, invalid_params, request_failed};
 use crate::lsp::ext::*;
@@ -27,35 +27,19 @@ pub async fn execute(shared: &Arc<Shared>, command: &str, args: Vec<Value>) -> R
         ORCHESTRATE => orchestrate(shared, parse(command, args)?).await,
         PLAN => plan(shared, parse(command, args)?).await,
         CANCEL_RUN => cancel_run(shared, parse(command, args)?),
-        CANCEL_TASK => {
-            let t: TaskRef = parse(command, args)?;
-            known_run(shared, &t.run_id)?;
-            Err(request_failed(format!(
-                "{CANCEL_TASK} is not available in this build: the orchestration core cannot cancel one task of a \
-                 running run yet (per-task cancellation is being added to orchestrator.rs, issue 3); cancel the \
-                 whole run with {CANCEL_RUN}"
-            )))
-        }
+        CANCEL_TASK => cancel_task(shared, parse(command, args)?),
         RETRY_TASK => {
             let t: TaskRef = parse(command, args)?;
             known_run(shared, &t.run_id)?;
             Err(request_failed(format!(
                 "{RETRY_TASK} is not available in this build: the orchestration core cannot run one task of a \
-                 finished run again on its existing branch yet (task retry is being added to orchestrator.rs, \
-                 issue 3); keep what you need from branch of task `{}`, run `gadugi cleanup --delete-branches`, \
-                 then start a new run with {ORCHESTRATE}",
+                 finished run again on its existing branch yet (no task retry in orchestrator.rs); keep what you \
+                 need from the branch of task `{}`, run `gadugi cleanup --delete-branches`, then start a new run \
+                 with {ORCHESTRATE}",
                 t.task_id
             )))
         }
-        RESUME => {
-            let r: RunRef = parse(command, args)?;
-            known_run(shared, &r.run_id)?;
-            Err(request_failed(format!(
-                "{RESUME} is not available in this build: the orchestration core cannot take over a run whose \
-                 orchestrator is gone yet (run recovery is being added to orchestrator.rs, issue 3); its agents \
-                 keep running under their supervisors and their work stays on the task branches"
-            )))
-        }
+        RESUME => resume(shared, parse(command, args)?).await,
         CLEANUP => cleanup(shared, parse(command, args)?).await,
         STATUS => status(shared, parse(command, args)?),
         other => Err(invalid_params(format!(
@@ -110,7 +94,7 @@ fn file_paths(shared: &Shared, uris: &[String]) -> Result<(Root, Vec<PathBuf>)> 
             .canonicalize()
             .map_err(|e| invalid_params(format!("{}: cannot open the prompt file: {e}", path.display())))?;
         let r = shared.root_of(&path).ok_or_else(|| {
-            let folders: Vec<String> = lock(&shared.roots)
+            let folders: Vec<String> = lock_map(&shared.roots)
                 .iter()
                 .map(|r| r.folder.display().to_string())
                 .collect();
@@ -178,7 +162,7 @@ async fn orchestrate(shared: &Arc<Shared>, args: OrchestrateArgs) -> Result<Valu
         return Err(invalid_params("maxParallel must be at least 1"));
     }
     {
-        let tree = lock(&shared.tree);
+        let tree = lock_map(&shared.tree);
         for run in tree.runs().filter(|r| r.owned && r.state.status == RunStatus::Running) {
             if let Some(t) = run.state.tasks.iter().find(|t| paths.contains(&t.prompt_file)) {
                 return Err(request_failed(format!(
@@ -205,32 +189,9 @@ async fn orchestrate(shared: &Arc<Shared>, args: OrchestrateArgs) -> Result<Valu
             return Err(from_input_errors(&errs));
         }
     };
+    let lock = crate::lock::RunLock::acquire(&req.layout, &req.run_id).map_err(from_anyhow)?;
     crate::cli::begin_run(&req).map_err(from_anyhow)?;
-    let run_id = req.run_id.clone();
-    let (cancel_tx, cancel_rx) = watch::channel(false);
-    lock(&shared.cancels).insert(run_id.clone(), cancel_tx);
-    let layout = req.layout.clone();
-    let (shared, id) = (shared.clone(), run_id.clone());
-    tokio::spawn(async move {
-        let sink = TreeSink { shared: shared.clone() };
-        match crate::orchestrator::execute(req, vec![Box::new(sink)], cancel_rx).await {
-            Ok(state) => {
-                if let Err(e) = crate::report::write_reports(&layout, &state) {
-                    tracing::error!("run {id}: writing the reports failed: {e:#}");
-                }
-            }
-            Err(e) => {
-                tracing::error!("run {id} stopped: {e:#}");
-                shared
-                    .client
-                    .show_message(MessageType::ERROR, format!("Gadugi run {id} stopped: {e:#}"))
-                    .await;
-            }
-        }
-        lock(&shared.cancels).remove(&id);
-        lock(&shared.tree).release(&id);
-        shared.touch();
-    });
+    let run_id = spawn_run(shared, req, None, lock);
     Ok(serde_json::to_value(OrchestrateResult { run_id }).expect("serializable"))
 }
 
@@ -254,7 +215,7 @@ async fn plan(shared: &Arc<Shared>, args: PlanArgs) -> Result<Value> {
 }
 
 fn known_run(shared: &Shared, run_id: &str) -> Result<()> {
-    if lock(&shared.tree).get(run_id).is_some() {
+    if lock_map(&shared.tree).get(run_id).is_some() {
         Ok(())
     } else {
         Err(invalid_params(format!(
@@ -265,11 +226,11 @@ fn known_run(shared: &Shared, run_id: &str) -> Result<()> {
 
 /// `gadugi.cancelRun`.
 fn cancel_run(shared: &Shared, args: RunRef) -> Result<Value> {
-    if let Some(tx) = lock(&shared.cancels).get(&args.run_id) {
+    if let Some(tx) = lock_map(&shared.cancels).get(&args.run_id) {
         let _ = tx.send(true);
         return Ok(serde_json::to_value(CancelResult { cancelled: true }).expect("serializable"));
     }
-    let tree = lock(&shared.tree);
+    let tree = lock_map(&shared.tree);
     let Some(run) = tree.get(&args.run_id) else {
         return Err(invalid_params(format!(
             "no run `{}` is known to this server (see gadugi/treeState)",
@@ -289,7 +250,7 @@ fn cancel_run(shared: &Shared, args: RunRef) -> Result<Value> {
 async fn cleanup(shared: &Arc<Shared>, args: CleanupArgs) -> Result<Value> {
     let root = match &args.folder {
         Some(f) => file_paths(shared, std::slice::from_ref(f))?.0,
-        None => lock(&shared.roots)
+        None => lock_map(&shared.roots)
             .first()
             .cloned()
             .ok_or_else(|| request_failed("the server has no workspace folder in a git repository"))?,
@@ -300,14 +261,14 @@ async fn cleanup(shared: &Arc<Shared>, args: CleanupArgs) -> Result<Value> {
     })
     .await?
     .map_err(from_anyhow)?;
-    lock(&shared.tree).bump();
+    lock_map(&shared.tree).bump();
     shared.touch();
     Ok(serde_json::to_value(CleanupResult { lines }).expect("serializable"))
 }
 
 /// `gadugi.status`: the `gadugi status --json` object.
 fn status(shared: &Shared, args: StatusArgs) -> Result<Value> {
-    let tree = lock(&shared.tree);
+    let tree = lock_map(&shared.tree);
     let run = match &args.run_id {
         Some(id) => tree.get(id),
         None => tree.latest(),
@@ -318,4 +279,120 @@ fn status(shared: &Shared, args: StatusArgs) -> Result<Value> {
             None => request_failed("no runs yet in the workspace; start one with gadugi.orchestrate"),
         }
     })
+}
+
+/// Drives a run (new, or `resumed` from its recorded state) on a spawned task, holding the
+/// repository's run lock, with the tree as its view; returns its id at once.
+fn spawn_run(
+    shared: &Arc<Shared>,
+    req: crate::orchestrator::RunRequest,
+    resumed: Option<crate::state::RunState>,
+    lock: crate::lock::RunLock,
+) -> String {
+    let run_id = req.run_id.clone();
+    let (cancel_tx, cancel_rx) = watch::channel(false);
+    lock_map(&shared.cancels).insert(run_id.clone(), cancel_tx);
+    let layout = req.layout.clone();
+    let (shared, id) = (shared.clone(), run_id.clone());
+    tokio::spawn(async move {
+        let _lock = lock;
+        let sinks: Vec<Box<dyn crate::orchestrator::EventSink>> = vec![Box::new(TreeSink { shared: shared.clone() })];
+        let result = match resumed {
+            None => crate::orchestrator::execute(req, sinks, cancel_rx).await,
+            Some(state) => crate::orchestrator::resume(req, state, sinks, cancel_rx).await,
+        };
+        match result {
+            Ok(state) => {
+                if let Err(e) = crate::report::write_reports(&layout, &state) {
+                    tracing::error!("run {id}: writing the reports failed: {e:#}");
+                }
+            }
+            Err(e) => {
+                tracing::error!("run {id} stopped: {e:#}");
+                shared
+                    .client
+                    .show_message(MessageType::ERROR, format!("Gadugi run {id} stopped: {e:#}"))
+                    .await;
+            }
+        }
+        lock_map(&shared.cancels).remove(&id);
+        lock_map(&shared.tree).release(&id);
+        shared.touch();
+    });
+    run_id
+}
+
+/// The recorded state of a run, from disk (the authority, whoever drives the run).
+fn recorded(shared: &Shared, run_id: &str) -> Result<(PathBuf, crate::state::RunState)> {
+    let repo_root = lock_map(&shared.tree)
+        .get(run_id)
+        .map(|r| r.state.repo_root.clone())
+        .ok_or_else(|| {
+            invalid_params(format!(
+                "no run `{run_id}` is known to this server (see gadugi/treeState)"
+            ))
+        })?;
+    let state = crate::state::Layout::new(&repo_root)
+        .load_run(Some(run_id))
+        .map_err(from_anyhow)?
+        .ok_or_else(|| request_failed(format!("run {run_id} has no state on disk any more")))?;
+    Ok((repo_root, state))
+}
+
+/// `gadugi.cancelTask`: like `gadugi cancel TASK`, whichever process drives the run: a
+/// cancel marker for the run loop and SIGTERM to the task's supervisor.
+fn cancel_task(shared: &Shared, args: TaskRef) -> Result<Value> {
+    let (repo_root, state) = recorded(shared, &args.run_id)?;
+    let task = state.task(&args.task_id).ok_or_else(|| {
+        let ids: Vec<&str> = state.tasks.iter().map(|t| t.id.as_str()).collect();
+        invalid_params(format!(
+            "run {} has no task `{}`; its tasks: {}",
+            args.run_id,
+            args.task_id,
+            ids.join(", ")
+        ))
+    })?;
+    if state.status != RunStatus::Running || task.status.is_final() {
+        return Ok(serde_json::to_value(CancelResult { cancelled: false }).expect("serializable"));
+    }
+    let layout = crate::state::Layout::new(&repo_root);
+    let marker = crate::task_run::cancel_marker(&layout, &args.run_id, &args.task_id);
+    std::fs::create_dir_all(marker.parent().unwrap_or(&layout.root))
+        .and_then(|_| std::fs::write(&marker, b""))
+        .map_err(|e| from_anyhow(anyhow::anyhow!("writing the cancel marker {}: {e}", marker.display())))?;
+    crate::cli::stop_supervisor(&layout, &args.run_id, task);
+    Ok(serde_json::to_value(CancelResult { cancelled: true }).expect("serializable"))
+}
+
+/// `gadugi.resume`: like `gadugi resume`: takes over a run whose orchestrator is gone
+/// (running agents are re-attached, never restarted) and drives it from this server.
+async fn resume(shared: &Arc<Shared>, args: RunRef) -> Result<Value> {
+    let (repo_root, state) = recorded(shared, &args.run_id)?;
+    if state.status != RunStatus::Running {
+        return Err(request_failed(format!(
+            "run {} already ended ({}); nothing to resume",
+            args.run_id,
+            crate::report::summary_counts(&state)
+        )));
+    }
+    if let Some(owner) = crate::lock::read_lock(&crate::state::Layout::new(&repo_root))
+        .filter(|l| l.run_id == args.run_id && l.owner_alive())
+    {
+        return Err(request_failed(format!(
+            "run {} is still driven by gadugi process {}; nothing to resume",
+            args.run_id, owner.pid
+        )));
+    }
+    let id = args.run_id.clone();
+    let (req, lock) = blocking(move || -> anyhow::Result<_> {
+        let repo = crate::cli::open_repo(Some(repo_root))?;
+        let layout = crate::state::Layout::new(repo.root());
+        let req = crate::orchestrator::RunRequest::load(Arc::new(repo), layout, &id)?;
+        let lock = crate::lock::RunLock::acquire(&req.layout, &req.run_id)?;
+        Ok((req, lock))
+    })
+    .await?
+    .map_err(from_anyhow)?;
+    let run_id = spawn_run(shared, req, Some(state), lock);
+    Ok(json!({ "runId": run_id }))
 }

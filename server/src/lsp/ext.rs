@@ -25,11 +25,11 @@ pub const ORCHESTRATE: &str = "gadugi.orchestrate";
 pub const PLAN: &str = "gadugi.plan";
 /// Cancels a run this server started: [`RunRef`] → [`CancelResult`].
 pub const CANCEL_RUN: &str = "gadugi.cancelRun";
-/// Cancels one task of a run: [`TaskRef`]. Needs per-task cancellation in the core.
+/// Cancels one task of a running run, whoever drives it: [`TaskRef`] → [`CancelResult`].
 pub const CANCEL_TASK: &str = "gadugi.cancelTask";
-/// Runs a failed task again: [`TaskRef`]. Needs task retry in the core.
+/// Runs a failed task again: [`TaskRef`]. Refused: the core has no task retry yet.
 pub const RETRY_TASK: &str = "gadugi.retryTask";
-/// Resumes a run whose orchestrator is gone: [`RunRef`]. Needs run recovery in the core.
+/// Resumes a run whose orchestrator is gone, driven by this server: [`RunRef`] → [`OrchestrateResult`].
 pub const RESUME: &str = "gadugi.resume";
 /// Removes worktrees of finished tasks: [`CleanupArgs`] → [`CleanupResult`].
 pub const CLEANUP: &str = "gadugi.cleanup";
