@@ -14,6 +14,7 @@ echo "== cargo test"
 cargo test --workspace --locked
 echo "== benchmark smoke run (checks the benchmark runs and produces numbers)"
 BENCH_SMOKE=1 bash scripts/bench-parallel.sh >/dev/null
+BENCH_SMOKE=1 bash scripts/bench-lsp.sh >/dev/null
 echo "== worktree setup benchmark smoke run (small npm project)"
 BENCH_SMOKE=1 bash scripts/bench-setup.sh >/dev/null
 echo "== recovery and kill-latency benchmark smoke run"

@@ -100,7 +100,7 @@ fn collect_prompt_files(repo: &Repo, files: &[PathBuf]) -> Result<Vec<PathBuf>, 
 }
 
 /// Loads and plans the prompt files. Reads only; creates nothing.
-fn load_plan(repo: &Repo, config: &Config, files: &[PathBuf]) -> Result<(Plan, String), InputErrors> {
+pub(crate) fn load_plan(repo: &Repo, config: &Config, files: &[PathBuf]) -> Result<(Plan, String), InputErrors> {
     let base = repo.head_commit()?;
     let files = collect_prompt_files(repo, files)?;
     let mut specs = vec![];
@@ -391,7 +391,7 @@ pub fn resume(json: bool, run: Option<String>) -> Result<i32> {
 }
 
 /// Sends SIGTERM to the supervisor of a task's latest attempt, if it still runs.
-fn stop_supervisor(layout: &Layout, run_id: &str, task: &crate::state::TaskState) {
+pub(crate) fn stop_supervisor(layout: &Layout, run_id: &str, task: &crate::state::TaskState) {
     let dir = layout.attempt_dir(run_id, &task.id, task.attempts.max(1));
     if let Ok(Some(s)) = crate::fsutil::read_json::<crate::supervisor::SupervisorInfo>(&dir.join("supervisor.json")) {
         if crate::supervisor::process_is_alive(s.pid, s.start_ticks) {
@@ -605,6 +605,22 @@ pub fn logs(task: &str, follow: bool, run: Option<String>, attempt: Option<u32>)
 /// `gadugi cleanup`.
 pub fn cleanup(run: Option<String>, delete_branches: bool, force: bool, dry_run: bool) -> Result<i32> {
     let repo = open_repo(None)?;
+    for line in cleanup_repo(&repo, run, delete_branches, force, dry_run)? {
+        println!("{line}");
+    }
+    Ok(EXIT_OK)
+}
+
+/// What `gadugi cleanup` does, for any front-end: returns the lines that say what was removed
+/// or kept (and why), last the totals.
+pub fn cleanup_repo(
+    repo: &Repo,
+    run: Option<String>,
+    delete_branches: bool,
+    force: bool,
+    dry_run: bool,
+) -> Result<Vec<String>> {
+    let mut lines = vec![];
     let layout = Layout::new(repo.root());
     let ids = match run {
         Some(id) => vec![id],
@@ -623,13 +639,17 @@ pub fn cleanup(run: Option<String>, delete_branches: bool, force: bool, dry_run:
             let registered = worktrees.iter().any(|w| same_path(&w.path, &t.worktree));
             if registered {
                 if !t.status.is_final() && state.status == RunStatus::Running {
-                    println!("kept    {}: task {} is still running", t.worktree.display(), t.id);
+                    lines.push(format!(
+                        "kept    {}: task {} is still running",
+                        t.worktree.display(),
+                        t.id
+                    ));
                     kept += 1;
                     continue;
                 }
                 if repo.is_dirty(&t.worktree)? {
                     if !force {
-                        println!("kept    {}: it has uncommitted changes (commit them, or --force to commit them onto {} and remove it)", t.worktree.display(), t.branch);
+                        lines.push(format!("kept    {}: it has uncommitted changes (commit them, or --force to commit them onto {} and remove it)", t.worktree.display(), t.branch));
                         kept += 1;
                         continue;
                     }
@@ -641,22 +661,24 @@ pub fn cleanup(run: Option<String>, delete_branches: bool, force: bool, dry_run:
                     }
                 }
                 if !dry_run {
-                    if let Err(why) =
-                        crate::workspace_setup::teardown_before_removal(&repo, &config, &layout, &state, t)
+                    if let Err(why) = crate::workspace_setup::teardown_before_removal(repo, &config, &layout, &state, t)
                     {
                         if !force {
-                            println!(
+                            lines.push(format!(
                                 "kept    {}: {why} (fix it and run cleanup again, or --force)",
                                 t.worktree.display()
-                            );
+                            ));
                             kept += 1;
                             continue;
                         }
-                        println!("warning {}: {why}; removing it anyway (--force)", t.worktree.display());
+                        lines.push(format!(
+                            "warning {}: {why}; removing it anyway (--force)",
+                            t.worktree.display()
+                        ));
                     }
                     repo.remove_worktree(&t.worktree)?;
                 }
-                println!("{say} {} (branch {} stays)", t.worktree.display(), t.branch);
+                lines.push(format!("{say} {} (branch {} stays)", t.worktree.display(), t.branch));
                 removed += 1;
             }
             if delete_branches
@@ -666,26 +688,26 @@ pub fn cleanup(run: Option<String>, delete_branches: bool, force: bool, dry_run:
                     .any(|w| w.branch.as_deref() == Some(t.branch.as_str()) && !same_path(&w.path, &t.worktree))
             {
                 if !repo.branch_is_contained_elsewhere(&t.branch)? && !force {
-                    println!(
+                    lines.push(format!(
                         "kept    branch {}: it holds commits no other branch has (merge it, or --force)",
                         t.branch
-                    );
+                    ));
                     continue;
                 }
                 if !dry_run {
                     repo.delete_branch(&t.branch)?;
                 }
-                println!(
+                lines.push(format!(
                     "{} branch {}",
                     if dry_run { "would delete" } else { "deleted" },
                     t.branch
-                );
+                ));
             }
         }
     }
     if !dry_run {
         repo.prune_worktrees()?;
     }
-    println!("{removed} worktree(s) {say}, {kept} kept.");
-    Ok(EXIT_OK)
+    lines.push(format!("{removed} worktree(s) {say}, {kept} kept."));
+    Ok(lines)
 }

@@ -14,6 +14,7 @@ mod git;
 mod init;
 mod integrate;
 mod lock;
+mod lsp;
 mod orchestrator;
 mod plan;
 mod ports;
@@ -186,6 +187,13 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Language server for editors (LSP over stdin/stdout): commands, progress, diagnostics
+    /// and the task tree. See docs/lsp-extensions.md.
+    Server {
+        /// Speak LSP over stdin/stdout (the only transport).
+        #[arg(long, required = true)]
+        stdio: bool,
+    },
     /// List the agent profiles, whether each program is installed, and its version.
     Agents {
         /// Print the list as JSON.
@@ -230,6 +238,7 @@ fn main() {
     let result = match cli.command {
         Command::Supervise { launch } => supervisor::supervise(&launch),
         Command::SimAgent => demo::sim_agent(),
+        Command::Server { stdio: _ } => lsp::serve_stdio(),
         Command::Run { args, repo, files } => cli::run(args, repo, files),
         Command::Plan { json, repo, files } => cli::plan(json, repo, files),
         Command::Status { json, run } => cli::status(json, run),

@@ -117,7 +117,20 @@ pub fn load_task(path: &Path) -> Result<TaskSpec, InputError> {
             "check that every directory on the path is readable",
         )
     })?;
-    let (front, body, body_line) = split_front_matter(path, &text)?;
+    parse_task(path, prompt_file, &text)
+}
+
+/// Like [`load_task`], but from `text` (an editor's unsaved buffer) instead of the file on
+/// disk. `path` names the file in errors and resolves relative dependencies.
+pub fn load_task_from_text(path: &Path, text: &str) -> Result<TaskSpec, InputError> {
+    let text = check_text(path, text.to_string())?;
+    let prompt_file = path.canonicalize().unwrap_or_else(|_| path.to_path_buf());
+    parse_task(path, prompt_file, &text)
+}
+
+/// Prompt text (already read and checked) → task.
+fn parse_task(path: &Path, prompt_file: PathBuf, text: &str) -> Result<TaskSpec, InputError> {
+    let (front, body, body_line) = split_front_matter(path, text)?;
     let front = match front {
         Some(yaml) => parse_front_matter(path, yaml)?,
         None => FrontMatter::default(),
@@ -189,6 +202,11 @@ fn read_text(path: &Path) -> Result<String, InputError> {
             "save the file as UTF-8",
         )
     })?;
+    check_text(path, text)
+}
+
+/// Strips a BOM and refuses a prompt without any text.
+fn check_text(path: &Path, text: String) -> Result<String, InputError> {
     let text = text.strip_prefix('\u{feff}').map(str::to_string).unwrap_or(text);
     if text.trim().is_empty() {
         return Err(InputError::at(

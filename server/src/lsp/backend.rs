@@ -1,0 +1,247 @@
+//! The `LanguageServer` implementation: the shared server state and the routing of every
+//! LSP message to its handler. Handlers never await a request to the client: anything that
+//! does (progress creation) runs in a spawned task, so the service's request slots are never
+//! held while waiting on the client.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use serde_json::Value;
+use tokio::sync::{watch, Notify};
+use tower_lsp_server::jsonrpc::Result;
+use tower_lsp_server::ls_types::*;
+use tower_lsp_server::{Client, LanguageServer};
+
+use crate::lsp::diagnostics::Diagnostics;
+use crate::lsp::ext::{self, TreeState, TreeStateParams};
+use crate::lsp::tree::Tree;
+
+/// A workspace folder and the repository it is in.
+#[derive(Debug, Clone)]
+pub struct Root {
+    /// The workspace folder (canonical).
+    pub folder: PathBuf,
+    /// The git repository's top level (canonical).
+    pub repo_root: PathBuf,
+}
+
+/// Everything the handlers and background tasks share.
+pub struct Shared {
+    pub client: Client,
+    pub roots: Mutex<Vec<Root>>,
+    pub tree: Mutex<Tree>,
+    /// Signalled whenever `tree` changed; the publisher debounces and publishes.
+    pub changed: Notify,
+    /// Cancel switches of the runs this process runs, by run id.
+    pub cancels: Mutex<HashMap<String, watch::Sender<bool>>>,
+    /// Progress tokens handed to the client → run id.
+    pub progress_tokens: Mutex<HashMap<String, String>>,
+    /// Open documents: path → current text.
+    pub docs: Mutex<HashMap<PathBuf, String>>,
+    pub diagnostics: Mutex<Diagnostics>,
+    /// The client can show `window/workDoneProgress`.
+    pub progress_supported: AtomicBool,
+    /// The client accepts `workspace/codeLens/refresh`.
+    pub lens_refresh_supported: AtomicBool,
+    shut_down: AtomicBool,
+    /// The file watcher (created at `initialized`).
+    pub watcher: Mutex<Option<crate::lsp::watch::Watcher>>,
+}
+
+/// Locks a mutex, recovering the data when a panicking thread poisoned it.
+pub fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+impl Shared {
+    /// Whether the client sent `shutdown`.
+    pub fn was_shut_down(&self) -> bool {
+        self.shut_down.load(Ordering::SeqCst)
+    }
+
+    /// The workspace root holding `path`, if any.
+    pub fn root_of(&self, path: &Path) -> Option<Root> {
+        lock(&self.roots)
+            .iter()
+            .filter(|r| path.starts_with(&r.folder))
+            .max_by_key(|r| r.folder.as_os_str().len())
+            .cloned()
+    }
+
+    /// Signals the publisher.
+    pub fn touch(&self) {
+        self.changed.notify_one();
+    }
+}
+
+/// The server object tower-lsp-server drives.
+pub struct Backend {
+    pub shared: Arc<Shared>,
+}
+
+impl Backend {
+    /// Builds the server around the client handle.
+    pub fn new(client: Client) -> Backend {
+        Backend {
+            shared: Arc::new(Shared {
+                client,
+                roots: Mutex::default(),
+                tree: Mutex::default(),
+                changed: Notify::new(),
+                cancels: Mutex::default(),
+                progress_tokens: Mutex::default(),
+                docs: Mutex::default(),
+                diagnostics: Mutex::default(),
+                progress_supported: AtomicBool::new(false),
+                lens_refresh_supported: AtomicBool::new(false),
+                shut_down: AtomicBool::new(false),
+                watcher: Mutex::default(),
+            }),
+        }
+    }
+
+    /// `gadugi/treeState`.
+    pub async fn tree_state(&self, params: Option<TreeStateParams>) -> Result<TreeState> {
+        let _ = params;
+        Ok(lock(&self.shared.tree).snapshot())
+    }
+
+    /// `window/workDoneProgress/cancel`: cancelling a run's progress cancels the run.
+    pub async fn progress_cancel(&self, params: WorkDoneProgressCancelParams) {
+        let token = match &params.token {
+            NumberOrString::String(s) => s.clone(),
+            NumberOrString::Number(n) => n.to_string(),
+        };
+        let run = lock(&self.shared.progress_tokens).get(&token).cloned();
+        match run {
+            Some(run_id) => {
+                tracing::info!("progress {token} cancelled by the client: cancelling run {run_id}");
+                if let Some(tx) = lock(&self.shared.cancels).get(&run_id) {
+                    let _ = tx.send(true);
+                }
+            }
+            None => tracing::warn!("cancel for unknown progress token {token}"),
+        }
+    }
+}
+
+fn folders_of(params: &InitializeParams) -> Vec<PathBuf> {
+    let mut out = vec![];
+    if let Some(folders) = &params.workspace_folders {
+        out.extend(
+            folders
+                .iter()
+                .filter_map(|f| f.uri.to_file_path().map(|p| p.into_owned())),
+        );
+    }
+    #[allow(deprecated)]
+    if out.is_empty() {
+        if let Some(uri) = &params.root_uri {
+            out.extend(uri.to_file_path().map(|p| p.into_owned()));
+        } else if let Some(path) = &params.root_path {
+            out.push(PathBuf::from(path));
+        }
+    }
+    out
+}
+
+impl LanguageServer for Backend {
+    async fn initialize(&self, params: InitializeParams) -> Result<InitializeResult> {
+        let supports_progress = params
+            .capabilities
+            .window
+            .as_ref()
+            .and_then(|w| w.work_done_progress)
+            .unwrap_or(false);
+        self.shared
+            .progress_supported
+            .store(supports_progress, Ordering::SeqCst);
+        let lens_refresh = params
+            .capabilities
+            .workspace
+            .as_ref()
+            .and_then(|w| w.code_lens.as_ref())
+            .and_then(|c| c.refresh_support)
+            .unwrap_or(false);
+        self.shared.lens_refresh_supported.store(lens_refresh, Ordering::SeqCst);
+        let mut roots = vec![];
+        for folder in folders_of(&params) {
+            let folder = folder.canonicalize().unwrap_or(folder);
+            match crate::git::Repo::discover(&folder) {
+                Ok(repo) => {
+                    let repo_root = repo.root().canonicalize().unwrap_or_else(|_| repo.root().to_path_buf());
+                    roots.push(Root { folder, repo_root });
+                }
+                Err(e) => tracing::warn!("workspace folder {} is not usable: {e}", folder.display()),
+            }
+        }
+        tracing::info!("workspace roots: {roots:?}, work done progress: {supports_progress}");
+        *lock(&self.shared.roots) = roots;
+        Ok(InitializeResult {
+            server_info: Some(ServerInfo {
+                name: "gadugi".into(),
+                version: Some(env!("CARGO_PKG_VERSION").into()),
+            }),
+            capabilities: ServerCapabilities {
+                text_document_sync: Some(TextDocumentSyncCapability::Options(TextDocumentSyncOptions {
+                    open_close: Some(true),
+                    change: Some(TextDocumentSyncKind::FULL),
+                    save: Some(TextDocumentSyncSaveOptions::SaveOptions(SaveOptions {
+                        include_text: Some(true),
+                    })),
+                    ..Default::default()
+                })),
+                code_lens_provider: Some(CodeLensOptions {
+                    resolve_provider: Some(false),
+                }),
+                execute_command_provider: Some(ExecuteCommandOptions {
+                    commands: ext::COMMANDS.iter().map(|c| c.to_string()).collect(),
+                    ..Default::default()
+                }),
+                ..Default::default()
+            },
+            offset_encoding: None,
+        })
+    }
+
+    async fn initialized(&self, _: InitializedParams) {
+        crate::lsp::watch::start(&self.shared);
+        crate::lsp::publish::start(&self.shared);
+    }
+
+    async fn shutdown(&self) -> Result<()> {
+        self.shared.shut_down.store(true, Ordering::SeqCst);
+        Ok(())
+    }
+
+    async fn did_open(&self, params: DidOpenTextDocumentParams) {
+        let doc = params.text_document;
+        crate::lsp::documents::opened(&self.shared, &doc.uri, doc.text);
+    }
+
+    async fn did_change(&self, params: DidChangeTextDocumentParams) {
+        // Full sync: the last change holds the whole text.
+        if let Some(change) = params.content_changes.into_iter().last() {
+            crate::lsp::documents::changed(&self.shared, &params.text_document.uri, change.text);
+        }
+    }
+
+    async fn did_save(&self, params: DidSaveTextDocumentParams) {
+        crate::lsp::documents::saved(&self.shared, &params.text_document.uri, params.text);
+    }
+
+    async fn did_close(&self, params: DidCloseTextDocumentParams) {
+        crate::lsp::documents::closed(&self.shared, &params.text_document.uri);
+    }
+
+    async fn code_lens(&self, params: CodeLensParams) -> Result<Option<Vec<CodeLens>>> {
+        Ok(Some(crate::lsp::lens::lenses(&self.shared, &params.text_document.uri)))
+    }
+
+    async fn execute_command(&self, params: ExecuteCommandParams) -> Result<Option<LSPAny>> {
+        let value: Value = crate::lsp::commands::execute(&self.shared, &params.command, params.arguments).await?;
+        Ok(Some(value))
+    }
+}

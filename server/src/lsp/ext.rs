@@ -1,0 +1,225 @@
+//! The custom protocol of the Gadugi language server, declared once: command names with their
+//! argument and result types, and the `gadugi/...` methods. `docs/lsp-extensions.md`
+//! documents every item here (a test checks that none is missing); the VS Code extension
+//! mirrors this file in one TypeScript module. Field names are camelCase on the wire.
+
+use serde::{Deserialize, Serialize};
+
+use crate::events::{RunStatus, TaskPhase, TaskStatus};
+
+/// Every `workspace/executeCommand` command, as listed in `executeCommandProvider`.
+pub const COMMANDS: &[&str] = &[
+    ORCHESTRATE,
+    PLAN,
+    CANCEL_RUN,
+    CANCEL_TASK,
+    RETRY_TASK,
+    RESUME,
+    CLEANUP,
+    STATUS,
+];
+
+/// Starts a run of prompt files: [`OrchestrateArgs`] → [`OrchestrateResult`], at once.
+pub const ORCHESTRATE: &str = "gadugi.orchestrate";
+/// The plan of prompt files without running anything: [`PlanArgs`] → the `gadugi plan --json` object.
+pub const PLAN: &str = "gadugi.plan";
+/// Cancels a run this server started: [`RunRef`] → [`CancelResult`].
+pub const CANCEL_RUN: &str = "gadugi.cancelRun";
+/// Cancels one task of a running run, whoever drives it: [`TaskRef`] → [`CancelResult`].
+pub const CANCEL_TASK: &str = "gadugi.cancelTask";
+/// Runs a failed task again: [`TaskRef`]. Refused: the core has no task retry yet.
+pub const RETRY_TASK: &str = "gadugi.retryTask";
+/// Resumes a run whose orchestrator is gone, driven by this server: [`RunRef`] → [`OrchestrateResult`].
+pub const RESUME: &str = "gadugi.resume";
+/// Removes worktrees of finished tasks: [`CleanupArgs`] → [`CleanupResult`].
+pub const CLEANUP: &str = "gadugi.cleanup";
+/// The `gadugi status --json` object of a run: [`StatusArgs`] → that object.
+pub const STATUS: &str = "gadugi.status";
+
+/// Request `gadugi/treeState`: [`TreeStateParams`] → [`TreeState`].
+pub const TREE_STATE: &str = "gadugi/treeState";
+/// Notification `gadugi/treeChanged` (server → client): a [`TreeState`] after every change.
+pub const TREE_CHANGED: &str = "gadugi/treeChanged";
+
+/// Arguments of `gadugi.orchestrate` (the first element of `arguments`).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct OrchestrateArgs {
+    /// `file://` URIs of prompt files (or folders of them), all in one workspace folder.
+    pub files: Vec<String>,
+    /// Agents at once; default: `max_parallel` of gadugi.toml, else 4.
+    #[serde(default)]
+    pub max_parallel: Option<u16>,
+}
+
+/// Result of `gadugi.orchestrate`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct OrchestrateResult {
+    pub run_id: String,
+}
+
+/// Arguments of `gadugi.plan`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct PlanArgs {
+    /// `file://` URIs of prompt files (or folders of them).
+    pub files: Vec<String>,
+}
+
+/// Names a run.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct RunRef {
+    pub run_id: String,
+}
+
+/// Names a task of a run.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct TaskRef {
+    pub run_id: String,
+    pub task_id: String,
+}
+
+/// Result of `gadugi.cancelRun`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct CancelResult {
+    /// `false` when the run had already finished.
+    pub cancelled: bool,
+}
+
+/// Arguments of `gadugi.cleanup` (all optional; the element itself may be left out).
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct CleanupArgs {
+    /// Workspace folder URI whose repository to clean; default: the first workspace folder.
+    #[serde(default)]
+    pub folder: Option<String>,
+    /// Only this run's worktrees; default: every run.
+    #[serde(default)]
+    pub run_id: Option<String>,
+    #[serde(default)]
+    pub delete_branches: bool,
+    #[serde(default)]
+    pub force: bool,
+    #[serde(default)]
+    pub dry_run: bool,
+}
+
+/// Result of `gadugi.cleanup`: what was removed or kept and why, one line each, as
+/// `gadugi cleanup` prints them.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct CleanupResult {
+    pub lines: Vec<String>,
+}
+
+/// Arguments of `gadugi.status` (optional).
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct StatusArgs {
+    /// Default: the latest run the server knows.
+    #[serde(default)]
+    pub run_id: Option<String>,
+}
+
+/// Params of `gadugi/treeState` (may be `{}`).
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct TreeStateParams {}
+
+/// What the tree views show: every run the server knows, newest first. Sent as the result of
+/// `gadugi/treeState` and as the params of `gadugi/treeChanged`.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct TreeState {
+    /// Rises by one with every change; a client drops a notification whose version is not
+    /// greater than the last one it applied.
+    pub version: u64,
+    pub runs: Vec<RunNode>,
+}
+
+/// One run in the tree.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct RunNode {
+    pub run_id: String,
+    /// `file://` URI of the repository root.
+    pub repo: String,
+    pub status: RunStatus,
+    /// Whether this server process runs it (so it can cancel it); `false` for runs started
+    /// elsewhere (the CLI) and watched through `.gadugi/`.
+    pub owned: bool,
+    /// RFC 3339 UTC.
+    pub started_at: String,
+    pub finished_at: Option<String>,
+    pub max_parallel: usize,
+    pub tasks: Vec<TaskNode>,
+}
+
+/// One task in the tree.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct TaskNode {
+    pub id: String,
+    pub title: String,
+    pub status: TaskStatus,
+    pub phase: Option<TaskPhase>,
+    /// `file://` URI of the prompt file.
+    pub prompt_file: String,
+    pub branch: String,
+    /// Absolute path of the task's worktree.
+    pub worktree: String,
+    /// Whether the worktree folder exists now.
+    pub worktree_exists: bool,
+    pub depends_on: Vec<String>,
+    pub attempts: u32,
+    pub exit_code: Option<i32>,
+    pub duration_seconds: Option<f64>,
+    pub commits: u32,
+    pub error: Option<String>,
+    /// The latest line the agent printed.
+    pub last_activity: Option<String>,
+}
+
+#[cfg(test)]
+mod tests {
+    /// Every command and method declared here, and every type, has its place in
+    /// docs/lsp-extensions.md. Reads this file's source so a new item cannot be forgotten.
+    #[test]
+    fn every_item_is_documented() {
+        let source = include_str!("ext.rs");
+        let doc = include_str!("../../../docs/lsp-extensions.md");
+        let mut checked = 0;
+        for line in source.lines() {
+            let line = line.trim();
+            if let Some(rest) = line.strip_prefix("pub const ") {
+                if let Some((_, value)) = rest.split_once(": &str = \"") {
+                    let name = value.trim_end_matches("\";");
+                    assert!(
+                        doc.contains(&format!("### `{name}`")),
+                        "docs/lsp-extensions.md has no `### `{name}`` section"
+                    );
+                    checked += 1;
+                }
+            }
+            if let Some(rest) = line.strip_prefix("pub struct ") {
+                let name = rest.split([' ', '{', '(']).next().unwrap();
+                assert!(
+                    doc.contains(&format!("`{name}`")),
+                    "docs/lsp-extensions.md does not mention `{name}`"
+                );
+                checked += 1;
+            }
+        }
+        assert!(
+            checked >= 20,
+            "only {checked} items found: the parser above no longer matches ext.rs"
+        );
+        for c in super::COMMANDS {
+            assert!(doc.contains(&format!("### `{c}`")), "{c} undocumented");
+        }
+    }
+}

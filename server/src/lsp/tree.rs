@@ -1,0 +1,128 @@
+//! What the server knows about runs: the latest [`RunState`] of every run it runs itself or
+//! has seen under a workspace's `.gadugi/`, and the versioned [`TreeState`] built from them.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use tower_lsp_server::ls_types::Uri;
+
+use crate::lsp::ext::{RunNode, TaskNode, TreeState};
+use crate::state::{rfc3339, RunState};
+
+/// Runs known to watching from `.gadugi/` at start-up, per repository (older ones are on
+/// disk and in `gadugi status`).
+pub const RECENT_RUNS: usize = 20;
+
+/// One run.
+#[derive(Debug, Clone)]
+pub struct TrackedRun {
+    pub state: RunState,
+    /// Run by this server process.
+    pub owned: bool,
+}
+
+/// Every known run by id (ids sort by start time), with a version that rises on each change.
+#[derive(Debug, Default)]
+pub struct Tree {
+    runs: BTreeMap<String, TrackedRun>,
+    version: u64,
+}
+
+impl Tree {
+    /// Replaces (or adds) a run's state. An owned run is never replaced by a state read from
+    /// disk: its own event stream is newer. Returns whether anything changed.
+    pub fn update(&mut self, state: RunState, owned: bool) -> bool {
+        if let Some(known) = self.runs.get(&state.run_id) {
+            if (known.owned && !owned) || known.state == state {
+                return false;
+            }
+        }
+        self.runs.insert(state.run_id.clone(), TrackedRun { state, owned });
+        self.version += 1;
+        true
+    }
+
+    /// Marks a run as no longer run by this process (its orchestrator task ended).
+    pub fn release(&mut self, run_id: &str) {
+        if let Some(r) = self.runs.get_mut(run_id) {
+            r.owned = false;
+        }
+    }
+
+    /// Whether this server runs `run_id` now.
+    pub fn is_owned(&self, run_id: &str) -> bool {
+        self.runs.get(run_id).is_some_and(|r| r.owned)
+    }
+
+    pub fn get(&self, run_id: &str) -> Option<&TrackedRun> {
+        self.runs.get(run_id)
+    }
+
+    /// Runs, oldest first.
+    pub fn runs(&self) -> impl Iterator<Item = &TrackedRun> {
+        self.runs.values()
+    }
+
+    /// The newest run.
+    pub fn latest(&self) -> Option<&TrackedRun> {
+        self.runs.values().next_back()
+    }
+
+    /// Marks a change not carried by a run state (worktrees removed by cleanup).
+    pub fn bump(&mut self) {
+        self.version += 1;
+    }
+
+    pub fn version(&self) -> u64 {
+        self.version
+    }
+
+    /// The tree views' state, newest run first.
+    pub fn snapshot(&self) -> TreeState {
+        TreeState {
+            version: self.version,
+            runs: self.runs.values().rev().map(run_node).collect(),
+        }
+    }
+}
+
+/// `file://` URI of a path (the path itself when it cannot be one).
+pub fn uri_string(path: &Path) -> String {
+    Uri::from_file_path(path)
+        .map(|u| u.as_str().to_string())
+        .unwrap_or_else(|| path.display().to_string())
+}
+
+fn run_node(r: &TrackedRun) -> RunNode {
+    let s = &r.state;
+    RunNode {
+        run_id: s.run_id.clone(),
+        repo: uri_string(&s.repo_root),
+        status: s.status,
+        owned: r.owned,
+        started_at: rfc3339(s.started_at),
+        finished_at: s.finished_at.map(rfc3339),
+        max_parallel: s.max_parallel,
+        tasks: s
+            .tasks
+            .iter()
+            .map(|t| TaskNode {
+                id: t.id.clone(),
+                title: t.title.clone(),
+                status: t.status,
+                phase: t.phase,
+                prompt_file: uri_string(&t.prompt_file),
+                branch: t.branch.clone(),
+                worktree: t.worktree.display().to_string(),
+                worktree_exists: t.worktree.is_dir(),
+                depends_on: t.depends_on.clone(),
+                attempts: t.attempts,
+                exit_code: t.exit_code,
+                duration_seconds: t.duration_seconds,
+                commits: t.commits,
+                error: t.error.clone(),
+                last_activity: t.last_activity.clone(),
+            })
+            .collect(),
+    }
+}

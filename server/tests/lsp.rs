@@ -1,0 +1,866 @@
+//! `gadugi server --stdio` spoken to over its real stdin/stdout by a small LSP test client
+//! (Content-Length framing): a real run on a temporary repository with scripted agents,
+//! progress, tree notifications, diagnostics; malformed input; a run started from the CLI
+//! showing live; and the real Neovim client (tests/nvim/).
+
+use std::io::{BufRead, BufReader, Write};
+use std::path::{Path, PathBuf};
+use std::process::{Child, ChildStdin, Command, Stdio};
+use std::sync::mpsc::{channel, Receiver, RecvTimeoutError};
+use std::time::{Duration, Instant};
+
+use serde_json::{json, Value};
+
+/// Generous: only reached when something is broken (never a timing assertion).
+const WAIT: Duration = Duration::from_secs(90);
+
+const AGENT: &str = r#"#!/bin/sh
+# Scripted agent: behaviour comes from the "BEHAVIOR:" line of the prompt.
+p="$GADUGI_PROMPT_FILE"
+b=$(sed -n 's/^BEHAVIOR: //p' "$p" | head -n 1)
+s=$(sed -n 's/^SLEEP: //p' "$p" | head -n 1)
+echo "agent $GADUGI_TASK_ID starts"
+[ -n "$s" ] && sleep "$s"
+case "$b" in
+  commit) echo "$GADUGI_TASK_ID" > "out-$GADUGI_TASK_ID.txt"; git add -A; git -c user.name=a -c user.email=a@b commit -qm "$GADUGI_TASK_ID" ;;
+  fail) echo "boom from $GADUGI_TASK_ID" >&2; exit 3 ;;
+  *) echo "unknown behaviour '$b'" >&2; exit 99 ;;
+esac
+"#;
+
+fn git(dir: &Path, args: &[&str]) {
+    let out = Command::new("git")
+        .arg("-C")
+        .arg(dir)
+        .args(args)
+        .stdin(Stdio::null())
+        .output()
+        .expect("git runs");
+    assert!(
+        out.status.success(),
+        "git {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+struct Repo {
+    _tmp: tempfile::TempDir,
+    root: PathBuf,
+    agent: PathBuf,
+}
+
+impl Repo {
+    fn new() -> Repo {
+        let tmp = tempfile::tempdir().unwrap();
+        let root = tmp.path().join("repo").canonicalize_or_create();
+        std::fs::create_dir_all(root.join("prompts")).unwrap();
+        git(&root, &["init", "-q", "-b", "main"]);
+        git(&root, &["config", "user.name", "Test"]);
+        git(&root, &["config", "user.email", "test@example.com"]);
+        std::fs::write(root.join("README.md"), "hello\n").unwrap();
+        let agent = tmp.path().join("agent.sh");
+        std::fs::write(&agent, AGENT).unwrap();
+        std::fs::write(
+            root.join("gadugi.toml"),
+            format!(
+                "kill_grace = \"1s\"\n\n[agent]\nprofile = \"command\"\ncommand = \"sh {}\"\n",
+                agent.display()
+            ),
+        )
+        .unwrap();
+        git(&root, &["add", "-A"]);
+        git(&root, &["commit", "-qm", "init"]);
+        Repo { _tmp: tmp, root, agent }
+    }
+
+    fn prompt(&self, name: &str, front: &str, behavior: &str) -> PathBuf {
+        let fm = if front.is_empty() {
+            String::new()
+        } else {
+            format!("---\n{front}\n---\n")
+        };
+        let path = self.root.join("prompts").join(format!("{name}.md"));
+        std::fs::write(
+            &path,
+            format!("{fm}# Task {name}\n\nDo the {name} thing.\n\nBEHAVIOR: {behavior}\nSLEEP: 1\n"),
+        )
+        .unwrap();
+        path
+    }
+}
+
+trait CanonicalizeOrCreate {
+    fn canonicalize_or_create(&self) -> PathBuf;
+}
+
+impl CanonicalizeOrCreate for PathBuf {
+    fn canonicalize_or_create(&self) -> PathBuf {
+        std::fs::create_dir_all(self).unwrap();
+        self.canonicalize().unwrap()
+    }
+}
+
+fn uri(p: &Path) -> String {
+    format!("file://{}", p.display())
+}
+
+/// A language-server client over the real binary's stdio.
+struct Client {
+    child: Child,
+    stdin: ChildStdin,
+    rx: Receiver<Value>,
+    /// Every message received, in order.
+    seen: Vec<Value>,
+    next_id: i64,
+}
+
+fn read_message(r: &mut impl BufRead) -> Option<Value> {
+    let mut len = None;
+    loop {
+        let mut line = String::new();
+        if r.read_line(&mut line).ok()? == 0 {
+            return None;
+        }
+        let line = line.trim_end();
+        if line.is_empty() {
+            break;
+        }
+        if let Some(v) = line.strip_prefix("Content-Length: ") {
+            len = v.parse::<usize>().ok();
+        }
+    }
+    let mut body = vec![0; len?];
+    r.read_exact(&mut body).ok()?;
+    Some(serde_json::from_slice(&body).unwrap_or_else(|e| panic!("server sent invalid JSON ({e})")))
+}
+
+impl Client {
+    fn start(root: &Path) -> Client {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_gadugi"))
+            .args(["server", "--stdio"])
+            .current_dir(root)
+            .env("GADUGI_LOG", "gadugi=debug")
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("gadugi server starts");
+        let stdin = child.stdin.take().unwrap();
+        let mut stdout = BufReader::new(child.stdout.take().unwrap());
+        let (tx, rx) = channel();
+        std::thread::spawn(move || {
+            while let Some(msg) = read_message(&mut stdout) {
+                if tx.send(msg).is_err() {
+                    break;
+                }
+            }
+        });
+        Client {
+            child,
+            stdin,
+            rx,
+            seen: vec![],
+            next_id: 1,
+        }
+    }
+
+    fn send_raw(&mut self, bytes: &[u8]) {
+        self.stdin.write_all(bytes).unwrap();
+        self.stdin.flush().unwrap();
+    }
+
+    fn send(&mut self, msg: Value) {
+        let body = msg.to_string();
+        self.send_raw(format!("Content-Length: {}\r\n\r\n{body}", body.len()).as_bytes());
+    }
+
+    fn notify(&mut self, method: &str, params: Value) {
+        self.send(json!({"jsonrpc": "2.0", "method": method, "params": params}));
+    }
+
+    fn request_async(&mut self, method: &str, params: Value) -> i64 {
+        let id = self.next_id;
+        self.next_id += 1;
+        self.send(json!({"jsonrpc": "2.0", "id": id, "method": method, "params": params}));
+        id
+    }
+
+    /// Sends a request and waits for its response (the whole response object).
+    fn request(&mut self, method: &str, params: Value) -> Value {
+        let id = self.request_async(method, params);
+        self.wait_for(&format!("response to {method}"), |m| {
+            m.get("id") == Some(&json!(id)) && m.get("method").is_none()
+        })
+    }
+
+    /// Waits until a message matching `pred` arrives (answering the server's requests on
+    /// the way) and returns it; panics after WAIT with everything seen.
+    fn wait_for(&mut self, what: &str, pred: impl Fn(&Value) -> bool) -> Value {
+        self.wait_from(0, what, pred)
+    }
+
+    /// Like `wait_for`, among the messages from index `from` of `seen` on.
+    fn wait_from(&mut self, from: usize, what: &str, pred: impl Fn(&Value) -> bool) -> Value {
+        if let Some(m) = self.seen.iter().skip(from).find(|m| pred(m)) {
+            return m.clone();
+        }
+        let deadline = Instant::now() + WAIT;
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match self.rx.recv_timeout(left) {
+                Ok(m) => {
+                    if m.get("method").is_some() && m.get("id").is_some() {
+                        // A request from the server (window/workDoneProgress/create): accept.
+                        let id = m["id"].clone();
+                        self.send(json!({"jsonrpc": "2.0", "id": id, "result": null}));
+                    }
+                    self.seen.push(m.clone());
+                    if pred(&m) {
+                        return m;
+                    }
+                }
+                Err(RecvTimeoutError::Timeout) => panic!(
+                    "timed out waiting for {what}; received:\n{}",
+                    self.seen.iter().map(|m| m.to_string()).collect::<Vec<_>>().join("\n")
+                ),
+                Err(RecvTimeoutError::Disconnected) => panic!(
+                    "server closed stdout while waiting for {what}; received:\n{}",
+                    self.seen.iter().map(|m| m.to_string()).collect::<Vec<_>>().join("\n")
+                ),
+            }
+        }
+    }
+
+    fn initialize(&mut self, root: &Path, progress: bool) -> Value {
+        let resp = self.request(
+            "initialize",
+            json!({
+                "processId": null,
+                "rootUri": uri(root),
+                "workspaceFolders": [{"uri": uri(root), "name": "repo"}],
+                "capabilities": {"window": {"workDoneProgress": progress}, "workspace": {"codeLens": {"refreshSupport": true}}},
+            }),
+        );
+        self.notify("initialized", json!({}));
+        resp
+    }
+
+    fn command(&mut self, command: &str, args: Value) -> Value {
+        self.request(
+            "workspace/executeCommand",
+            json!({"command": command, "arguments": [args]}),
+        )
+    }
+
+    /// shutdown, exit; returns the exit code.
+    fn shutdown(mut self) -> i32 {
+        let resp = self.request("shutdown", Value::Null);
+        assert!(resp.get("error").is_none(), "{resp}");
+        self.notify("exit", Value::Null);
+        let deadline = Instant::now() + WAIT;
+        loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                return status.code().unwrap_or(-1);
+            }
+            assert!(Instant::now() < deadline, "server did not exit after `exit`");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    fn notifications(&self, method: &str) -> Vec<&Value> {
+        self.seen
+            .iter()
+            .filter(|m| m["method"] == method && m.get("id").is_none())
+            .collect()
+    }
+}
+
+fn diagnostics_of<'a>(c: &'a Client, file: &Path) -> Vec<&'a Value> {
+    c.notifications("textDocument/publishDiagnostics")
+        .into_iter()
+        .filter(|m| m["params"]["uri"] == uri(file))
+        .collect()
+}
+
+fn error_code(resp: &Value) -> i64 {
+    resp["error"]["code"]
+        .as_i64()
+        .unwrap_or_else(|| panic!("expected an error response, got {resp}"))
+}
+
+#[test]
+fn orchestrate_reports_progress_tree_changes_and_diagnostics() {
+    let repo = Repo::new();
+    let ok = repo.prompt("ok", "", "commit");
+    let bad = repo.prompt("bad", "", "fail");
+    // `bad` ends a second after `ok`: the progress has a state between begin and end.
+    std::fs::write(
+        &bad,
+        std::fs::read_to_string(&bad).unwrap().replace("SLEEP: 1", "SLEEP: 2"),
+    )
+    .unwrap();
+    let after = repo.prompt("after", "depends_on: [bad]", "commit");
+    let mut c = Client::start(&repo.root);
+    let init = c.initialize(&repo.root, true);
+    let commands = &init["result"]["capabilities"]["executeCommandProvider"]["commands"];
+    for cmd in [
+        "gadugi.orchestrate",
+        "gadugi.plan",
+        "gadugi.cancelRun",
+        "gadugi.cancelTask",
+        "gadugi.retryTask",
+        "gadugi.resume",
+        "gadugi.cleanup",
+        "gadugi.status",
+    ] {
+        assert!(
+            commands.as_array().unwrap().contains(&json!(cmd)),
+            "{cmd} missing: {init}"
+        );
+    }
+
+    let plan = c.command("gadugi.plan", json!({"files": [uri(&ok), uri(&bad), uri(&after)]}));
+    assert_eq!(plan["result"]["tasks"].as_array().map(Vec::len), Some(3), "{plan}");
+
+    let resp = c.command(
+        "gadugi.orchestrate",
+        json!({"files": [uri(&ok), uri(&bad), uri(&after)], "maxParallel": 2}),
+    );
+    let run_id = resp["result"]["runId"]
+        .as_str()
+        .unwrap_or_else(|| panic!("{resp}"))
+        .to_string();
+    let answered_at = c.seen.len();
+    let token = format!("gadugi-run-{run_id}");
+
+    let end = c.wait_for("progress end", |m| {
+        m["method"] == "$/progress" && m["params"]["token"] == token && m["params"]["value"]["kind"] == "end"
+    });
+    let progress: Vec<&Value> = c
+        .notifications("$/progress")
+        .into_iter()
+        .filter(|m| m["params"]["token"] == token)
+        .collect();
+    let kinds: Vec<&str> = progress
+        .iter()
+        .map(|m| m["params"]["value"]["kind"].as_str().unwrap())
+        .collect();
+    assert_eq!(kinds.first(), Some(&"begin"), "{kinds:?}");
+    assert!(kinds.contains(&"report"), "{kinds:?}");
+    assert_eq!(kinds.iter().filter(|k| **k == "end").count(), 1, "{kinds:?}");
+    let begin = &progress[0]["params"]["value"];
+    assert_eq!(begin["cancellable"], true, "{begin}");
+    assert!(begin["title"].as_str().unwrap().contains(&run_id), "{begin}");
+    let percentages: Vec<u64> = progress
+        .iter()
+        .filter_map(|m| m["params"]["value"]["percentage"].as_u64())
+        .collect();
+    assert!(
+        percentages.windows(2).all(|w| w[0] <= w[1]),
+        "percentage fell: {percentages:?}"
+    );
+    let messages: Vec<&str> = progress
+        .iter()
+        .filter_map(|m| m["params"]["value"]["message"].as_str())
+        .collect();
+    assert!(
+        messages
+            .iter()
+            .any(|m| m.contains("/3 done · ") && m.contains(" running · ")),
+        "{messages:?}"
+    );
+    let end_message = end["params"]["value"]["message"].as_str().unwrap();
+    assert!(
+        end_message.contains("failed") && end_message.contains("3/3 done"),
+        "{end_message}"
+    );
+    // The command answered before the run ended: the run went on in the background.
+    let end_at = c.seen.iter().position(|m| m == &end).unwrap();
+    assert!(answered_at <= end_at);
+    // The create request came from the server and was answered before begin.
+    assert!(c
+        .seen
+        .iter()
+        .any(|m| m["method"] == "window/workDoneProgress/create" && m["params"]["token"] == token));
+
+    // A diagnostic on the failing task's prompt file, and on the skipped one pointing at it.
+    let failed = c.wait_for("diagnostic on bad.md", |m| {
+        m["method"] == "textDocument/publishDiagnostics"
+            && m["params"]["uri"] == uri(&bad)
+            && m["params"]["diagnostics"].as_array().is_some_and(|d| !d.is_empty())
+    });
+    let d = &failed["params"]["diagnostics"][0];
+    assert_eq!(d["severity"], 1, "{d}");
+    let msg = d["message"].as_str().unwrap();
+    assert!(
+        msg.contains("task `bad` failed") && msg.contains("exit status: 3") && msg.contains("stdout.log"),
+        "{msg}"
+    );
+    let skipped = c.wait_for("diagnostic on after.md", |m| {
+        m["method"] == "textDocument/publishDiagnostics"
+            && m["params"]["uri"] == uri(&after)
+            && m["params"]["diagnostics"].as_array().is_some_and(|d| !d.is_empty())
+    });
+    let d = &skipped["params"]["diagnostics"][0];
+    assert_eq!(d["severity"], 2, "{d}");
+    assert_eq!(d["relatedInformation"][0]["location"]["uri"], uri(&bad), "{d}");
+    assert!(diagnostics_of(&c, &ok)
+        .iter()
+        .all(|m| m["params"]["diagnostics"] == json!([])));
+
+    // Tree notifications: versioned, rising, ending with the finished run.
+    let last = c.wait_for("final tree state", |m| {
+        m["method"] == "gadugi/treeChanged" && m["params"]["runs"][0]["status"] == "failed"
+    });
+    let versions: Vec<u64> = c
+        .notifications("gadugi/treeChanged")
+        .iter()
+        .map(|m| m["params"]["version"].as_u64().unwrap())
+        .collect();
+    assert!(versions.len() >= 2, "{versions:?}");
+    assert!(
+        versions.windows(2).all(|w| w[0] < w[1]),
+        "versions not rising: {versions:?}"
+    );
+    let run = &last["params"]["runs"][0];
+    assert_eq!(run["runId"], run_id);
+    let status_of = |id: &str| {
+        run["tasks"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|t| t["id"] == id)
+            .map(|t| t["status"].clone())
+    };
+    assert_eq!(status_of("ok"), Some(json!("succeeded")));
+    assert_eq!(status_of("bad"), Some(json!("failed")));
+    assert_eq!(status_of("after"), Some(json!("skipped")));
+    assert!(c
+        .notifications("gadugi/treeChanged")
+        .iter()
+        .any(|m| m["params"]["runs"][0]["tasks"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|t| t["status"] == "running")));
+
+    let tree = c.request("gadugi/treeState", json!({}));
+    assert!(
+        tree["result"]["version"].as_u64().unwrap() >= *versions.last().unwrap(),
+        "{tree}"
+    );
+    assert_eq!(tree["result"]["runs"][0]["status"], "failed", "{tree}");
+    // Code lenses: run, the latest status, retry for the failed task.
+    let lens = c.request("textDocument/codeLens", json!({"textDocument": {"uri": uri(&bad)}}));
+    let titles: Vec<&str> = lens["result"]
+        .as_array()
+        .unwrap_or_else(|| panic!("{lens}"))
+        .iter()
+        .map(|l| l["command"]["title"].as_str().unwrap())
+        .collect();
+    let failed_title = format!("✗ failed in run {run_id}");
+    assert_eq!(titles, ["▶ Run this task", failed_title.as_str(), "↻ Retry"], "{lens}");
+    assert!(c.seen.iter().any(|m| m["method"] == "workspace/codeLens/refresh"));
+    let status = c.command("gadugi.status", json!({"runId": run_id}));
+    assert_eq!(status["result"]["status"], "failed", "{status}");
+    // The run really happened: the branch of `ok` holds its commit.
+    assert!(repo
+        .root
+        .join(".gadugi/runs")
+        .join(&run_id)
+        .join("report.json")
+        .is_file());
+    // Honest refusals for what the core cannot do yet.
+    let retry = c.command("gadugi.retryTask", json!({"runId": run_id, "taskId": "bad"}));
+    assert_eq!(error_code(&retry), -32803, "{retry}");
+    assert!(
+        retry["error"]["message"].as_str().unwrap().contains("not available"),
+        "{retry}"
+    );
+    let cancelled = c.command("gadugi.cancelRun", json!({"runId": run_id}));
+    assert_eq!(cancelled["result"]["cancelled"], false, "{cancelled}");
+    let cleanup = c.command("gadugi.cleanup", json!({"dryRun": true}));
+    assert!(
+        cleanup["result"]["lines"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|l| l.as_str().unwrap().contains("would remove")),
+        "{cleanup}"
+    );
+
+    assert_eq!(c.shutdown(), 0);
+    let _ = &repo.agent;
+}
+
+#[test]
+fn cancelling_the_progress_cancels_the_run() {
+    let repo = Repo::new();
+    let slow = repo.root.join("prompts/slow.md");
+    std::fs::write(&slow, "# Slow\n\nBEHAVIOR: commit\nSLEEP: 30\n").unwrap();
+    let mut c = Client::start(&repo.root);
+    c.initialize(&repo.root, true);
+    let resp = c.command("gadugi.orchestrate", json!({"files": [uri(&slow)]}));
+    let run_id = resp["result"]["runId"]
+        .as_str()
+        .unwrap_or_else(|| panic!("{resp}"))
+        .to_string();
+    let token = format!("gadugi-run-{run_id}");
+    c.wait_for("the agent running", |m| {
+        m["method"] == "gadugi/treeChanged"
+            && m["params"]["runs"][0]["tasks"][0]["phase"] == "agent"
+            && m["params"]["runs"][0]["tasks"][0]["attempts"] == 1
+    });
+    c.notify("window/workDoneProgress/cancel", json!({"token": token}));
+    let end = c.wait_for("progress end", |m| {
+        m["method"] == "$/progress" && m["params"]["token"] == token && m["params"]["value"]["kind"] == "end"
+    });
+    assert!(
+        end["params"]["value"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("cancelled"),
+        "{end}"
+    );
+    c.wait_for("cancelled run in the tree", |m| {
+        m["method"] == "gadugi/treeChanged" && m["params"]["runs"][0]["status"] == "cancelled"
+    });
+    assert_eq!(c.shutdown(), 0);
+}
+
+#[test]
+fn plan_problems_are_diagnostics_while_editing() {
+    let repo = Repo::new();
+    let a = repo.prompt("a", "", "commit");
+    let text = "---\nid: b\ndepends_on: [nope]\n---\n# B\n\nDo b.\n";
+    let b = repo.root.join("prompts/b.md");
+    std::fs::write(&b, text).unwrap();
+    let mut c = Client::start(&repo.root);
+    c.initialize(&repo.root, true);
+    c.notify(
+        "textDocument/didOpen",
+        json!({"textDocument": {"uri": uri(&b), "languageId": "markdown", "version": 1, "text": text}}),
+    );
+    let first = c.wait_for("unknown dependency diagnostic", |m| {
+        m["method"] == "textDocument/publishDiagnostics"
+            && m["params"]["uri"] == uri(&b)
+            && m["params"]["diagnostics"].as_array().is_some_and(|d| !d.is_empty())
+    });
+    let d = &first["params"]["diagnostics"][0];
+    assert_eq!(d["range"]["start"]["line"], 2, "on the depends_on line: {d}");
+    assert!(d["message"].as_str().unwrap().contains("nope"), "{d}");
+    // Fix it in the buffer only (unsaved): the diagnostic goes away.
+    let fixed = "---\nid: b\ndepends_on: [a]\n---\n# B\n\nDo b.\n";
+    c.notify(
+        "textDocument/didChange",
+        json!({"textDocument": {"uri": uri(&b), "version": 2}, "contentChanges": [{"text": fixed}]}),
+    );
+    c.wait_for("cleared diagnostics", |m| {
+        m["method"] == "textDocument/publishDiagnostics"
+            && m["params"]["uri"] == uri(&b)
+            && m["params"]["diagnostics"] == json!([])
+    });
+    // Bad front matter, then a cycle through the file on disk.
+    c.notify(
+        "textDocument/didChange",
+        json!({"textDocument": {"uri": uri(&b), "version": 3}, "contentChanges": [{"text": "---\nid: b\ntimeout: soon\n---\n# B\n\nDo b.\n"}]}),
+    );
+    let bad_fm = c.wait_for("bad front matter diagnostic", |m| {
+        m["method"] == "textDocument/publishDiagnostics"
+            && m["params"]["uri"] == uri(&b)
+            && m["params"]["diagnostics"].as_array().is_some_and(|d| !d.is_empty())
+            && m["params"]["diagnostics"][0]["message"]
+                .as_str()
+                .unwrap()
+                .contains("timeout")
+    });
+    assert_eq!(
+        bad_fm["params"]["diagnostics"][0]["range"]["start"]["line"], 2,
+        "{bad_fm}"
+    );
+    std::fs::write(&a, "---\ndepends_on: [b]\n---\n# A\n\nDo a.\n").unwrap();
+    c.notify(
+        "textDocument/didChange",
+        json!({"textDocument": {"uri": uri(&b), "version": 4}, "contentChanges": [{"text": fixed}]}),
+    );
+    // The cycle is reported once, on the first file of the folder that is in it.
+    let cycle = c.wait_for("cycle diagnostic", |m| {
+        m["method"] == "textDocument/publishDiagnostics"
+            && m["params"]["uri"] == uri(&a)
+            && m["params"]["diagnostics"].as_array().is_some_and(|d| !d.is_empty())
+            && m["params"]["diagnostics"][0]["message"]
+                .as_str()
+                .unwrap()
+                .contains("cycle")
+    });
+    assert_eq!(cycle["params"]["diagnostics"][0]["severity"], 1);
+    assert_eq!(c.shutdown(), 0);
+}
+
+#[test]
+fn malformed_input_gets_errors_and_the_server_keeps_serving() {
+    let repo = Repo::new();
+    let a = repo.prompt("a", "", "commit");
+    let broken = repo.prompt("broken", "depends_on: [missing]", "commit");
+    let outside_dir = tempfile::tempdir().unwrap();
+    let outside = outside_dir.path().join("x.md");
+    std::fs::write(&outside, "# X\n\nDo x.\n").unwrap();
+    let mut c = Client::start(&repo.root);
+    c.initialize(&repo.root, false);
+    let alive = |c: &mut Client| {
+        let r = c.request("gadugi/treeState", json!({}));
+        assert!(r["result"]["version"].is_u64(), "server stopped serving: {r}");
+    };
+
+    // Invalid JSON.
+    c.send_raw(b"Content-Length: 9\r\n\r\n{not json");
+    c.wait_for("parse error", |m| m["error"]["code"] == -32700);
+    alive(&mut c);
+    // Content-Length shorter than the body: the cut-off JSON is a parse error, the rest skipped.
+    let body = json!({"jsonrpc": "2.0", "id": 999, "method": "gadugi/treeState", "params": {}}).to_string();
+    let from = c.seen.len();
+    c.send_raw(format!("Content-Length: 10\r\n\r\n{body}").as_bytes());
+    c.wait_from(from, "second parse error", |m| m["error"]["code"] == -32700);
+    alive(&mut c);
+    // A Content-Length that is not a number.
+    let from = c.seen.len();
+    c.send_raw(b"Content-Length: lots\r\n\r\n{}");
+    c.wait_from(from, "parse error for a bad header", |m| m["error"]["code"] == -32700);
+    alive(&mut c);
+    // JSON that is not a JSON-RPC message.
+    c.send(json!({"id": 77, "hello": "world"}));
+    let r = c.wait_for("invalid request", |m| m["id"] == 77);
+    assert_eq!(error_code(&r), -32600, "{r}");
+    alive(&mut c);
+
+    // Unknown methods.
+    let r = c.request("gadugi/noSuchMethod", json!({}));
+    assert_eq!(error_code(&r), -32601, "{r}");
+    let r = c.request("textDocument/noSuchThing", json!({}));
+    assert_eq!(error_code(&r), -32601, "{r}");
+    // Params of the wrong type.
+    let r = c.request("workspace/executeCommand", json!("gadugi.orchestrate"));
+    assert_eq!(error_code(&r), -32602, "{r}");
+    let r = c.request("gadugi/treeState", json!([1, 2]));
+    assert_eq!(error_code(&r), -32602, "{r}");
+    let r = c.command("gadugi.orchestrate", json!({"files": "a.md"}));
+    assert_eq!(error_code(&r), -32602, "{r}");
+    assert!(
+        r["error"]["message"].as_str().unwrap().contains("maxParallel"),
+        "shows an example: {r}"
+    );
+    let r = c.command("gadugi.orchestrate", json!(42));
+    assert_eq!(error_code(&r), -32602, "{r}");
+    let r = c.command("gadugi.orchestrate", json!({"files": [uri(&a)], "maxParalel": 2}));
+    assert_eq!(error_code(&r), -32602, "unknown field is refused: {r}");
+    let r = c.command("gadugi.orchestrate", json!({"files": []}));
+    assert_eq!(error_code(&r), -32602, "{r}");
+    let r = c.command("gadugi.orchestrate", json!({"files": ["not a uri"]}));
+    assert_eq!(error_code(&r), -32602, "{r}");
+    let r = c.command("gadugi.orchestrate", json!({"files": ["https://example.com/a.md"]}));
+    assert_eq!(error_code(&r), -32602, "{r}");
+    let r = c.command("gadugi.noSuchCommand", json!({}));
+    assert_eq!(error_code(&r), -32602, "{r}");
+    let r = c.command("gadugi.cancelTask", json!({"runId": "nope", "taskId": "a"}));
+    assert_eq!(error_code(&r), -32602, "{r}");
+    // A file outside the workspace.
+    let r = c.command("gadugi.orchestrate", json!({"files": [uri(&outside)]}));
+    assert_eq!(error_code(&r), -32602, "{r}");
+    assert!(
+        r["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("outside the workspace"),
+        "{r}"
+    );
+    // Bad input found by the core: RequestFailed with file and line, and a diagnostic.
+    let r = c.command("gadugi.orchestrate", json!({"files": [uri(&a), uri(&broken)]}));
+    assert_eq!(error_code(&r), -32803, "{r}");
+    let e = &r["error"]["data"]["errors"][0];
+    assert_eq!(e["file"], uri(&broken), "{r}");
+    assert_eq!(e["line"], 2, "{r}");
+    assert!(e["problem"].as_str().unwrap().contains("missing"), "{r}");
+    c.wait_for("diagnostic for the refused run", |m| {
+        m["method"] == "textDocument/publishDiagnostics"
+            && m["params"]["uri"] == uri(&broken)
+            && m["params"]["diagnostics"][0]["range"]["start"]["line"] == 1
+    });
+    // Nothing was created.
+    assert!(!repo.root.join(".gadugi").exists());
+    alive(&mut c);
+    assert_eq!(c.shutdown(), 0);
+}
+
+#[test]
+fn a_run_started_from_the_cli_shows_live() {
+    let repo = Repo::new();
+    let one = repo.prompt("one", "", "commit");
+    let two = repo.prompt("two", "", "fail");
+    let mut c = Client::start(&repo.root);
+    c.initialize(&repo.root, true);
+    let tree = c.request("gadugi/treeState", json!({}));
+    assert_eq!(tree["result"]["runs"], json!([]), "{tree}");
+    let out = Command::new(env!("CARGO_BIN_EXE_gadugi"))
+        .args(["run", "--json"])
+        .arg(&one)
+        .arg(&two)
+        .current_dir(&repo.root)
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1), "{}", String::from_utf8_lossy(&out.stderr));
+    let summary: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let run_id = summary["run_id"].as_str().unwrap();
+    let last = c.wait_for("the CLI run, finished, in the tree", |m| {
+        m["method"] == "gadugi/treeChanged"
+            && m["params"]["runs"][0]["runId"] == run_id
+            && m["params"]["runs"][0]["status"] == "failed"
+    });
+    assert_eq!(last["params"]["runs"][0]["owned"], false);
+    c.wait_for("diagnostic from the CLI run", |m| {
+        m["method"] == "textDocument/publishDiagnostics"
+            && m["params"]["uri"] == uri(&two)
+            && m["params"]["diagnostics"][0]["message"]
+                .as_str()
+                .is_some_and(|s| s.contains("task `two` failed"))
+    });
+    // It was seen while running, not only at the end.
+    assert!(
+        c.notifications("gadugi/treeChanged")
+            .iter()
+            .any(|m| m["params"]["runs"][0]["runId"] == run_id && m["params"]["runs"][0]["status"] == "running"),
+        "the run never showed as running"
+    );
+    let r = c.command("gadugi.cancelRun", json!({"runId": run_id}));
+    assert_eq!(r["result"]["cancelled"], false, "{r}");
+    assert_eq!(c.shutdown(), 0);
+}
+
+#[test]
+fn exit_without_shutdown_exits_1() {
+    let repo = Repo::new();
+    let mut c = Client::start(&repo.root);
+    c.initialize(&repo.root, false);
+    c.notify("exit", Value::Null);
+    let status = c.child.wait().unwrap();
+    assert_eq!(status.code(), Some(1));
+}
+
+/// Debian's Neovim (0.7) as the client: tests/nvim/orchestrate.lua starts the server,
+/// orchestrates, waits for the progress end and the diagnostics, and exits non-zero on
+/// anything missing.
+#[test]
+fn real_neovim_client() {
+    let nvim = Command::new("nvim").arg("--version").output();
+    assert!(
+        nvim.is_ok_and(|o| o.status.success()),
+        "Neovim is needed for this test: apt-get install -y neovim (.ci/run installs it)"
+    );
+    let repo = Repo::new();
+    repo.prompt("good", "", "commit");
+    repo.prompt("broken", "", "fail");
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/nvim/orchestrate.lua");
+    let out = Command::new("nvim")
+        .args(["--headless", "--clean", "-c"])
+        .arg(format!("luafile {}", script.display()))
+        .env("GADUGI_BIN", env!("CARGO_BIN_EXE_gadugi"))
+        .env("GADUGI_REPO", &repo.root)
+        .current_dir(&repo.root)
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    let log = format!(
+        "stdout:\n{}\nstderr:\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(out.status.code(), Some(0), "{log}");
+    assert!(log.contains("nvim: progress end"), "{log}");
+    assert!(log.contains("nvim: diagnostic on broken.md"), "{log}");
+}
+
+fn alive(pid: u64) -> bool {
+    Command::new("kill")
+        .args(["-0", &pid.to_string()])
+        .status()
+        .is_ok_and(|s| s.success())
+}
+
+#[test]
+fn shutdown_answers_at_once_and_leaves_agents_running() {
+    let repo = Repo::new();
+    let slow = repo.root.join("prompts/slow.md");
+    std::fs::write(&slow, "# Slow\n\nBEHAVIOR: commit\nSLEEP: 60\n").unwrap();
+    let mut c = Client::start(&repo.root);
+    c.initialize(&repo.root, false);
+    let resp = c.command("gadugi.orchestrate", json!({"files": [uri(&slow)]}));
+    assert!(resp["result"]["runId"].is_string(), "{resp}");
+    // No progress capability: a message at the start instead.
+    c.wait_for("start message", |m| {
+        m["method"] == "window/showMessage" && m["params"]["message"].as_str().is_some_and(|s| s.contains("started"))
+    });
+    c.wait_for("the agent running", |m| {
+        m["method"] == "gadugi/treeChanged" && m["params"]["runs"][0]["tasks"][0]["phase"] == "agent"
+    });
+    let registry: Value = serde_json::from_str(
+        &std::fs::read_to_string(repo.root.join(".gadugi/monitoring/process_registry.json")).unwrap(),
+    )
+    .unwrap();
+    let entry = &registry["processes"]["slow"];
+    let (agent, supervisor) = (
+        entry["pid"].as_u64().unwrap(),
+        entry["supervisor_pid"].as_u64().unwrap(),
+    );
+    assert!(alive(agent));
+    assert_eq!(c.shutdown(), 0);
+    // The server is gone; the agent and its supervisor are not.
+    assert!(alive(agent), "shutdown killed the agent");
+    assert!(alive(supervisor), "shutdown killed the supervisor");
+    // Clean up: the supervisor ends the agent's process group on SIGTERM.
+    Command::new("kill").arg(supervisor.to_string()).status().unwrap();
+}
+
+#[test]
+fn cancel_one_task_then_the_run() {
+    let repo = Repo::new();
+    let one = repo.root.join("prompts/one.md");
+    let two = repo.root.join("prompts/two.md");
+    std::fs::write(&one, "# One\n\nBEHAVIOR: commit\nSLEEP: 60\n").unwrap();
+    std::fs::write(&two, "# Two\n\nBEHAVIOR: commit\nSLEEP: 60\n").unwrap();
+    let mut c = Client::start(&repo.root);
+    c.initialize(&repo.root, true);
+    let resp = c.command(
+        "gadugi.orchestrate",
+        json!({"files": [uri(&one), uri(&two)], "maxParallel": 2}),
+    );
+    let run_id = resp["result"]["runId"]
+        .as_str()
+        .unwrap_or_else(|| panic!("{resp}"))
+        .to_string();
+    let task = |m: &Value, id: &str| {
+        m["params"]["runs"][0]["tasks"]
+            .as_array()
+            .and_then(|t| t.iter().find(|t| t["id"] == id).cloned())
+            .unwrap_or(Value::Null)
+    };
+    c.wait_for("both agents running", |m| {
+        m["method"] == "gadugi/treeChanged" && task(m, "one")["phase"] == "agent" && task(m, "two")["phase"] == "agent"
+    });
+    let r = c.command("gadugi.cancelTask", json!({"runId": run_id, "taskId": "one"}));
+    assert_eq!(r["result"]["cancelled"], true, "{r}");
+    let r = c.command("gadugi.cancelTask", json!({"runId": run_id, "taskId": "nope"}));
+    assert_eq!(error_code(&r), -32602, "{r}");
+    c.wait_for("task one cancelled, two still running", |m| {
+        m["method"] == "gadugi/treeChanged"
+            && task(m, "one")["status"] == "cancelled"
+            && task(m, "two")["status"] == "running"
+    });
+    let r = c.command("gadugi.cancelRun", json!({"runId": run_id}));
+    assert_eq!(r["result"]["cancelled"], true, "{r}");
+    c.wait_for("run cancelled", |m| {
+        m["method"] == "gadugi/treeChanged" && m["params"]["runs"][0]["status"] == "cancelled"
+    });
+    let r = c.command("gadugi.resume", json!({"runId": run_id}));
+    assert_eq!(error_code(&r), -32803, "an ended run is not resumed: {r}");
+    assert_eq!(c.shutdown(), 0);
+}
