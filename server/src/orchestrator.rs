@@ -199,14 +199,17 @@ pub async fn execute(
         event: run_started(&req),
     };
     let state = RunState::from_start(&rec).context("run start")?;
-    let writer = StateWriter::open(req.layout.clone(), &req.run_id)?;
+    let writer = StateWriter::create(req.layout.clone(), &rec, &state)?;
     let mut out = Emitter {
         state,
         writer,
         sinks,
         unsaved: false,
     };
-    out.publish(rec)?;
+    // Already in the log and the snapshot: only the views still need it.
+    for s in &mut out.sinks {
+        s.on_event(&rec, &out.state);
+    }
     run_loop(req, out, cancel).await
 }
 

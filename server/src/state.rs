@@ -489,6 +489,19 @@ pub struct StateWriter {
 
 impl StateWriter {
     /// Opens the files of a new or resumed run.
+    /// Starts the files of a new run: `events.jsonl` comes into existence atomically with its
+    /// first line (`run_started`), so a run directory with an event log always has a
+    /// readable start, whenever the process is killed.
+    pub fn create(layout: Layout, first: &EventRecord, state: &RunState) -> Result<StateWriter> {
+        let mut line = serde_json::to_vec(first)?;
+        line.push(b'\n');
+        crate::fsutil::write_atomic(&layout.events_file(&state.run_id), &line)?;
+        let mut writer = StateWriter::open(layout, &state.run_id)?;
+        writer.snapshot(state)?;
+        Ok(writer)
+    }
+
+    /// Opens the files of a run that already has its event log (resuming it).
     pub fn open(layout: Layout, run_id: &str) -> Result<StateWriter> {
         let events = open_append(&layout.events_file(run_id))?;
         Ok(StateWriter {
