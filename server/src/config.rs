@@ -344,7 +344,8 @@ pub(crate) fn find_key_line_in(text: &str, section: Option<&str>, key: &str) -> 
     None
 }
 
-fn duration_value(v: &toml::Value) -> Option<Duration> {
+/// A positive duration from a TOML value: seconds (integer or float) or a string like "15m".
+pub(crate) fn duration_value(v: &toml::Value) -> Option<Duration> {
     match v {
         toml::Value::Integer(n) if *n > 0 => Some(Duration::from_secs(*n as u64)),
         toml::Value::Float(f) if *f > 0.0 => Duration::try_from_secs_f64(*f).ok(),

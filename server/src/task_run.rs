@@ -557,6 +557,20 @@ async fn follow_attempt(
         Supervisor::Child(c) => c.id().unwrap_or_default(),
         Supervisor::Adopted(s, _) => s.pid,
     };
+    // Reads status.json and, once the agent runs, tells the run loop.
+    let announce = || {
+        let started = read_json::<AgentStarted>(&launch.status_file).ok().flatten()?;
+        send(
+            tx,
+            Event::AgentStarted {
+                task: id.clone(),
+                attempt,
+                pid: started.agent_pid,
+                supervisor_pid,
+            },
+        );
+        Some(started)
+    };
     let mut announced: Option<AgentStarted> = None;
     let mut follower = OutputFollower::new(launch.stdout.clone(), profile.protocol);
     let mut output_size = 0u64;
@@ -571,17 +585,8 @@ async fn follow_attempt(
             break;
         }
         if announced.is_none() {
-            if let Ok(Some(started)) = read_json::<AgentStarted>(&launch.status_file) {
-                send(
-                    tx,
-                    Event::AgentStarted {
-                        task: id.clone(),
-                        attempt,
-                        pid: started.agent_pid,
-                        supervisor_pid,
-                    },
-                );
-                announced = Some(started);
+            announced = announce();
+            if announced.is_some() {
                 slice = Duration::from_millis(250);
             }
         }
@@ -624,17 +629,7 @@ async fn follow_attempt(
     }
     if announced.is_none() {
         // The agent ended before the first look at status.json.
-        if let Ok(Some(started)) = read_json::<AgentStarted>(&launch.status_file) {
-            send(
-                tx,
-                Event::AgentStarted {
-                    task: id.clone(),
-                    attempt,
-                    pid: started.agent_pid,
-                    supervisor_pid,
-                },
-            );
-        }
+        announce();
     }
     if let Some(line) = follower.poll() {
         send(tx, Event::TaskActivity { task: id.clone(), line });

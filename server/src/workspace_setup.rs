@@ -168,7 +168,7 @@ impl WorktreeConfig {
         config.teardown = commands("teardown", section.teardown)?;
         let timeout = |key: &str, value: Option<toml::Value>, default: Duration| match value {
             None => Ok(default),
-            Some(v) => duration_value(&v).ok_or_else(|| {
+            Some(v) => crate::config::duration_value(&v).ok_or_else(|| {
                 at_key(
                     key,
                     format!("`{key}` must be a positive number of seconds or a string like \"10m\""),
@@ -323,15 +323,6 @@ fn command_list(v: &toml::Value) -> Option<Vec<String>> {
         _ => return None,
     };
     (!list.is_empty() && list.iter().all(|c| !c.is_empty())).then_some(list)
-}
-
-fn duration_value(v: &toml::Value) -> Option<Duration> {
-    match v {
-        toml::Value::Integer(n) if *n > 0 => Some(Duration::from_secs(*n as u64)),
-        toml::Value::Float(f) if *f > 0.0 => Duration::try_from_secs_f64(*f).ok(),
-        toml::Value::String(s) => crate::task::parse_duration(s),
-        _ => None,
-    }
 }
 
 /// `"20000-32767"` → (20000, 32767), both in 1024..=65535, first ≤ last.

@@ -13,25 +13,10 @@ use std::process::{Command, Output, Stdio};
 
 use serde_json::Value;
 
-const GADUGI: &str = env!("CARGO_BIN_EXE_gadugi");
+mod common;
+use common::git;
 
-/// Runs git and insists it succeeds.
-fn git(dir: &Path, args: &[&str]) -> String {
-    let out = Command::new("git")
-        .arg("-C")
-        .arg(dir)
-        .args(args)
-        .stdin(Stdio::null())
-        .output()
-        .expect("git runs");
-    assert!(
-        out.status.success(),
-        "git {args:?} in {}: {}",
-        dir.display(),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).trim().to_string()
-}
+const GADUGI: &str = env!("CARGO_BIN_EXE_gadugi");
 
 /// Runs git and records whatever happens (snapshots also cover non-repositories).
 fn git_outcome(dir: &Path, args: &[&str]) -> String {

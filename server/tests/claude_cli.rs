@@ -11,6 +11,9 @@ use std::sync::{Arc, Mutex, OnceLock};
 
 use serde_json::{json, Value};
 
+mod common;
+use common::git;
+
 /// One scripted answer of the fake API to a `/v1/messages` request.
 #[derive(Clone)]
 enum Reply {
@@ -187,16 +190,6 @@ fn claude_dir() -> &'static Path {
 struct Repo {
     tmp: tempfile::TempDir,
     root: PathBuf,
-}
-
-fn git(dir: &Path, args: &[&str]) -> String {
-    let out = Command::new("git").arg("-C").arg(dir).args(args).output().unwrap();
-    assert!(
-        out.status.success(),
-        "git {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).trim().to_string()
 }
 
 impl Repo {

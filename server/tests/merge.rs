@@ -8,6 +8,9 @@ use std::process::{Command, Output, Stdio};
 
 use serde_json::Value;
 
+mod common;
+use common::git;
+
 /// Waits for the file a `WAIT: <path>` line names, then writes every `WRITE: <file> <text>`
 /// line of the prompt to <file> and commits each; then touches the file of a `TOUCH: <path>` line.
 const AGENT: &str = r#"#!/bin/sh
@@ -58,22 +61,6 @@ struct Fixture {
     tmp: PathBuf,
     root: PathBuf,
     agent: PathBuf,
-}
-
-fn git(dir: &Path, args: &[&str]) -> String {
-    let out = Command::new("git")
-        .arg("-C")
-        .arg(dir)
-        .args(args)
-        .stdin(Stdio::null())
-        .output()
-        .expect("git runs");
-    assert!(
-        out.status.success(),
-        "git {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).trim().to_string()
 }
 
 fn git_ok(dir: &Path, args: &[&str]) -> bool {

@@ -8,6 +8,9 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
+mod common;
+use common::git;
+
 /// Scripted agent: records its pid, sleeps SLEEP seconds (from the prompt), commits a file.
 const AGENT: &str = r#"#!/bin/sh
 p="$GADUGI_PROMPT_FILE"
@@ -23,22 +26,6 @@ struct Repo {
     _tmp: tempfile::TempDir,
     root: PathBuf,
     agent: PathBuf,
-}
-
-fn git(dir: &Path, args: &[&str]) -> String {
-    let out = Command::new("git")
-        .arg("-C")
-        .arg(dir)
-        .args(args)
-        .stdin(Stdio::null())
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "git {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).trim().to_string()
 }
 
 impl Repo {

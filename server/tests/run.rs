@@ -9,6 +9,9 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
+mod common;
+use common::git;
+
 const AGENT: &str = r#"#!/bin/sh
 # Scripted agent: behaviour comes from "BEHAVIOR:" and "SLEEP:" lines of the prompt.
 p="$GADUGI_PROMPT_FILE"
@@ -39,22 +42,6 @@ struct Repo {
     _tmp: tempfile::TempDir,
     root: PathBuf,
     agent: PathBuf,
-}
-
-fn git(dir: &Path, args: &[&str]) -> String {
-    let out = Command::new("git")
-        .arg("-C")
-        .arg(dir)
-        .args(args)
-        .stdin(Stdio::null())
-        .output()
-        .expect("git runs");
-    assert!(
-        out.status.success(),
-        "git {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).trim().to_string()
 }
 
 impl Repo {
