@@ -390,6 +390,22 @@ pub fn resume(json: bool, run: Option<String>) -> Result<i32> {
     Ok(exit_code(&state))
 }
 
+/// `gadugi retry TASK`: runs a failed, cancelled or skipped task of an ended run again (and
+/// what was skipped because of it), continuing on its branch.
+pub fn retry(task: String, run: Option<String>, json: bool) -> Result<i32> {
+    let repo = open_repo(None)?;
+    let layout = Layout::new(repo.root());
+    let mut state = recorded_state(&layout, run)?;
+    {
+        let _lock = crate::lock::RunLock::acquire(&layout, &state.run_id)?;
+        crate::orchestrator::queue_retry(&layout, &mut state, &task)?;
+    }
+    let req = RunRequest::load(Arc::new(repo), layout, &state.run_id)?;
+    let state = drive_with_terminal(req, Some(state), json)?;
+    print_result(&state, json)?;
+    Ok(exit_code(&state))
+}
+
 /// Sends SIGTERM to the supervisor of a task's latest attempt, if it still runs.
 pub(crate) fn stop_supervisor(layout: &Layout, run_id: &str, task: &crate::state::TaskState) {
     let dir = layout.attempt_dir(run_id, &task.id, task.attempts.max(1));

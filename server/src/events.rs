@@ -145,6 +145,11 @@ pub enum Event {
         task: String,
         silent_seconds: u64,
     },
+    /// A finished task (failed, cancelled or skipped) is queued again, with every task that
+    /// was skipped because of it; its branch and worktree carry over.
+    TaskRetried {
+        task: String,
+    },
     /// A new orchestrator process took over the run.
     RunResumed {
         orchestrator_pid: u32,

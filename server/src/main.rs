@@ -96,6 +96,16 @@ enum Command {
         #[arg(long, value_name = "ID")]
         run: Option<String>,
     },
+    /// Run a failed, cancelled or skipped task of the latest run (or --run ID) again, with
+    /// the tasks skipped because of it; it continues on its branch.
+    Retry {
+        /// Task id.
+        task: String,
+        #[arg(long, value_name = "ID")]
+        run: Option<String>,
+        #[arg(long)]
+        json: bool,
+    },
     /// Cancel the latest run (or --run ID), or one of its tasks. Branches and worktrees stay.
     Cancel {
         /// Task id; without it the whole run is cancelled.
@@ -244,6 +254,7 @@ fn main() {
         Command::Status { json, run } => cli::status(json, run),
         Command::Resume { json, run } => cli::resume(json, run),
         Command::Cancel { task, run, json } => cli::cancel(task, run, json),
+        Command::Retry { task, run, json } => cli::retry(task, run, json),
         Command::Logs {
             task,
             follow,

@@ -469,6 +469,44 @@ async fn run_loop(req: RunRequest, mut out: Emitter, cancel: watch::Receiver<boo
     Ok(out.state)
 }
 
+/// Queues a finished task of an ended run again — with every task skipped because of it —
+/// by appending `TaskRetried` to the run's event log; the caller then resumes the run, and
+/// the task continues on its branch with a new attempt. The caller holds the repository lock.
+pub fn queue_retry(layout: &Layout, state: &mut RunState, task: &str) -> Result<()> {
+    if state.status == RunStatus::Running {
+        return Err(crate::error::InputError::new(
+            format!("run {} is still going", state.run_id),
+            "retry a task once the run has ended (gadugi cancel ends it)",
+        )
+        .into());
+    }
+    let Some(t) = state.task(task) else {
+        let ids: Vec<&str> = state.tasks.iter().map(|t| t.id.as_str()).collect();
+        return Err(crate::error::InputError::new(
+            format!("run {} has no task `{task}`", state.run_id),
+            format!("use one of: {}", ids.join(", ")),
+        )
+        .into());
+    };
+    if t.status == TaskStatus::Succeeded {
+        return Err(crate::error::InputError::new(
+            format!("task `{task}` succeeded; there is nothing to retry"),
+            "retry a failed, cancelled or skipped task",
+        )
+        .into());
+    }
+    // Old cancel requests would stop the retry at once.
+    let _ = std::fs::remove_file(crate::task_run::cancel_marker(layout, &state.run_id, task));
+    let _ = std::fs::remove_file(run_cancel_marker(layout, &state.run_id));
+    let rec = EventRecord {
+        ts: Utc::now(),
+        event: Event::TaskRetried { task: task.to_string() },
+    };
+    state.apply(&rec);
+    StateWriter::open(layout.clone(), &state.run_id)?.record(&rec, state)?;
+    Ok(())
+}
+
 /// Marker file `gadugi cancel` writes to cancel a whole run, whichever process drives it.
 pub fn run_cancel_marker(layout: &Layout, run_id: &str) -> PathBuf {
     layout.run_dir(run_id).join("cancel")

@@ -333,6 +333,26 @@ impl RunState {
                     t.stalled = true;
                 }
             }
+            Event::TaskRetried { task } => {
+                let mut queue = vec![task.clone()];
+                while let Some(id) = queue.pop() {
+                    for t in self.tasks.iter_mut() {
+                        let root = t.id == id && t.status.is_final() && t.status != TaskStatus::Succeeded;
+                        let blocked = t.status == TaskStatus::Skipped && t.depends_on.contains(&id);
+                        if root || blocked {
+                            t.status = TaskStatus::Queued;
+                            t.phase = None;
+                            t.error = None;
+                            t.finished_at = None;
+                            t.duration_seconds = None;
+                            t.stalled = false;
+                            queue.push(t.id.clone());
+                        }
+                    }
+                }
+                self.status = RunStatus::Running;
+                self.finished_at = None;
+            }
             Event::RunResumed { orchestrator_pid } => {
                 self.orchestrator_pid = *orchestrator_pid;
                 self.status = RunStatus::Running;

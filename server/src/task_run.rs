@@ -112,11 +112,26 @@ pub(crate) async fn run_task(
     );
     // After a restart, the latest attempt on disk may still be running: adopt it. One whose
     // supervisor never started (the orchestrator died in between) starts now, same number.
+    // A task that was queued again (`gadugi retry`) starts a new attempt after its last
+    // finished one; a finished attempt is collected only for a task that was running.
     let latest = latest_attempt(ctx, &id);
     let mut adopt = match latest {
         Some(n) => attempt_was_launched(ctx, &id, n).await,
         None => false,
     };
+    let mut next_attempt = latest.unwrap_or(1).max(1);
+    if let Some(n) = latest {
+        let finished = ctx
+            .req
+            .layout
+            .attempt_dir(&ctx.req.run_id, &id, n)
+            .join("exit.json")
+            .exists();
+        if adopt && finished && resume.is_none() {
+            adopt = false;
+            next_attempt = n + 1;
+        }
+    }
     // Local files, caches, setup commands and the port block, before the agent costs
     // anything. An adopted attempt already has its set-up worktree (and its agent running).
     let _workspace = if adopt {
@@ -142,7 +157,7 @@ pub(crate) async fn run_task(
     let spec = &ctx.req.plan.tasks[i].spec;
     let retries = spec.retries.unwrap_or(ctx.req.config.retries);
     let verify = spec.verify.clone().or_else(|| ctx.req.config.verify.clone());
-    let mut attempt = latest.unwrap_or(1).max(1);
+    let mut attempt = next_attempt;
     let mut failures = 0;
     // Session of the previous attempt, continued when it failed transiently.
     let mut resume_session: Option<String> = None;

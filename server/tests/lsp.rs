@@ -470,13 +470,33 @@ fn orchestrate_reports_progress_tree_changes_and_diagnostics() {
         .join(&run_id)
         .join("report.json")
         .is_file());
-    // Honest refusals for what the core cannot do yet.
+    // Retrying the failed task runs it again on its branch, as a second attempt.
     let retry = c.command("gadugi.retryTask", json!({"runId": run_id, "taskId": "bad"}));
-    assert_eq!(error_code(&retry), -32803, "{retry}");
-    assert!(
-        retry["error"]["message"].as_str().unwrap().contains("not available"),
-        "{retry}"
-    );
+    assert_eq!(retry["result"]["runId"], run_id.as_str(), "{retry}");
+    let state_file = repo.root.join(".gadugi/runs").join(&run_id).join("state.json");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    let state = loop {
+        let state: Value = serde_json::from_slice(&std::fs::read(&state_file).unwrap()).unwrap();
+        if state["status"] != "running" {
+            break state;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the retried run did not end: {state}"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    };
+    let bad = state["tasks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|t| t["id"] == "bad")
+        .unwrap();
+    assert_eq!(bad["attempts"], 2, "{bad}");
+    assert_eq!(bad["status"], "failed", "{bad}");
+    // A succeeded task is not retried.
+    let refused = c.command("gadugi.retryTask", json!({"runId": run_id, "taskId": "ok"}));
+    assert_eq!(error_code(&refused), -32803, "{refused}");
     let cancelled = c.command("gadugi.cancelRun", json!({"runId": run_id}));
     assert_eq!(cancelled["result"]["cancelled"], false, "{cancelled}");
     let cleanup = c.command("gadugi.cleanup", json!({"dryRun": true}));

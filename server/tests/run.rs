@@ -529,3 +529,33 @@ fn demo_runs_end_to_end() {
     assert!(report["speedup"].as_f64().unwrap() > 1.5, "{report}");
     assert_eq!(git(&repo, &["status", "--porcelain"]), "");
 }
+
+#[test]
+fn retry_runs_a_failed_task_again_on_its_branch_with_its_skipped_dependents() {
+    let r = Repo::new();
+    r.prompt("shaky", "", "exit1");
+    r.prompt("after", "depends_on: [shaky]", "commit");
+    r.prompt("steady", "", "commit");
+    let (code, summary, _) = r.run(&[], &["prompts"]);
+    assert_eq!(code, 1);
+    assert_eq!(task(&summary, "after")["status"], "skipped");
+    let steady_head = git(&r.root, &["rev-parse", "gadugi/steady"]);
+    // A succeeded task is not retried.
+    let refused = r.gadugi(&["retry", "steady"]);
+    assert_eq!(refused.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&refused.stderr).contains("nothing to retry"));
+    let out = r.gadugi(&["retry", "--json", "shaky"]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    let summary: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(summary["status"], "succeeded", "{summary}");
+    assert_eq!(task(&summary, "shaky")["status"], "succeeded");
+    assert_eq!(task(&summary, "after")["status"], "succeeded");
+    let run_dir = r.root.join(".gadugi/runs").join(summary["run_id"].as_str().unwrap());
+    assert!(
+        run_dir.join("tasks/shaky/attempt-2/exit.json").is_file(),
+        "a new attempt, not the old one collected"
+    );
+    assert_eq!(git(&r.root, &["show", "gadugi/after:flaky.txt"]), "shaky");
+    assert_eq!(git(&r.root, &["rev-parse", "gadugi/steady"]), steady_head, "untouched");
+}

@@ -28,17 +28,7 @@ pub async fn execute(shared: &Arc<Shared>, command: &str, args: Vec<Value>) -> R
         PLAN => plan(shared, parse(command, args)?).await,
         CANCEL_RUN => cancel_run(shared, parse(command, args)?),
         CANCEL_TASK => cancel_task(shared, parse(command, args)?),
-        RETRY_TASK => {
-            let t: TaskRef = parse(command, args)?;
-            known_run(shared, &t.run_id)?;
-            Err(request_failed(format!(
-                "{RETRY_TASK} is not available in this build: the orchestration core cannot run one task of a \
-                 finished run again on its existing branch yet (no task retry in orchestrator.rs); keep what you \
-                 need from the branch of task `{}`, run `gadugi cleanup --delete-branches`, then start a new run \
-                 with {ORCHESTRATE}",
-                t.task_id
-            )))
-        }
+        RETRY_TASK => retry_task(shared, parse(command, args)?).await,
         RESUME => resume(shared, parse(command, args)?).await,
         CLEANUP => cleanup(shared, parse(command, args)?).await,
         STATUS => status(shared, parse(command, args)?),
@@ -214,21 +204,18 @@ async fn plan(shared: &Arc<Shared>, args: PlanArgs) -> Result<Value> {
     }
 }
 
-fn known_run(shared: &Shared, run_id: &str) -> Result<()> {
-    if lock_map(&shared.tree).get(run_id).is_some() {
-        Ok(())
-    } else {
-        Err(invalid_params(format!(
-            "no run `{run_id}` is known to this server (see gadugi/treeState)"
-        )))
-    }
-}
-
 /// `gadugi.cancelRun`.
 fn cancel_run(shared: &Shared, args: RunRef) -> Result<Value> {
-    if let Some(tx) = lock_map(&shared.cancels).get(&args.run_id) {
-        let _ = tx.send(true);
-        return Ok(serde_json::to_value(CancelResult { cancelled: true }).expect("serializable"));
+    // What the run's own state says comes first: a run that has ended is not cancelled, even
+    // while its driver here is still winding down.
+    let running_here = lock_map(&shared.tree)
+        .get(&args.run_id)
+        .is_none_or(|r| r.state.status == RunStatus::Running);
+    if running_here {
+        if let Some(tx) = lock_map(&shared.cancels).get(&args.run_id) {
+            let _ = tx.send(true);
+            return Ok(serde_json::to_value(CancelResult { cancelled: true }).expect("serializable"));
+        }
     }
     let tree = lock_map(&shared.tree);
     let Some(run) = tree.get(&args.run_id) else {
@@ -376,6 +363,25 @@ fn cancel_task(shared: &Shared, args: TaskRef) -> Result<Value> {
 
 /// `gadugi.resume`: like `gadugi resume`: takes over a run whose orchestrator is gone
 /// (running agents are re-attached, never restarted) and drives it from this server.
+/// `gadugi.retryTask`: queues a finished task of an ended run again and drives the run
+/// from this server, like `gadugi retry`.
+async fn retry_task(shared: &Arc<Shared>, args: TaskRef) -> Result<Value> {
+    let (repo_root, mut state) = recorded(shared, &args.run_id)?;
+    let task = args.task_id.clone();
+    let (req, state, lock) = blocking(move || -> anyhow::Result<_> {
+        let repo = crate::cli::open_repo(Some(repo_root))?;
+        let layout = crate::state::Layout::new(repo.root());
+        let lock = crate::lock::RunLock::acquire(&layout, &state.run_id)?;
+        crate::orchestrator::queue_retry(&layout, &mut state, &task)?;
+        let req = crate::orchestrator::RunRequest::load(Arc::new(repo), layout, &state.run_id)?;
+        Ok((req, state, lock))
+    })
+    .await?
+    .map_err(from_anyhow)?;
+    let run_id = spawn_run(shared, req, Some(state), lock);
+    Ok(json!({ "runId": run_id }))
+}
+
 async fn resume(shared: &Arc<Shared>, args: RunRef) -> Result<Value> {
     let (repo_root, state) = recorded(shared, &args.run_id)?;
     if state.status != RunStatus::Running {
