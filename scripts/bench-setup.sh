@@ -51,7 +51,7 @@ make_repo() { # $1 = dir, $2 = [worktree] table body
   git -C "$1" init -q -b main
   cp "$NPM_DIR/package.json" "$NPM_DIR/package-lock.json" "$1/"
   printf 'node_modules/\n' > "$1/.gitignore"
-  printf '[worktree]\nports = 0\n%s\n' "$2" > "$1/gadugi.toml"
+  printf 'keep_worktrees = true  # the benchmark looks inside the worktree afterwards\n[worktree]\nports = 0\n%s\n' "$2" > "$1/gadugi.toml"
   git -C "$1" add -A
   git -C "$1" -c user.name=bench -c user.email=bench@example.com commit -qm init
   cp -a "$NPM_DIR/node_modules" "$1/node_modules"
