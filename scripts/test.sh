@@ -1,8 +1,12 @@
 #!/usr/bin/env bash
 # Runs every test of the project: formatting, lints, unit and integration tests (real git
-# repositories, real processes), and a smoke run of the benchmark. Used by CI (.ci/run).
+# repositories, real processes, real clients), and smoke runs of the benchmarks, after
+# installing what a fresh machine lacks (scripts/setup.sh). Used by CI (.ci/run).
 set -euo pipefail
 cd "$(dirname "$0")/.."
+
+echo "== set-up (installs what a fresh machine lacks)"
+bash scripts/setup.sh
 
 echo "== cargo fmt --check"
 cargo fmt --all -- --check

@@ -1,0 +1,26 @@
+#!/usr/bin/env bash
+# Installs what a fresh machine lacks for the tests (Debian packages through apt-get, which
+# needs root; rustfmt and clippy through rustup). Run by scripts/test.sh; does nothing when
+# everything is there.
+set -euo pipefail
+
+need_apt=()
+command -v git >/dev/null || need_apt+=(git)
+command -v cc >/dev/null || need_apt+=(build-essential)
+command -v pkg-config >/dev/null || need_apt+=(pkg-config)
+command -v nvim >/dev/null || need_apt+=(neovim)   # the real LSP client of server/tests/lsp.rs
+# node and npm: the real Claude Code CLI and the cache tests' small npm project.
+command -v npm >/dev/null || need_apt+=(nodejs npm)
+if [ ${#need_apt[@]} -gt 0 ]; then
+  if [ "$(id -u)" != 0 ] || ! command -v apt-get >/dev/null; then
+    echo "missing: ${need_apt[*]} — install them (Debian: apt-get install ${need_apt[*]}), then run again" >&2
+    exit 1
+  fi
+  apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need_apt[@]}"
+fi
+if ! command -v cargo >/dev/null; then
+  echo "cargo is missing: install the Rust toolchain (rustup) first" >&2
+  exit 1
+fi
+rustup component add rustfmt clippy >/dev/null 2>&1 || true
