@@ -114,7 +114,12 @@ impl Backend {
             NumberOrString::String(s) => s.clone(),
             NumberOrString::Number(n) => n.to_string(),
         };
-        let run = lock(&self.shared.progress_tokens).get(&token).cloned();
+        // The token names its run, so a cancel that arrives before the progress was
+        // registered here (its creation is a request to the client, answered later) still works.
+        let run = lock(&self.shared.progress_tokens)
+            .get(&token)
+            .cloned()
+            .or_else(|| token.strip_prefix("gadugi-run-").map(str::to_string));
         match run {
             Some(run_id) => {
                 tracing::info!("progress {token} cancelled by the client: cancelling run {run_id}");
