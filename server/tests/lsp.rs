@@ -11,6 +11,9 @@ use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
 
+mod common;
+use common::git;
+
 /// Generous: only reached when something is broken (never a timing assertion).
 const WAIT: Duration = Duration::from_secs(90);
 
@@ -27,21 +30,6 @@ case "$b" in
   *) echo "unknown behaviour '$b'" >&2; exit 99 ;;
 esac
 "#;
-
-fn git(dir: &Path, args: &[&str]) {
-    let out = Command::new("git")
-        .arg("-C")
-        .arg(dir)
-        .args(args)
-        .stdin(Stdio::null())
-        .output()
-        .expect("git runs");
-    assert!(
-        out.status.success(),
-        "git {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
 
 struct Repo {
     _tmp: tempfile::TempDir,
