@@ -13,6 +13,7 @@ use crate::agent::AgentProfile;
 use crate::config::Config;
 use crate::error::{InputError, InputErrors, EXIT_OK, EXIT_TASKS_FAILED};
 use crate::events::{RunStatus, TaskStatus};
+use crate::fsutil::same_path;
 use crate::git::Repo;
 use crate::orchestrator::{branch_name, worktree_path, EventSink, RunRequest};
 use crate::plan::{build_plan, Plan};
@@ -131,6 +132,10 @@ pub fn prepare(args: &RunArgs, repo: Option<PathBuf>, files: &[PathBuf]) -> Resu
     let mut config = Config::load(repo.root())?;
     if let Some(n) = args.max_parallel {
         config.max_parallel = n as usize;
+    }
+    config.agent.args.extend(args.agent_args.iter().cloned());
+    if let Some(dir) = &args.worktree_dir {
+        config.worktree_dir = crate::fsutil::join_normalized(repo.root(), dir);
     }
     let (plan, base_commit) = load_plan(&repo, &config, files)?;
     let mut errors = vec![];
@@ -273,11 +278,6 @@ fn check_worktree_dir(repo: &Repo, config: &Config) -> Vec<InputError> {
 }
 
 /// Whether two paths name the same place (symlinks resolved where they exist).
-fn same_path(a: &std::path::Path, b: &std::path::Path) -> bool {
-    let canon = |p: &std::path::Path| p.canonicalize().unwrap_or_else(|_| p.to_path_buf());
-    a == b || canon(a) == canon(b)
-}
-
 /// A run id that sorts by start time: `20261121-094512-3fa2`.
 pub fn new_run_id() -> String {
     let now = chrono::Utc::now();
@@ -619,9 +619,20 @@ pub fn logs(task: &str, follow: bool, run: Option<String>, attempt: Option<u32>)
 }
 
 /// `gadugi cleanup`.
-pub fn cleanup(run: Option<String>, delete_branches: bool, force: bool, dry_run: bool) -> Result<i32> {
+pub fn cleanup(
+    run: Option<String>,
+    task: Option<String>,
+    delete_branches: bool,
+    force: bool,
+    dry_run: bool,
+) -> Result<i32> {
     let repo = open_repo(None)?;
-    for line in cleanup_repo(&repo, run, delete_branches, force, dry_run)? {
+    // One task's worktree belongs to one run: the latest unless --run names another.
+    let run = match (&task, run) {
+        (Some(_), None) => Layout::new(repo.root()).run_ids().into_iter().next_back(),
+        (_, run) => run,
+    };
+    for line in cleanup_repo(&repo, run, task, delete_branches, force, dry_run)? {
         println!("{line}");
     }
     Ok(EXIT_OK)
@@ -632,6 +643,7 @@ pub fn cleanup(run: Option<String>, delete_branches: bool, force: bool, dry_run:
 pub fn cleanup_repo(
     repo: &Repo,
     run: Option<String>,
+    task: Option<String>,
     delete_branches: bool,
     force: bool,
     dry_run: bool,
@@ -651,7 +663,20 @@ pub fn cleanup_repo(
         let Some(state) = layout.load_run(Some(&id))? else {
             return Err(InputError::new(format!("no run `{id}`"), "see the runs with: ls .gadugi/runs").into());
         };
-        for t in &state.tasks {
+        if let Some(task) = &task {
+            if state.task(task).is_none() {
+                return Err(InputError::new(
+                    format!("run {id} has no task `{task}`"),
+                    "name a task of that run (see gadugi status)",
+                )
+                .into());
+            }
+        }
+        for t in state
+            .tasks
+            .iter()
+            .filter(|t| task.as_ref().is_none_or(|id| &t.id == id))
+        {
             let registered = worktrees.iter().any(|w| same_path(&w.path, &t.worktree));
             if registered {
                 if !t.status.is_final() && state.status == RunStatus::Running {

@@ -207,8 +207,7 @@ impl Config {
             config.max_parallel = n;
         }
         if let Some(dir) = raw.worktree_dir {
-            let dir = PathBuf::from(dir);
-            config.worktree_dir = if dir.is_absolute() { dir } else { root.join(dir) };
+            config.worktree_dir = crate::fsutil::join_normalized(root, &PathBuf::from(dir));
         }
         if let Some(prefix) = raw.branch_prefix {
             if !crate::git::Repo::is_valid_branch_name(&format!("{prefix}x")) {

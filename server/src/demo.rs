@@ -97,9 +97,8 @@ pub fn demo(dir: Option<PathBuf>, max_parallel: Option<u16>, json: bool) -> Resu
     }
     let args = RunArgs {
         max_parallel,
-        agent: None,
-        agent_command: None,
         json,
+        ..Default::default()
     };
     let req = crate::cli::prepare(&args, Some(repo.clone()), &[repo.join("prompts")])?;
     if !json {

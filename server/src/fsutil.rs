@@ -73,3 +73,42 @@ mod tests {
             .is_none());
     }
 }
+
+/// Whether two paths name the same place (as given, or once symlinks are resolved).
+pub fn same_path(a: &Path, b: &Path) -> bool {
+    let canon = |p: &Path| p.canonicalize().unwrap_or_else(|_| p.to_path_buf());
+    a == b || canon(a) == canon(b)
+}
+
+/// `base` joined with `path` (unless `path` is absolute), with `.` and `..` resolved
+/// lexically: `/r/repo` + `../trees` is `/r/trees`, so paths shown to users stay readable.
+pub fn join_normalized(base: &Path, path: &Path) -> std::path::PathBuf {
+    use std::path::Component;
+    let mut out = std::path::PathBuf::new();
+    for c in base.join(path).components() {
+        match c {
+            Component::CurDir => {}
+            Component::ParentDir => {
+                if !out.pop() {
+                    out.push(c);
+                }
+            }
+            other => out.push(other),
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod path_tests {
+    use super::join_normalized;
+    use std::path::Path;
+
+    #[test]
+    fn joins_and_resolves_dots() {
+        let j = |a: &str, b: &str| join_normalized(Path::new(a), Path::new(b));
+        assert_eq!(j("/r/repo", "../trees"), Path::new("/r/trees"));
+        assert_eq!(j("/r/repo", "./a/./b/../c"), Path::new("/r/repo/a/c"));
+        assert_eq!(j("/r/repo", "/abs/x"), Path::new("/abs/x"));
+    }
+}

@@ -356,6 +356,36 @@ impl Repo {
 
     /// Remove the worktree at `path` with `git worktree remove` (no `--force`: git refuses
     /// when it has changes or untracked files), then prune stale worktree metadata.
+    /// What a task changed since `base`: its commits (one line each), then `git diff` of
+    /// `base` against the worktree `wt` when it exists (committed and uncommitted changes of
+    /// tracked files), else against `branch`.
+    pub fn task_diff(&self, base: &str, branch: &str, wt: Option<&Path>) -> anyhow::Result<String> {
+        let log = self.git(
+            self.root(),
+            &["log", "--format=%h %s", &format!("{base}..{branch}"), "--"],
+        )?;
+        let diff = match wt {
+            Some(wt) => self.git(wt, &["diff", "--stat", "--patch", base, "--"])?,
+            None => self.git(self.root(), &["diff", "--stat", "--patch", base, branch, "--"])?,
+        };
+        let mut out = String::new();
+        if log.trim().is_empty() {
+            out.push_str("# no commits on the branch yet\n");
+        } else {
+            out.push_str("# commits\n");
+            for line in log.lines() {
+                out.push_str(&format!("#   {line}\n"));
+            }
+        }
+        if wt.is_some() {
+            out.push_str("# diff of the worktree (commits and uncommitted changes) against the task's start\n");
+        } else {
+            out.push_str("# diff of the branch against the task's start (the worktree is gone)\n");
+        }
+        out.push_str(&diff);
+        Ok(out)
+    }
+
     pub fn remove_worktree(&self, path: &Path) -> anyhow::Result<()> {
         let path = std::path::absolute(path)?;
         self.git(&self.root, &[OsString::from("worktree"), "remove".into(), path.into()])?;

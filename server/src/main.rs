@@ -45,7 +45,7 @@ struct Cli {
 }
 
 /// Options shared by commands that start a run.
-#[derive(clap::Args, Debug, Clone)]
+#[derive(clap::Args, Debug, Clone, Default)]
 pub struct RunArgs {
     /// Agents running at once [default: max_parallel from gadugi.toml, else 4].
     #[arg(long, short = 'j', value_name = "N", value_parser = clap::value_parser!(u16).range(1..=256))]
@@ -58,6 +58,14 @@ pub struct RunArgs {
     /// Split like a shell would; never run through a shell.
     #[arg(long, value_name = "CMD")]
     pub agent_command: Option<String>,
+    /// One more argument for every agent, after `[agent] args` of gadugi.toml (repeat it for
+    /// several; write `--agent-arg=--model` for one that starts with a dash).
+    #[arg(long = "agent-arg", value_name = "ARG", allow_hyphen_values = true)]
+    pub agent_args: Vec<String>,
+    /// Where the worktrees go [default: worktree_dir of gadugi.toml, else
+    /// ../REPO.gadugi-worktrees]; relative to the repository root.
+    #[arg(long, value_name = "DIR")]
+    pub worktree_dir: Option<PathBuf>,
     /// Print one JSON summary on stdout at the end (progress goes to stderr).
     #[arg(long)]
     pub json: bool,
@@ -141,6 +149,9 @@ enum Command {
         /// Only this run's worktrees [default: every run].
         #[arg(long, value_name = "ID")]
         run: Option<String>,
+        /// Only this task's worktree (of the latest run, or of --run ID).
+        #[arg(long, value_name = "TASK")]
+        task: Option<String>,
         /// Also delete task branches whose commits are all contained in another branch.
         #[arg(long)]
         delete_branches: bool,
@@ -263,10 +274,11 @@ fn main() {
         } => cli::logs(&task, follow, run, attempt),
         Command::Cleanup {
             run,
+            task,
             delete_branches,
             force,
             dry_run,
-        } => cli::cleanup(run, delete_branches, force, dry_run),
+        } => cli::cleanup(run, task, delete_branches, force, dry_run),
         Command::Merge { run, verify, onto } => integrate::merge_command(run, verify, onto),
         Command::Pr {
             run,

@@ -22,7 +22,7 @@ const AGENT: &str = r#"#!/bin/sh
 p="$GADUGI_PROMPT_FILE"
 b=$(sed -n 's/^BEHAVIOR: //p' "$p" | head -n 1)
 s=$(sed -n 's/^SLEEP: //p' "$p" | head -n 1)
-echo "agent $GADUGI_TASK_ID starts"
+echo "agent $GADUGI_TASK_ID starts${1:+ with $*}"
 [ -n "$s" ] && sleep "$s"
 case "$b" in
   commit) echo "$GADUGI_TASK_ID" > "out-$GADUGI_TASK_ID.txt"; git add -A; git -c user.name=a -c user.email=a@b commit -qm "$GADUGI_TASK_ID" ;;
@@ -870,5 +870,78 @@ fn cancel_one_task_then_the_run() {
     });
     let r = c.command("gadugi.resume", json!({"runId": run_id}));
     assert_eq!(error_code(&r), -32803, "an ended run is not resumed: {r}");
+    assert_eq!(c.shutdown(), 0);
+}
+
+/// The editor's settings reach the run (extra agent arguments, worktree folder); the
+/// Worktrees view's list, a task's diff, and removing one task's worktree.
+#[test]
+fn settings_worktrees_diff_and_removing_one_worktree() {
+    let repo = Repo::new();
+    let ok = repo.prompt("ok", "", "commit");
+    let bad = repo.prompt("bad", "", "fail");
+    let mut c = Client::start(&repo.root);
+    c.initialize(&repo.root, false);
+    let resp = c.command(
+        "gadugi.orchestrate",
+        json!({"files": [uri(&ok), uri(&bad)], "maxParallel": 2,
+               "agentArgs": ["--flag", "two words"], "worktreeDir": "../trees"}),
+    );
+    let run_id = resp["result"]["runId"]
+        .as_str()
+        .unwrap_or_else(|| panic!("{resp}"))
+        .to_string();
+    let ended = c.wait_for("the run ended", |m| {
+        m["method"] == "gadugi/treeChanged"
+            && m["params"]["runs"][0]["status"] == "failed"
+            && m["params"]["runs"][0]["driverAlive"] == false
+    });
+    let tasks = ended["params"]["runs"][0]["tasks"].as_array().unwrap().clone();
+    let task = |id: &str| tasks.iter().find(|t| t["id"] == id).unwrap().clone();
+    let trees = repo.root.parent().unwrap().join("trees");
+    assert_eq!(task("bad")["worktree"], trees.join("bad").display().to_string());
+    let log = std::fs::read_to_string(task("ok")["logFile"].as_str().unwrap()).unwrap();
+    assert!(log.contains("agent ok starts with --flag two words"), "{log}");
+    assert!(task("ok")["costUsd"].is_null());
+
+    // The worktree of the failed task stays (the succeeded one is removed after its task).
+    std::fs::write(trees.join("bad/wip.txt"), "unsaved work\n").unwrap();
+    let list = c.request("gadugi/worktrees", json!({}));
+    let wts = list["result"]["worktrees"]
+        .as_array()
+        .unwrap_or_else(|| panic!("{list}"));
+    assert_eq!(wts.len(), 1, "{list}");
+    assert_eq!(wts[0]["taskId"], "bad");
+    assert_eq!(wts[0]["runId"], run_id.as_str());
+    assert_eq!(wts[0]["taskStatus"], "failed");
+    assert_eq!(wts[0]["dirty"], true);
+
+    let diff = c.command("gadugi.taskDiff", json!({"runId": run_id, "taskId": "ok"}));
+    let text = diff["result"]["diff"].as_str().unwrap_or_else(|| panic!("{diff}"));
+    assert!(text.contains("#   ") && text.contains("+++ b/out-ok.txt"), "{text}");
+    assert_eq!(diff["result"]["branch"], "gadugi/ok");
+    let r = c.command("gadugi.taskDiff", json!({"runId": run_id, "taskId": "nope"}));
+    assert_eq!(error_code(&r), -32602, "{r}");
+
+    // Removing it keeps uncommitted work unless forced; forced, the work is committed first.
+    let r = c.command("gadugi.cleanup", json!({"taskId": "bad"}));
+    assert_eq!(error_code(&r), -32602, "taskId needs runId: {r}");
+    let r = c.command("gadugi.cleanup", json!({"runId": run_id, "taskId": "bad"}));
+    let lines = r["result"]["lines"].to_string();
+    assert!(lines.contains("kept") && lines.contains("uncommitted"), "{r}");
+    assert!(trees.join("bad").is_dir());
+    let r = c.command(
+        "gadugi.cleanup",
+        json!({"runId": run_id, "taskId": "bad", "force": true}),
+    );
+    assert!(
+        r["result"]["lines"].to_string().contains("1 worktree(s) removed"),
+        "{r}"
+    );
+    assert!(!trees.join("bad").exists());
+    let wip = git(&repo.root, &["show", "gadugi/bad:wip.txt"]);
+    assert_eq!(wip, "unsaved work");
+    let list = c.request("gadugi/worktrees", json!({}));
+    assert_eq!(list["result"]["worktrees"], json!([]), "{list}");
     assert_eq!(c.shutdown(), 0);
 }

@@ -15,7 +15,7 @@ use tower_lsp_server::ls_types::*;
 use tower_lsp_server::{Client, LanguageServer};
 
 use crate::lsp::diagnostics::Diagnostics;
-use crate::lsp::ext::{self, TreeState, TreeStateParams};
+use crate::lsp::ext::{self, TreeState, TreeStateParams, WorktreeList, WorktreesParams};
 use crate::lsp::tree::Tree;
 
 /// A workspace folder and the repository it is in.
@@ -106,6 +106,12 @@ impl Backend {
     pub async fn tree_state(&self, params: Option<TreeStateParams>) -> Result<TreeState> {
         let _ = params;
         Ok(lock(&self.shared.tree).snapshot())
+    }
+
+    /// `gadugi/worktrees`.
+    pub async fn worktrees(&self, params: Option<WorktreesParams>) -> Result<WorktreeList> {
+        let _ = params;
+        crate::lsp::worktrees::list(&self.shared).await
     }
 
     /// `window/workDoneProgress/cancel`: cancelling a run's progress cancels the run.

@@ -32,6 +32,7 @@ pub async fn execute(shared: &Arc<Shared>, command: &str, args: Vec<Value>) -> R
         RESUME => resume(shared, parse(command, args)?).await,
         CLEANUP => cleanup(shared, parse(command, args)?).await,
         STATUS => status(shared, parse(command, args)?),
+        TASK_DIFF => task_diff(shared, parse(command, args)?).await,
         other => Err(invalid_params(format!(
             "unknown command `{other}`; the commands are: {}",
             COMMANDS.join(", ")
@@ -61,7 +62,7 @@ fn example(command: &str) -> &'static str {
         ORCHESTRATE => r#"{"files": ["file:///abs/a.md"], "maxParallel": 4}"#,
         PLAN => r#"{"files": ["file:///abs/a.md"]}"#,
         CANCEL_RUN | RESUME => r#"{"runId": "20261121-094512-3fa2"}"#,
-        CANCEL_TASK | RETRY_TASK => r#"{"runId": "20261121-094512-3fa2", "taskId": "api-client"}"#,
+        CANCEL_TASK | RETRY_TASK | TASK_DIFF => r#"{"runId": "20261121-094512-3fa2", "taskId": "api-client"}"#,
         CLEANUP => r#"{"runId": "20261121-094512-3fa2", "deleteBranches": false, "force": false, "dryRun": true}"#,
         _ => r#"{"runId": "20261121-094512-3fa2"}"#,
     }
@@ -166,9 +167,10 @@ async fn orchestrate(shared: &Arc<Shared>, args: OrchestrateArgs) -> Result<Valu
     }
     let run_args = RunArgs {
         max_parallel: args.max_parallel,
-        agent: None,
-        agent_command: None,
-        json: false,
+        agent: args.agent.filter(|a| !a.is_empty()),
+        agent_args: args.agent_args,
+        worktree_dir: args.worktree_dir.filter(|d| !d.is_empty()).map(PathBuf::from),
+        ..Default::default()
     };
     let repo_root = root.repo_root.clone();
     let prepared = blocking(move || crate::cli::prepare(&run_args, Some(repo_root), &paths)).await?;
@@ -245,6 +247,9 @@ fn cancel_run(shared: &Shared, args: RunRef) -> Result<Value> {
 
 /// `gadugi.cleanup`.
 async fn cleanup(shared: &Arc<Shared>, args: CleanupArgs) -> Result<Value> {
+    if args.task_id.is_some() && args.run_id.is_none() {
+        return Err(invalid_params("`taskId` needs the `runId` of its run"));
+    }
     let root = match &args.folder {
         Some(f) => file_paths(shared, std::slice::from_ref(f))?.0,
         None => lock_map(&shared.roots)
@@ -254,7 +259,14 @@ async fn cleanup(shared: &Arc<Shared>, args: CleanupArgs) -> Result<Value> {
     };
     let lines = blocking(move || -> anyhow::Result<Vec<String>> {
         let repo = crate::cli::open_repo(Some(root.repo_root))?;
-        crate::cli::cleanup_repo(&repo, args.run_id, args.delete_branches, args.force, args.dry_run)
+        crate::cli::cleanup_repo(
+            &repo,
+            args.run_id,
+            args.task_id,
+            args.delete_branches,
+            args.force,
+            args.dry_run,
+        )
     })
     .await?
     .map_err(from_anyhow)?;
@@ -336,19 +348,49 @@ fn recorded(shared: &Shared, run_id: &str) -> Result<(PathBuf, crate::state::Run
     Ok((repo_root, state))
 }
 
+/// `gadugi.taskDiff`: the task's commits and its diff against where it started.
+async fn task_diff(shared: &Arc<Shared>, args: TaskRef) -> Result<Value> {
+    let (repo_root, state) = recorded(shared, &args.run_id)?;
+    let task = task_of(&state, &args.task_id)?.clone();
+    let Some(base) = task.start_commit.clone() else {
+        return Err(request_failed(format!(
+            "task `{}` has not started yet: it has no branch to compare",
+            task.id
+        )));
+    };
+    let diff = blocking(move || -> anyhow::Result<String> {
+        let repo = crate::cli::open_repo(Some(repo_root))?;
+        let wt = task.worktree.is_dir().then_some(task.worktree.as_path());
+        repo.task_diff(&base, &task.branch, wt)
+    })
+    .await?
+    .map_err(from_anyhow)?;
+    let state_task = task_of(&state, &args.task_id)?;
+    Ok(serde_json::to_value(TaskDiff {
+        base: state_task.start_commit.clone().unwrap_or_default(),
+        branch: state_task.branch.clone(),
+        diff,
+    })
+    .expect("serializable"))
+}
+
+/// A task of a run, or `-32602` naming the run's tasks.
+fn task_of<'a>(state: &'a crate::state::RunState, task_id: &str) -> Result<&'a crate::state::TaskState> {
+    state.task(task_id).ok_or_else(|| {
+        let ids: Vec<&str> = state.tasks.iter().map(|t| t.id.as_str()).collect();
+        invalid_params(format!(
+            "run {} has no task `{task_id}`; its tasks: {}",
+            state.run_id,
+            ids.join(", ")
+        ))
+    })
+}
+
 /// `gadugi.cancelTask`: like `gadugi cancel TASK`, whichever process drives the run: a
 /// cancel marker for the run loop and SIGTERM to the task's supervisor.
 fn cancel_task(shared: &Shared, args: TaskRef) -> Result<Value> {
     let (repo_root, state) = recorded(shared, &args.run_id)?;
-    let task = state.task(&args.task_id).ok_or_else(|| {
-        let ids: Vec<&str> = state.tasks.iter().map(|t| t.id.as_str()).collect();
-        invalid_params(format!(
-            "run {} has no task `{}`; its tasks: {}",
-            args.run_id,
-            args.task_id,
-            ids.join(", ")
-        ))
-    })?;
+    let task = task_of(&state, &args.task_id)?;
     if state.status != RunStatus::Running || task.status.is_final() {
         return Ok(serde_json::to_value(CancelResult { cancelled: false }).expect("serializable"));
     }
@@ -361,8 +403,6 @@ fn cancel_task(shared: &Shared, args: TaskRef) -> Result<Value> {
     Ok(serde_json::to_value(CancelResult { cancelled: true }).expect("serializable"))
 }
 
-/// `gadugi.resume`: like `gadugi resume`: takes over a run whose orchestrator is gone
-/// (running agents are re-attached, never restarted) and drives it from this server.
 /// `gadugi.retryTask`: queues a finished task of an ended run again and drives the run
 /// from this server, like `gadugi retry`.
 async fn retry_task(shared: &Arc<Shared>, args: TaskRef) -> Result<Value> {
@@ -382,6 +422,8 @@ async fn retry_task(shared: &Arc<Shared>, args: TaskRef) -> Result<Value> {
     Ok(json!({ "runId": run_id }))
 }
 
+/// `gadugi.resume`: like `gadugi resume`: takes over a run whose orchestrator is gone
+/// (running agents are re-attached, never restarted) and drives it from this server.
 async fn resume(shared: &Arc<Shared>, args: RunRef) -> Result<Value> {
     let (repo_root, state) = recorded(shared, &args.run_id)?;
     if state.status != RunStatus::Running {

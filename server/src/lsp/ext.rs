@@ -17,6 +17,7 @@ pub const COMMANDS: &[&str] = &[
     RESUME,
     CLEANUP,
     STATUS,
+    TASK_DIFF,
 ];
 
 /// Starts a run of prompt files: [`OrchestrateArgs`] → [`OrchestrateResult`], at once.
@@ -27,7 +28,7 @@ pub const PLAN: &str = "gadugi.plan";
 pub const CANCEL_RUN: &str = "gadugi.cancelRun";
 /// Cancels one task of a running run, whoever drives it: [`TaskRef`] → [`CancelResult`].
 pub const CANCEL_TASK: &str = "gadugi.cancelTask";
-/// Runs a failed task again: [`TaskRef`]. Refused: the core has no task retry yet.
+/// Runs a failed, cancelled or skipped task of an ended run again: [`TaskRef`] → [`OrchestrateResult`].
 pub const RETRY_TASK: &str = "gadugi.retryTask";
 /// Resumes a run whose orchestrator is gone, driven by this server: [`RunRef`] → [`OrchestrateResult`].
 pub const RESUME: &str = "gadugi.resume";
@@ -36,10 +37,15 @@ pub const CLEANUP: &str = "gadugi.cleanup";
 /// The `gadugi status --json` object of a run: [`StatusArgs`] → that object.
 pub const STATUS: &str = "gadugi.status";
 
+/// What a task changed: [`TaskRef`] → [`TaskDiff`].
+pub const TASK_DIFF: &str = "gadugi.taskDiff";
+
 /// Request `gadugi/treeState`: [`TreeStateParams`] → [`TreeState`].
 pub const TREE_STATE: &str = "gadugi/treeState";
 /// Notification `gadugi/treeChanged` (server → client): a [`TreeState`] after every change.
 pub const TREE_CHANGED: &str = "gadugi/treeChanged";
+/// Request `gadugi/worktrees`: [`WorktreesParams`] → [`WorktreeList`].
+pub const WORKTREES: &str = "gadugi/worktrees";
 
 /// Arguments of `gadugi.orchestrate` (the first element of `arguments`).
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -50,6 +56,17 @@ pub struct OrchestrateArgs {
     /// Agents at once; default: `max_parallel` of gadugi.toml, else 4.
     #[serde(default)]
     pub max_parallel: Option<u16>,
+    /// Agent profile for tasks that don't name one (like `gadugi run --agent`).
+    #[serde(default)]
+    pub agent: Option<String>,
+    /// Extra arguments for every agent, after `[agent] args` of gadugi.toml (like
+    /// `gadugi run --agent-arg`).
+    #[serde(default)]
+    pub agent_args: Vec<String>,
+    /// Where the worktrees go, absolute or relative to the repository root (like
+    /// `gadugi run --worktree-dir`).
+    #[serde(default)]
+    pub worktree_dir: Option<String>,
 }
 
 /// Result of `gadugi.orchestrate`.
@@ -100,6 +117,9 @@ pub struct CleanupArgs {
     /// Only this run's worktrees; default: every run.
     #[serde(default)]
     pub run_id: Option<String>,
+    /// Only this task's worktree (needs `runId`).
+    #[serde(default)]
+    pub task_id: Option<String>,
     #[serde(default)]
     pub delete_branches: bool,
     #[serde(default)]
@@ -156,6 +176,9 @@ pub struct RunNode {
     pub started_at: String,
     pub finished_at: Option<String>,
     pub max_parallel: usize,
+    /// Whether a process drives the run now (this server, or the CLI that started it).
+    /// A `running` run without a driver waits for `gadugi.resume`; its agents live on.
+    pub driver_alive: bool,
     pub tasks: Vec<TaskNode>,
 }
 
@@ -182,6 +205,52 @@ pub struct TaskNode {
     pub error: Option<String>,
     /// The latest line the agent printed.
     pub last_activity: Option<String>,
+    /// US dollars the agent reported over all attempts; `null` when it reports none.
+    pub cost_usd: Option<f64>,
+    /// Absolute path of the agent's output log of the latest attempt (may not exist yet).
+    pub log_file: String,
+}
+
+/// Result of `gadugi.taskDiff`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct TaskDiff {
+    /// The commit the task started from.
+    pub base: String,
+    pub branch: String,
+    /// `git diff` of the base against the task's worktree (commits and uncommitted changes
+    /// of tracked files), or against its branch when the worktree is gone; preceded by the
+    /// list of the task's commits.
+    pub diff: String,
+}
+
+/// Params of `gadugi/worktrees` (may be `{}`).
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct WorktreesParams {}
+
+/// Result of `gadugi/worktrees`: every Gadugi worktree on disk in the workspace's
+/// repositories, newest run first.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct WorktreeList {
+    pub worktrees: Vec<WorktreeNode>,
+}
+
+/// One worktree on disk.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct WorktreeNode {
+    /// Absolute path.
+    pub path: String,
+    /// `file://` URI of the repository root.
+    pub repo: String,
+    pub branch: String,
+    pub run_id: String,
+    pub task_id: String,
+    pub task_status: TaskStatus,
+    /// Whether it has uncommitted changes.
+    pub dirty: bool,
 }
 
 #[cfg(test)]

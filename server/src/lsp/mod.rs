@@ -23,6 +23,7 @@ mod publish;
 mod sink;
 mod tree;
 mod watch;
+mod worktrees;
 
 use anyhow::Result;
 use tower_lsp_server::{LspService, Server};
@@ -41,6 +42,7 @@ pub fn serve_stdio() -> Result<i32> {
     let clean = runtime.block_on(async {
         let (service, socket) = LspService::build(backend::Backend::new)
             .custom_method(ext::TREE_STATE, backend::Backend::tree_state)
+            .custom_method(ext::WORKTREES, backend::Backend::worktrees)
             .custom_method("window/workDoneProgress/cancel", backend::Backend::progress_cancel)
             .finish();
         let shared = service.inner().shared.clone();

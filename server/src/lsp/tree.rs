@@ -6,8 +6,9 @@ use std::path::Path;
 
 use tower_lsp_server::ls_types::Uri;
 
+use crate::events::RunStatus;
 use crate::lsp::ext::{RunNode, TaskNode, TreeState};
-use crate::state::{rfc3339, RunState};
+use crate::state::{rfc3339, Layout, RunState};
 
 /// Runs known to watching from `.gadugi/` at start-up, per repository (older ones are on
 /// disk and in `gadugi status`).
@@ -95,6 +96,8 @@ pub fn uri_string(path: &Path) -> String {
 
 fn run_node(r: &TrackedRun) -> RunNode {
     let s = &r.state;
+    let layout = Layout::new(&s.repo_root);
+    let running = s.status == RunStatus::Running;
     RunNode {
         run_id: s.run_id.clone(),
         repo: uri_string(&s.repo_root),
@@ -103,6 +106,7 @@ fn run_node(r: &TrackedRun) -> RunNode {
         started_at: rfc3339(s.started_at),
         finished_at: s.finished_at.map(rfc3339),
         max_parallel: s.max_parallel,
+        driver_alive: running && (r.owned || crate::supervisor::process_is_alive(s.orchestrator_pid, None)),
         tasks: s
             .tasks
             .iter()
@@ -122,6 +126,12 @@ fn run_node(r: &TrackedRun) -> RunNode {
                 commits: t.commits,
                 error: t.error.clone(),
                 last_activity: t.last_activity.clone(),
+                cost_usd: t.cost_usd,
+                log_file: layout
+                    .attempt_dir(&s.run_id, &t.id, t.attempts.max(1))
+                    .join("stdout.log")
+                    .display()
+                    .to_string(),
             })
             .collect(),
     }
