@@ -16,6 +16,11 @@ echo "== the real Claude Code CLI for server/tests/claude_cli.rs (npm, into targ
 bash scripts/install-claude-cli.sh
 echo "== cargo test"
 cargo test --workspace --locked
+echo "== VS Code extension: npm ci, typecheck, unit tests, protocol test against the real server"
+npm ci --no-audit --no-fund
+npm test
+echo "== VS Code extension: npm run package (server binary + bundle → VSIX under 15 MB)"
+npm run package
 echo "== benchmark smoke run (checks the benchmark runs and produces numbers)"
 BENCH_SMOKE=1 bash scripts/bench-parallel.sh >/dev/null
 BENCH_SMOKE=1 bash scripts/bench-lsp.sh >/dev/null
