@@ -81,7 +81,8 @@ export class GadugiClient implements vscode.Disposable {
     this.output.appendLine(`gadugi ${server.version} at ${server.path} (${server.source})`);
     const serverOptions: ServerOptions = {
       command: server.path,
-      args: ["server", "--stdio"],
+      // TransportKind.stdio appends `--stdio`: the command line is `gadugi server --stdio`.
+      args: ["server"],
       transport: TransportKind.stdio,
       options: { env: { ...process.env, GADUGI_LOG: logFilter(config.get<string>("server.logLevel")) } },
     };
