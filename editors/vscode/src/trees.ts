@@ -139,6 +139,7 @@ export class WorktreesTree implements vscode.TreeDataProvider<WorktreeElement>, 
       this.list = (await this.client.worktrees()).worktrees;
     } catch (e) {
       this.client.output.appendLine(`gadugi/worktrees failed: ${(e as Error).message}`);
+      this.signature = ""; // ask again at the next change
       return;
     }
     void vscode.commands.executeCommand("setContext", "gadugi.hasWorktrees", this.list.length > 0);
