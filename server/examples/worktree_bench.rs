@@ -73,14 +73,6 @@ fn add_git2(repo: &Path, path: &Path, branch: &str, commit: &str) -> anyhow::Res
     Ok(())
 }
 
-/// (median, min, max) of `samples` in milliseconds.
-fn stats(mut samples: Vec<f64>) -> (f64, f64, f64) {
-    samples.sort_by(f64::total_cmp);
-    let len = samples.len();
-    let median = (samples[(len - 1) / 2] + samples[len / 2]) / 2.0;
-    (median, samples[0], samples[samples.len() - 1])
-}
-
 fn bench(files: usize, n: usize) -> anyhow::Result<()> {
     let tmp = std::env::temp_dir().join(format!("worktree_bench_{}_{files}", std::process::id()));
     let repo = tmp.join("repo");
