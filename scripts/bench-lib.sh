@@ -30,4 +30,5 @@ make_prompts() {
 
 now() { date +%s.%N; }
 elapsed() { awk -v a="$1" -v b="$2" 'BEGIN {printf "%.3f", b - a}'; }
-say() { echo "bench: $*" >&2; }
+BENCH_T0=${BENCH_T0:-$(date +%s)}
+say() { echo "bench: [$(($(date +%s) - BENCH_T0)) s] $*" >&2; }

@@ -14,7 +14,12 @@ class Figures:
         self.raw = {}
         for line in open(path, encoding="utf-8"):
             key, _, rest = line.rstrip("\n").partition(" ")
-            if key:
+            if not key:
+                continue
+            if key in self.raw and not key.startswith("meta."):
+                # A script run several times (bench-lsp.sh) prints its keys once per run.
+                self.raw[key] += " " + rest.strip()
+            else:
                 self.raw[key] = rest.strip()
         self.errors = []
 
@@ -173,9 +178,9 @@ def main(figures_path, out_path):
     w(
         f"N independent tasks, agent time d = {d:g} s (sleep, write a file, commit it), `--max-parallel N`. "
         "Overhead = wall − d. Sequential = the same tasks with `--max-parallel 1`: measured for "
-        f"N ≤ {seq_ns[-1]} (N = 1 is the parallel run itself); for larger N it is **computed** as "
-        f"N × {per_task_seq:.3f} s, the measured per-task time of the {seq_ns[-1]}-task sequential run "
-        "(running 64 × 2 s one at a time would take most of the suite's time budget). "
+        f"N = {', '.join(str(n) for n in seq_ns)} (N = 1 is the parallel run itself); for the other N it is "
+        f"**computed** as N × {per_task_seq:.3f} s, the measured per-task time of the {seq_ns[-1]}-task "
+        "sequential run (running 64 × 2 s one at a time would take most of the suite's time budget). "
         "`xargs -P N` starts the same agent N times at once, each in a repository made beforehand, "
         "without worktrees: the floor for starting N processes that sleep and commit. "
         "First agent = from the command to the first agent's start (`agent_started`).\n"
@@ -235,7 +240,7 @@ def main(figures_path, out_path):
         f"from `preparing` to the agent's start, including the worktree; npm project: {f.meta('meta.npm_project')} "
         f"in node_modules; file system {f.meta('meta.fs')} (`copy` is a reflink only where it supports one):\n"
     )
-    w("| Variant | Preparation, median (min–max) | node_modules in the worktree |\n|---|---|---|")
+    w("| Variant | Preparation, median (min–max) | Runs | node_modules in the worktree |\n|---|---|---|---|")
     what = {
         "bare": "none",
         "reinstall": "installed by `npm ci --prefer-offline` (warm npm cache)",
@@ -243,7 +248,7 @@ def main(figures_path, out_path):
         "symlink": "symlink to the checkout's",
     }
     for v, text in what.items():
-        w(f"| {v} | {f.show(f'setup.cache.{v}', 0, ' ms')} | {text} |")
+        w(f"| {v} | {f.show(f'setup.cache.{v}', 0, ' ms')} | {f.count(f'setup.cache.{v}')} | {text} |")
     w("")
 
     # ---- 3. scheduling
@@ -334,6 +339,7 @@ def main(figures_path, out_path):
         f"(`server/examples/lsp_bench.rs`). Median (min–max) over {f.count('lsp.p99_ms')} runs:\n"
     )
     w("| Figure | Median (min–max) |\n|---|---|")
+    w(f"| Agent output per task | {f.med('lsp.seconds'):g} s |")
     w(f"| Requests per run while all agents ran | {f.show('lsp.samples', 0)} |")
     w(f"| Latency p50 | {f.show('lsp.p50_ms', 2, ' ms')} |")
     w(f"| Latency p99 | {f.show('lsp.p99_ms', 2, ' ms')} |")

@@ -210,6 +210,7 @@ fn main() -> anyhow::Result<()> {
     // The suite's figure format: `key value` (see scripts/bench.sh).
     println!("lsp.tasks {tasks}");
     println!("lsp.parallel {parallel}");
+    println!("lsp.seconds {seconds}");
     println!("lsp.samples {full_parallel_samples}");
     println!("lsp.p50_ms {:.2}", percentile(&latencies, 0.5));
     println!("lsp.p99_ms {:.2}", percentile(&latencies, 0.99));
