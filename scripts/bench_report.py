@@ -211,7 +211,7 @@ def main(figures_path, out_path):
         f"{8 * f.med('setup.small') / 1000:.2f} s at N = 8 and {64 * f.med('setup.small') / 1000:.2f} s at N = 64, "
         "while `xargs` starts every agent at once. Parallel creation was tried by hand: of 40 concurrent "
         "`git worktree add` (8 at a time), 15 failed (`failed to read .git/worktrees/<other>/commondir`), "
-        "leaving branches and folders behind, so a retry would first have to clean up — not done.\n"
+        "each leaving its new branch behind, so a retry would first have to delete it — not done.\n"
     )
 
     # ---- 2. start-up
