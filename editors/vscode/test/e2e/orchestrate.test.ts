@@ -65,20 +65,19 @@ test("Orchestrate in parallel from the Explorer: status bar, Runs tree, diagnost
       assert.match(taskRow(rows, "bad")!.aria, /exit/i, "the failed task says why (exit status)");
       const final = await wb.waitForStatusBar(/Gadugi 1\/2/);
       log(`status bar after the run: ${final}`);
+
+      // A task row opens its prompt file: bad.md, with its diagnostic.
+      await wb.viewPane("Runs").locator(".monaco-list-row").filter({ hasText: /^\s*bad\b/ }).first().click();
+      await page.locator('.tabs-container .tab[aria-label^="bad.md"]').first().waitFor();
+      await page.locator(".monaco-editor .squiggly-error").first().waitFor();
+      await page.mouse.move(1270, 600); // no hover tooltip in the pictures
       await wb.screenshot("runs-tree-final");
 
       // The README picture, on request only.
       const shotDir = process.env.GADUGI_SCREENSHOT_DIR;
-      if (shotDir) {
-        const out = path.resolve(repoRoot, shotDir, "vscode-run.png");
-        await page.mouse.move(1270, 400); // no hover tooltip in the picture
-        await wb.screenshot("readme", out);
-      }
+      if (shotDir) await wb.screenshot("readme", path.resolve(repoRoot, shotDir, "vscode-run.png"));
 
-      // bad.md gets a diagnostic: open it, check the Problems panel.
-      await wb.showExplorer();
-      await wb.explorerRow("bad.md").dblclick();
-      await page.locator('.tabs-container .tab[aria-label^="bad.md"]').first().waitFor();
+      // The Problems panel lists bad.md's failure.
       const deadline = Date.now() + LONG;
       let problems = await wb.problems();
       while (!problems.some((p) => /bad/i.test(p) && /exit|failed/i.test(p))) {
