@@ -16,14 +16,13 @@ echo "== the real Claude Code CLI for server/tests/claude_cli.rs (npm, into targ
 bash scripts/install-claude-cli.sh
 echo "== cargo test"
 cargo test --workspace --locked
-echo "== the VS Code extension: code-server 4.100.3 and chromium for its end-to-end tests, npm packages"
-bash scripts/install-code-server.sh
+echo "== VS Code extension: npm ci, typecheck, unit tests, protocol test against the real server"
 npm ci --no-audit --no-fund
-echo "== npm test (the extension: typecheck, unit and protocol tests)"
 npm test
-echo "== npm run package (editors/vscode/gadugi-vscode.vsix, with the release binary)"
+echo "== VS Code extension: npm run package (server binary + bundle → VSIX under 15 MB)"
 npm run package
-echo "== the extension in a real VS Code (code-server + chromium): editors/vscode/test/e2e"
+echo "== VS Code extension in a real VS Code: code-server 4.100.3 + chromium (editors/vscode/test/e2e)"
+bash scripts/install-code-server.sh
 npm run test:e2e -w gadugi-vscode
 echo "== benchmark smoke run (checks the benchmark runs and produces numbers)"
 BENCH_SMOKE=1 bash scripts/bench-parallel.sh >/dev/null

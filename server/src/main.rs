@@ -255,6 +255,8 @@ fn main() {
     let _ = tracing_subscriber::fmt()
         .with_env_filter(tracing_subscriber::EnvFilter::try_from_env("GADUGI_LOG").unwrap_or_else(|_| "warn".into()))
         .with_writer(std::io::stderr)
+        // Colour only for a terminal: editors show the server's stderr as plain text.
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .try_init();
     let result = match cli.command {
         Command::Supervise { launch } => supervisor::supervise(&launch),

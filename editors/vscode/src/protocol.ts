@@ -1,0 +1,241 @@
+// The custom protocol of `gadugi server --stdio`, mirrored from server/src/lsp/ext.rs (and the
+// status enums of server/src/events.rs). That Rust file is the declaration; this one follows it.
+// test/unit/protocolSync.test.ts compares the two sources item by item, and
+// test/protocol/server.test.ts checks real server answers against the field lists below, so
+// neither side can drift. Documented in docs/lsp-extensions.md.
+
+/** `workspace/executeCommand` commands (ext.rs `COMMANDS`). */
+export const Commands = {
+  orchestrate: "gadugi.orchestrate",
+  plan: "gadugi.plan",
+  cancelRun: "gadugi.cancelRun",
+  cancelTask: "gadugi.cancelTask",
+  retryTask: "gadugi.retryTask",
+  resume: "gadugi.resume",
+  cleanup: "gadugi.cleanup",
+  status: "gadugi.status",
+  taskDiff: "gadugi.taskDiff",
+} as const;
+
+/** Custom methods. */
+export const Methods = {
+  /** Request: `TreeStateParams` → `TreeState`. */
+  treeState: "gadugi/treeState",
+  /** Notification, server → client: a `TreeState`. */
+  treeChanged: "gadugi/treeChanged",
+  /** Request: `WorktreesParams` → `WorktreeList`. */
+  worktrees: "gadugi/worktrees",
+} as const;
+
+/** events.rs `RunStatus`. */
+export type RunStatus = "running" | "succeeded" | "failed" | "cancelled";
+export const RUN_STATUSES: readonly RunStatus[] = ["running", "succeeded", "failed", "cancelled"];
+
+/** events.rs `TaskStatus`. */
+export type TaskStatus = "queued" | "running" | "succeeded" | "failed" | "skipped" | "cancelled";
+export const TASK_STATUSES: readonly TaskStatus[] = ["queued", "running", "succeeded", "failed", "skipped", "cancelled"];
+
+/** events.rs `TaskPhase`: what a running task is doing. */
+export type TaskPhase = "preparing" | "setup" | "agent" | "committing" | "verifying" | "retrying";
+export const TASK_PHASES: readonly TaskPhase[] = ["preparing", "setup", "agent", "committing", "verifying", "retrying"];
+
+/** Arguments of `gadugi.orchestrate`. */
+export interface OrchestrateArgs {
+  /** `file://` URIs of prompt files (or folders of them), all in one workspace folder. */
+  files: string[];
+  maxParallel?: number | null;
+  /** Agent profile for tasks that don't name one. */
+  agent?: string | null;
+  /** Extra arguments for every agent, after `[agent] args` of gadugi.toml. */
+  agentArgs?: string[];
+  /** Worktree folder, absolute or relative to the repository root. */
+  worktreeDir?: string | null;
+}
+
+/** Result of `gadugi.orchestrate`, `gadugi.resume`, `gadugi.retryTask`. */
+export interface OrchestrateResult {
+  runId: string;
+}
+
+/** Arguments of `gadugi.plan`. */
+export interface PlanArgs {
+  files: string[];
+}
+
+/** Names a run. */
+export interface RunRef {
+  runId: string;
+}
+
+/** Names a task of a run. */
+export interface TaskRef {
+  runId: string;
+  taskId: string;
+}
+
+/** Result of `gadugi.cancelRun` and `gadugi.cancelTask`. */
+export interface CancelResult {
+  /** `false` when the run (or task) had already ended. */
+  cancelled: boolean;
+}
+
+/** Arguments of `gadugi.cleanup` (all optional). */
+export interface CleanupArgs {
+  folder?: string | null;
+  runId?: string | null;
+  taskId?: string | null;
+  deleteBranches?: boolean;
+  force?: boolean;
+  dryRun?: boolean;
+}
+
+/** Result of `gadugi.cleanup`: one line per worktree removed or kept, last the totals. */
+export interface CleanupResult {
+  lines: string[];
+}
+
+/** Arguments of `gadugi.status` (optional). */
+export interface StatusArgs {
+  runId?: string | null;
+}
+
+/** Params of `gadugi/treeState`. */
+export type TreeStateParams = Record<string, never>;
+
+/** What the tree views show: every run the server knows, newest first. */
+export interface TreeState {
+  /** Rises by one with every change; drop a notification whose version is not greater. */
+  version: number;
+  runs: RunNode[];
+}
+
+/** One run in the tree. */
+export interface RunNode {
+  runId: string;
+  /** `file://` URI of the repository root. */
+  repo: string;
+  status: RunStatus;
+  /** Run by this server process (it can cancel it). */
+  owned: boolean;
+  startedAt: string;
+  finishedAt: string | null;
+  maxParallel: number;
+  /** Some process drives the run now; a running run without one waits for `gadugi.resume`. */
+  driverAlive: boolean;
+  tasks: TaskNode[];
+}
+
+/** One task in the tree. */
+export interface TaskNode {
+  id: string;
+  title: string;
+  status: TaskStatus;
+  phase: TaskPhase | null;
+  /** `file://` URI of the prompt file. */
+  promptFile: string;
+  branch: string;
+  /** Absolute path of the task's worktree. */
+  worktree: string;
+  worktreeExists: boolean;
+  dependsOn: string[];
+  attempts: number;
+  exitCode: number | null;
+  durationSeconds: number | null;
+  commits: number;
+  error: string | null;
+  /** The latest line the agent printed. */
+  lastActivity: string | null;
+  /** US dollars the agent reported over all attempts. */
+  costUsd: number | null;
+  /** The agent's output log of the latest attempt (may not exist yet). */
+  logFile: string;
+}
+
+/** Result of `gadugi.taskDiff`. */
+export interface TaskDiff {
+  base: string;
+  branch: string;
+  /** `git diff` text, preceded by `#` lines listing the task's commits. */
+  diff: string;
+}
+
+/** Params of `gadugi/worktrees`. */
+export type WorktreesParams = Record<string, never>;
+
+/** Result of `gadugi/worktrees`: every Gadugi worktree on disk, newest run first. */
+export interface WorktreeList {
+  worktrees: WorktreeNode[];
+}
+
+/** One worktree on disk. */
+export interface WorktreeNode {
+  path: string;
+  /** `file://` URI of the repository root. */
+  repo: string;
+  branch: string;
+  runId: string;
+  taskId: string;
+  taskStatus: TaskStatus;
+  dirty: boolean;
+}
+
+// Field lists of the objects the server sends, checked complete against the interfaces by the
+// compiler (`satisfies Record<keyof T, true>`), and against real answers by the protocol test.
+export const TREE_STATE_FIELDS = { version: true, runs: true } satisfies Record<keyof TreeState, true>;
+export const RUN_NODE_FIELDS = {
+  runId: true, repo: true, status: true, owned: true, startedAt: true, finishedAt: true,
+  maxParallel: true, driverAlive: true, tasks: true,
+} satisfies Record<keyof RunNode, true>;
+export const TASK_NODE_FIELDS = {
+  id: true, title: true, status: true, phase: true, promptFile: true, branch: true, worktree: true,
+  worktreeExists: true, dependsOn: true, attempts: true, exitCode: true, durationSeconds: true,
+  commits: true, error: true, lastActivity: true, costUsd: true, logFile: true,
+} satisfies Record<keyof TaskNode, true>;
+export const WORKTREE_NODE_FIELDS = {
+  path: true, repo: true, branch: true, runId: true, taskId: true, taskStatus: true, dirty: true,
+} satisfies Record<keyof WorktreeNode, true>;
+export const TASK_DIFF_FIELDS = { base: true, branch: true, diff: true } satisfies Record<keyof TaskDiff, true>;
+
+/** LSP error code of a well-formed request the server refuses (`data.errors` lists bad input). */
+export const REQUEST_FAILED = -32803;
+
+/** One problem in `data.errors` of a refused request: bad input found by the core. */
+export interface InputProblem {
+  file: string | null;
+  line: number | null;
+  problem: string;
+  fix: string;
+}
+
+/** Result of `gadugi.plan`: the `gadugi plan --json` object (snake_case, as the CLI prints it). */
+export interface PlanJson {
+  tasks: PlanTask[];
+  /** Task ids along the longest chain of dependencies. */
+  critical_path: string[];
+  conflicts: PlanConflict[];
+}
+
+/** One task of a plan. */
+export interface PlanTask {
+  id: string;
+  title: string;
+  prompt_file: string;
+  depends_on: string[];
+  /** Tasks it waits for because they touch the same files (serialized conflicts). */
+  after: string[];
+  files: string[];
+  agent: string | null;
+  timeout_seconds: number | null;
+  retries: number | null;
+  verify: string | null;
+  /** Estimated length of the longest chain from this task to the end. */
+  remaining_path: number;
+}
+
+/** Two tasks that declare the same files. */
+export interface PlanConflict {
+  tasks: string[];
+  paths: string[];
+  /** Whether the second waits for the first (else both run, with a warning). */
+  serialized: boolean;
+}
