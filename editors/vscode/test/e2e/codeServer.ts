@@ -198,6 +198,8 @@ export function baseSettings(extra: Record<string, unknown> = {}): Record<string
     "files.hotExit": "off",
     "workbench.editor.enablePreview": false,
     "window.restoreWindows": "none",
+    // The explorer would re-select the active editor's file, undoing a multi-selection.
+    "explorer.autoReveal": false,
     ...extra,
   };
 }
@@ -433,13 +435,37 @@ export class Workbench {
     ).first();
   }
 
-  /** Waits until exactly n explorer rows are selected. */
-  async waitForExplorerSelection(n: number): Promise<void> {
-    await this.page.waitForFunction(
-      (count) => document.querySelectorAll(".explorer-folders-view .monaco-list-row.selected").length === count,
-      n,
-      { timeout: LONG },
-    );
+  /**
+   * Selects explorer rows: a click on the first, Ctrl+click on the others, until exactly these
+   * are selected (a click also opens the file, and the workbench may reset the selection while
+   * it does: then select again).
+   */
+  async selectExplorerRows(names: string[]): Promise<void> {
+    const selected = () =>
+      this.page.evaluate(
+        () =>
+          [...document.querySelectorAll(".explorer-folders-view .monaco-list-row")]
+            .filter((r) => r.getAttribute("aria-selected") === "true")
+            .map((r) => r.getAttribute("aria-label") ?? ""),
+      );
+    const want = [...names].sort().join("|");
+    const deadline = Date.now() + LONG;
+    for (;;) {
+      await this.explorerRow(names[0]).click();
+      await this.page.locator(`.tabs-container .tab[aria-label^="${names[0]}"]`).first().waitFor();
+      for (const name of names.slice(1)) await this.explorerRow(name).click({ modifiers: ["Control"] });
+      // Settled: the same selection twice, a moment apart.
+      let now = (await selected()).sort().join("|");
+      for (let i = 0; i < 10; i++) {
+        await this.page.waitForTimeout(100);
+        const again = (await selected()).sort().join("|");
+        if (again === now && again === want) break;
+        now = again;
+      }
+      if (now === want) return;
+      log(`explorer selection is [${now}], not [${want}]: selecting again`);
+      if (Date.now() > deadline) throw new Error(`could not select ${want} in the explorer`);
+    }
   }
 
   /** Expands a folder row of the explorer if it is collapsed. */
@@ -534,11 +560,31 @@ export class Workbench {
     await pane.waitFor();
   }
 
+  /** Drags the side bar's edge to x (for pictures where its rows are not cut off). */
+  async widenSideBar(x: number): Promise<void> {
+    const box = await this.page.locator("#workbench\\.parts\\.sidebar").boundingBox();
+    if (!box) return;
+    const edge = box.x + box.width;
+    const y = box.y + box.height / 2;
+    await this.page.mouse.move(edge - 1, y);
+    await this.page.mouse.down();
+    await this.page.mouse.move(x, y, { steps: 8 });
+    await this.page.mouse.up();
+  }
+
   /** A view pane of the side bar by its title. */
   viewPane(title: string): Locator {
     return this.page
       .locator("#workbench\\.parts\\.sidebar .pane")
       .filter({ has: this.page.locator(".pane-header", { has: this.page.locator("h3.title", { hasText: new RegExp(`^${escapeRegExp(title)}$`, "i") }) }) })
+      .first();
+  }
+
+  /** A row of a tree view by its label. */
+  treeRow(viewTitle: string, label: string): Locator {
+    return this.viewPane(viewTitle)
+      .locator(".monaco-list-row")
+      .filter({ has: this.page.locator(".label-name", { hasText: new RegExp(`^\\s*${escapeRegExp(label)}\\s*$`) }) })
       .first();
   }
 

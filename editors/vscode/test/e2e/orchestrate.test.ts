@@ -39,9 +39,7 @@ test("Orchestrate in parallel from the Explorer: status bar, Runs tree, diagnost
       await wb.screenshot("explorer");
 
       // Select both, right-click one, "Orchestrate in parallel".
-      await wb.explorerRow("bad.md").click();
-      await wb.explorerRow("good.md").click({ modifiers: ["Control"] });
-      await wb.waitForExplorerSelection(2);
+      await wb.selectExplorerRows(["bad.md", "good.md"]);
       await wb.explorerContextMenu("good.md", "Orchestrate in parallel");
       log("picked Orchestrate in parallel");
 
@@ -54,8 +52,11 @@ test("Orchestrate in parallel from the Explorer: status bar, Runs tree, diagnost
       await wb.openGadugiView();
       const rows = await wb.waitForTree(
         "Runs",
-        "good succeeded and bad failed",
-        (r) => hasStatus(taskRow(r, "good"), "succeeded") && hasStatus(taskRow(r, "bad"), "failed"),
+        "good succeeded, bad failed, and the run ended",
+        (r) =>
+          hasStatus(taskRow(r, "good"), "succeeded") &&
+          hasStatus(taskRow(r, "bad"), "failed") &&
+          r.some((row) => /^Run \S+$/.test(row.label) && !hasStatus(row, "running")),
       );
       log(`Runs rows:\n${rows.map((r) => `  ${"  ".repeat(Math.max(0, r.level - 1))}${r.label} — ${r.description}`).join("\n")}`);
       const runRows = rows.filter((r) => /^Run \S+$/.test(r.label));
@@ -67,9 +68,10 @@ test("Orchestrate in parallel from the Explorer: status bar, Runs tree, diagnost
       log(`status bar after the run: ${final}`);
 
       // A task row opens its prompt file: bad.md, with its diagnostic.
-      await wb.viewPane("Runs").locator(".monaco-list-row").filter({ hasText: /^\s*bad\b/ }).first().click();
+      await wb.treeRow("Runs", "bad").click();
       await page.locator('.tabs-container .tab[aria-label^="bad.md"]').first().waitFor();
-      await page.locator(".monaco-editor .squiggly-error").first().waitFor();
+      await page.locator(".monaco-editor .squiggly-error").first().waitFor({ state: "attached" });
+      await wb.widenSideBar(560);
       await page.mouse.move(1270, 600); // no hover tooltip in the pictures
       await wb.screenshot("runs-tree-final");
 
