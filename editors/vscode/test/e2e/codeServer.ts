@@ -243,7 +243,7 @@ export class CodeServer {
       XDG_CACHE_HOME: path.join(home, "cache"),
       // The gallery at a closed port: nothing is fetched.
       EXTENSIONS_GALLERY: JSON.stringify({ serviceUrl: "http://127.0.0.1:9/gallery", itemUrl: "http://127.0.0.1:9/item" }),
-      // Agents and the server log nothing to our terminal; code-server's own output goes to a file.
+      // The test runner's Node options stay out of code-server's Node.
       NODE_OPTIONS: "",
     };
   }
@@ -255,7 +255,6 @@ export class CodeServer {
     const extensionsDir = path.join(home, "extensions");
     fs.mkdirSync(path.join(userDataDir, "User"), { recursive: true });
     fs.mkdirSync(extensionsDir, { recursive: true });
-    fs.writeFileSync(path.join(userDataDir, "User", "settings.json"), JSON.stringify(baseSettings(opts.settings), null, 2));
     const env = CodeServer.env(home);
     if (opts.vsix) {
       const t0 = Date.now();
@@ -266,6 +265,13 @@ export class CodeServer {
       );
       log(`installed ${path.basename(opts.vsix)} in ${Date.now() - t0} ms: ${out.trim().split("\n").pop()}`);
     }
+    // The packaged VSIX bundles the server (bin/gadugi); without one, point the setting at a build.
+    const settings = { ...opts.settings };
+    if (opts.vsix && !("gadugi.server.path" in settings) && !bundledServer(extensionsDir)) {
+      settings["gadugi.server.path"] = gadugiBin();
+      log(`the VSIX bundles no server: gadugi.server.path = ${settings["gadugi.server.path"]}`);
+    }
+    fs.writeFileSync(path.join(userDataDir, "User", "settings.json"), JSON.stringify(baseSettings(settings), null, 2));
     const port = await freePort();
     fs.mkdirSync(artifactsDir, { recursive: true });
     const logFile = path.join(artifactsDir, `${opts.name}-code-server.log`);
@@ -665,6 +671,13 @@ export class Workbench {
     log(`screenshot ${path.relative(repoRoot, out)}`);
     return out;
   }
+}
+
+/** Whether an installed Gadugi extension in extensionsDir has its bundled server binary. */
+function bundledServer(extensionsDir: string): boolean {
+  return fs
+    .readdirSync(extensionsDir)
+    .some((d) => d.startsWith("gadugi.gadugi-vscode-") && fs.existsSync(path.join(extensionsDir, d, "bin", "gadugi")));
 }
 
 function listFiles(dir: string): string[] {

@@ -91,6 +91,10 @@ test("Orchestrate in parallel from the Explorer: status bar, Runs tree, diagnost
       assert.ok(!problems.some((p) => /good\.md/.test(p)), "good.md has no problem");
       await wb.screenshot("problems");
 
+      // The server that ran it is the one the VSIX bundles (npm run package puts it in bin/).
+      const out = await server.waitForOutputChannel("Gadugi", /bundled with the extension/);
+      log(`Gadugi output: ${out.split("\n")[0]}`);
+
       // The checkout was not touched: same HEAD, clean status; the task branches exist.
       assert.equal(git(repo, "rev-parse", "HEAD"), head, "HEAD moved");
       assert.equal(git(repo, "rev-parse", "--abbrev-ref", "HEAD"), "main", "the checkout left main");
