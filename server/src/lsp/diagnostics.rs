@@ -95,6 +95,31 @@ pub fn from_input_error(e: &InputError, text: Option<&str>) -> Diagnostic {
     }
 }
 
+/// The range of a prompt file's title line (its first heading after the front matter, else
+/// its first non-empty line), where run results are shown; the file's start when unreadable.
+fn title_range(prompt: &std::path::Path) -> Range {
+    let Ok(text) = std::fs::read_to_string(prompt) else {
+        return Range::default();
+    };
+    let lines: Vec<&str> = text.lines().collect();
+    let mut start = 0;
+    if lines.first().is_some_and(|l| l.trim_end() == "---") {
+        if let Some(end) = lines.iter().skip(1).position(|l| l.trim_end() == "---") {
+            start = end + 2;
+        }
+    }
+    let pick = (start..lines.len())
+        .find(|&i| lines[i].starts_with('#'))
+        .or_else(|| (start..lines.len()).find(|&i| !lines[i].trim().is_empty()));
+    match pick {
+        Some(i) => {
+            let width = lines[i].encode_utf16().count() as u32;
+            Range::new(Position::new(i as u32, 0), Position::new(i as u32, width))
+        }
+        None => Range::default(),
+    }
+}
+
 /// Diagnostics from run results: for every prompt file, the latest of `runs` (oldest first)
 /// that included it decides; a failed task gives an error, a skipped one a warning pointing
 /// at the dependency that caused the skip.
@@ -104,6 +129,7 @@ pub fn from_runs<'a>(runs: impl Iterator<Item = &'a RunState>) -> HashMap<PathBu
         for t in &run.tasks {
             let mut list = vec![];
             let first_line = Range::new(Position::new(0, 0), Position::new(0, 0));
+            let title = || title_range(&t.prompt_file);
             match t.status {
                 TaskStatus::Failed => {
                     let log = Layout::new(&run.repo_root)
@@ -122,7 +148,7 @@ pub fn from_runs<'a>(runs: impl Iterator<Item = &'a RunState>) -> HashMap<PathBu
                     }
                     message.push_str(&format!("\nlog: {}", log.display()));
                     list.push(Diagnostic {
-                        range: first_line,
+                        range: title(),
                         severity: Some(DiagnosticSeverity::ERROR),
                         source: Some("gadugi".into()),
                         code: Some(NumberOrString::String("task-failed".into())),
@@ -150,7 +176,7 @@ pub fn from_runs<'a>(runs: impl Iterator<Item = &'a RunState>) -> HashMap<PathBu
                         })
                         .collect();
                     list.push(Diagnostic {
-                        range: first_line,
+                        range: title(),
                         severity: Some(DiagnosticSeverity::WARNING),
                         source: Some("gadugi".into()),
                         code: Some(NumberOrString::String("task-skipped".into())),
@@ -170,4 +196,27 @@ pub fn from_runs<'a>(runs: impl Iterator<Item = &'a RunState>) -> HashMap<PathBu
         }
     }
     latest
+}
+
+#[cfg(test)]
+mod tests {
+    use super::title_range;
+    use tower_lsp_server::ls_types::{Position, Range};
+
+    fn range_of(text: &str) -> Range {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("p.md");
+        std::fs::write(&p, text).unwrap();
+        title_range(&p)
+    }
+
+    #[test]
+    fn run_results_underline_the_title_line() {
+        let line = |l: u32, w: u32| Range::new(Position::new(l, 0), Position::new(l, w));
+        assert_eq!(range_of("# Bad task\n\nbody\n"), line(0, 10));
+        assert_eq!(range_of("---\nid: x\n---\n\n# Tâche ✓\n"), line(4, 9));
+        assert_eq!(range_of("\n  plain start\nmore\n"), line(1, 13));
+        assert_eq!(range_of(""), Range::default());
+        assert_eq!(title_range(std::path::Path::new("/nonexistent/p.md")), Range::default());
+    }
 }
