@@ -62,10 +62,11 @@ export async function run(): Promise<void> {
     }
   });
 
-  check("the server starts (api.ready)", async () => {
+  check("the server starts (api.ready) and sends its tree", async () => {
     await within(api!.ready, "the server did not start");
-    const state = api!.treeState();
-    assert.ok(state, "no tree state after ready");
+    // The first tree state follows the start (a request/notification after `ready`).
+    const state = await waitForTree(api!, "a first tree state", () => true);
+    assert.ok(Array.isArray(state.runs));
   });
 
   const folder = () => {
@@ -84,7 +85,7 @@ export async function run(): Promise<void> {
     assert.ok(result?.runId, `no runId from the command: ${JSON.stringify(result)}`);
     runId = result.runId;
     console.log(`run ${runId} started`);
-    const final = await waitForTree(api!, (s) => {
+    const final = await waitForTree(api!, `run ${runId} finished`, (s) => {
       const r = s.runs.find((x) => x.runId === runId);
       return !!r && r.status !== "running" && r.tasks.every((t) => t.status !== "queued" && t.status !== "running");
     });
@@ -179,12 +180,12 @@ export async function run(): Promise<void> {
     }
   }
 
-  function waitForTree(gadugi: GadugiApi, ok: (s: TreeState) => boolean): Promise<TreeState> {
+  function waitForTree(gadugi: GadugiApi, what: string, ok: (s: TreeState) => boolean): Promise<TreeState> {
     return waitFor(
       gadugi.onDidChangeTree,
       () => gadugi.treeState(),
       (s) => !!s && ok(s),
-      () => `the tree never reached the final state; last: ${JSON.stringify(gadugi.treeState())}`,
+      () => `the tree never showed ${what}; last: ${JSON.stringify(gadugi.treeState())}`,
     ) as Promise<TreeState>;
   }
 }
