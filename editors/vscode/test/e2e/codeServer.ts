@@ -493,7 +493,7 @@ export class Workbench {
    * Right-clicks an explorer row and picks a context-menu item. The extension's menu items
    * appear a moment after the explorer: when the item is missing, Escape and right-click again.
    */
-  async explorerContextMenu(rowName: string, item: string): Promise<void> {
+  async explorerContextMenu(rowName: string, item: string, screenshotStep?: string): Promise<void> {
     const menuItem = this.contextMenuItem(item);
     const deadline = Date.now() + LONG;
     for (;;) {
@@ -506,6 +506,7 @@ export class Workbench {
         if (Date.now() > deadline) throw new Error(`no "${item}" in the context menu of ${rowName}`);
       }
     }
+    if (screenshotStep) await this.screenshot(screenshotStep);
     await menuItem.click();
   }
 

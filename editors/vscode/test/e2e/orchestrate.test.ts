@@ -40,7 +40,7 @@ test("Orchestrate in parallel from the Explorer: status bar, Runs tree, diagnost
 
       // Select both, right-click one, "Orchestrate in parallel".
       await wb.selectExplorerRows(["bad.md", "good.md"]);
-      await wb.explorerContextMenu("good.md", "Orchestrate in parallel");
+      await wb.explorerContextMenu("good.md", "Orchestrate in parallel", "context-menu");
       log("picked Orchestrate in parallel");
 
       // Progress in the status bar while it runs (or its result right after).

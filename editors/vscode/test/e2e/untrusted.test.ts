@@ -1,6 +1,9 @@
-// Workspace Trust, for real: code-server with trust on (no --disable-workspace-trust), the
-// trust dialog answered "No" (restricted mode). The Runs view must explain why nothing runs,
-// "Orchestrate in parallel" must be disabled or absent in the Explorer's context menu, and no
+// Workspace Trust, for real: code-server with trust on (no --disable-workspace-trust). Like
+// VS Code, it asks on opening a folder it has not seen, in a modal dialog ("Do you trust the
+// authors of the files in this folder?"); "No, I don't trust the authors" opens it in
+// Restricted Mode (a banner and a "Restricted Mode" status-bar item). Then the Runs view must
+// explain why nothing runs, "Orchestrate in parallel" must be disabled or absent in the
+// Explorer's context menu (it shows greyed out: its enablement is isWorkspaceTrusted), and no
 // `gadugi server` process may start.
 
 import * as assert from "node:assert/strict";
