@@ -50,27 +50,23 @@ if ! installed; then
     rm -rf "$tmp"
   fi
   mkdir -p "$dir"
-  # Its own package.json, outside the root npm workspace; allowScripts approves the install
-  # scripts (npm 11 only warns about unreviewed ones today, but would skip them in strict mode).
+  # Its own package.json, outside the root npm workspace. allowScripts approves the two install
+  # scripts of the top-level tree (npm 11 warns about unreviewed ones, and skips them in strict
+  # mode): code-server's postinstall installs its VS Code's dependencies (native modules, rg).
   cat > "$dir/package.json" <<'EOF'
 {
   "name": "gadugi-code-server",
   "private": true,
-  "allowScripts": {
-    "code-server": true,
-    "@vscode/ripgrep": true,
-    "node-pty": true,
-    "kerberos": true,
-    "@parcel/watcher": true,
-    "argon2": true,
-    "@coder/logger": true
-  }
+  "allowScripts": { "code-server": true, "argon2": true }
 }
 EOF
   # unsafe_perm: code-server's postinstall refuses to run as root without it;
-  # yes: node-pty's postinstall runs `npx node-gyp`.
-  (cd "$dir" && npm_config_unsafe_perm=true npm_config_yes=true \
-    npm install --no-audit --no-fund --loglevel=error --no-package-lock --workspaces=false \
+  # yes: node-pty's postinstall runs `npx node-gyp`;
+  # strict_allow_scripts=false: that postinstall runs `npm install` in code-server's own
+  # folders (its VS Code's native modules: node-pty, kerberos, @parcel/watcher, @vscode/ripgrep…),
+  # whose package.json files name no allowScripts; a strict-mode npm config would refuse them.
+  (cd "$dir" && npm_config_unsafe_perm=true npm_config_yes=true npm_config_strict_allow_scripts=false \
+    npm install --no-audit --no-fund --loglevel=error --no-package-lock --save-exact --workspaces=false \
     "code-server@$version")
   if ! installed; then
     echo "code-server's install did not finish (its postinstall did not run?): $dir" >&2
