@@ -9,23 +9,13 @@
 #
 #   bash scripts/bench-recovery.sh          # R=5
 #   BENCH_SMOKE=1 bash scripts/bench-recovery.sh
+#
+# Prints figure lines (`key value ...`, one value per run; see scripts/bench-lib.sh); part of
+# the suite, scripts/bench.sh.
 set -euo pipefail
-cd "$(dirname "$0")/.."
+source "$(dirname "$0")/bench-lib.sh"
 R=${R:-5}
 [ -n "${BENCH_SMOKE:-}" ] && R=1
-cargo build --release --locked -q -p gadugi
-BIN="${CARGO_TARGET_DIR:-$PWD/target}/release/gadugi"
-WORK=$(mktemp -d)
-trap 'rm -rf "$WORK"' EXIT
-
-make_repo() { # $1 dir, $2 gadugi.toml text
-  mkdir -p "$1/prompts"
-  git -C "$1" init -q -b main
-  echo hello > "$1/README.md"
-  printf '%s\nmax_load = 1000.0\n' "$2" > "$1/gadugi.toml"
-  git -C "$1" add -A
-  git -C "$1" -c user.name=b -c user.email=b@e commit -qm init
-}
 
 cat > "$WORK/agent.sh" <<'AGENT'
 #!/bin/sh
@@ -40,7 +30,6 @@ git add -A && git -c user.name=a -c user.email=a@e commit -qm "$GADUGI_TASK_ID"
 AGENT
 
 ms() { python3 -c 'import sys; from datetime import datetime as d; a=d.fromisoformat(sys.argv[1].replace("Z","+00:00")); b=d.fromisoformat(sys.argv[2].replace("Z","+00:00")); print(round((b-a).total_seconds()*1000))' "$1" "$2"; }
-stats() { sort -n | awk '{a[NR]=$1} END {m=(NR%2)?a[(NR+1)/2]:(a[NR/2]+a[NR/2+1])/2; printf "%d %d %d\n", m, a[1], a[NR]}'; }
 
 reattach=(); total=()
 for i in $(seq 1 "$R"); do
@@ -86,17 +75,7 @@ PY
   done
 done
 
-read -r rm rmin rmax < <(printf '%s\n' "${reattach[@]}" | stats)
-read -r tm tmin tmax < <(printf '%s\n' "${total[@]}" | stats)
-read -r om omin omax < <(printf '%s\n' "${kill_obey[@]}" | stats)
-read -r im imin imax < <(printf '%s\n' "${kill_ignore[@]}" | stats)
-cat <<TABLE
-| Measure | Median (min–max) of $R |
-|---|---|
-| \`gadugi resume\` until 4 running agents are re-attached | $rm ms ($rmin–$rmax) |
-| \`gadugi resume\` until the run has ended (agents of 4 s finish on their own) | $tm ms ($tmin–$tmax) |
-| Timeout → process group gone, agent obeys SIGTERM | $om ms ($omin–$omax) |
-| Timeout → process group gone, agent ignores SIGTERM, child holds its output (kill_grace 1 s) | $im ms ($imin–$imax) |
-
-Machine: $(nproc) cores, load average $(cut -d' ' -f1-3 /proc/loadavg).
-TABLE
+echo "recovery.reattach_ms ${reattach[*]}"
+echo "recovery.end_ms ${total[*]}"
+echo "kill.obey_ms ${kill_obey[*]}"
+echo "kill.ignore_ms ${kill_ignore[*]}"

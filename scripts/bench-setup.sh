@@ -13,12 +13,16 @@
 #
 #   bash scripts/bench-setup.sh               # R=5 runs per variant, a few hundred packages
 #   R=9 bash scripts/bench-setup.sh
+#   REINSTALL_R=1 bash scripts/bench-setup.sh # one run of the slow `reinstall` variant
 #   BENCH_SMOKE=1 bash scripts/bench-setup.sh # tiny project, one run: checks it yields numbers
 #
 # The npm project is installed once into $BENCH_NPM_DIR (default: a folder under the
 # system's temporary directory) and reused by later invocations.
+#
+# Prints figure lines (`key value ...`, one value per run; see scripts/bench-lib.sh); part of
+# the suite, scripts/bench.sh.
 set -euo pipefail
-cd "$(dirname "$0")/.."
+source "$(dirname "$0")/bench-lib.sh"
 R=${R:-5}
 DEPS='"express":"4.21.2","eslint":"9.17.0","jest":"29.7.0"'
 NPM_DIR=${BENCH_NPM_DIR:-${TMPDIR:-/tmp}/gadugi-bench-npm}
@@ -27,11 +31,6 @@ if [ -n "${BENCH_SMOKE:-}" ]; then
   DEPS='"ms":"2.1.3","is-odd":"3.0.1"'
   NPM_DIR=${BENCH_NPM_DIR:-${TMPDIR:-/tmp}/gadugi-bench-npm-smoke}
 fi
-
-cargo build --release --locked -q -p gadugi
-BIN="${CARGO_TARGET_DIR:-$PWD/target}/release/gadugi"
-WORK=$(mktemp -d)
-trap 'rm -rf "$WORK"' EXIT
 
 # The npm project, installed once.
 if [ ! -e "$NPM_DIR/node_modules/.bench-complete" ] || ! grep -qF "$DEPS" "$NPM_DIR/package.json"; then
@@ -46,7 +45,7 @@ packages=$(find "$NPM_DIR/node_modules" -name package.json -path '*/node_modules
 files=$(find "$NPM_DIR/node_modules" -type f | wc -l)
 size=$(du -sh "$NPM_DIR/node_modules" | cut -f1)
 
-make_repo() { # $1 = dir, $2 = [worktree] table body
+make_npm_repo() { # $1 = dir, $2 = [worktree] table body
   mkdir -p "$1/prompts"
   git -C "$1" init -q -b main
   cp "$NPM_DIR/package.json" "$NPM_DIR/package-lock.json" "$1/"
@@ -58,36 +57,21 @@ make_repo() { # $1 = dir, $2 = [worktree] table body
   rm -f "$1/node_modules/.bench-complete"
 }
 
-# Seconds from the task's `preparing` phase to its agent start, from events.jsonl.
-prep_seconds() { # $1 = events.jsonl
-  node -e '
-    const ev = require("fs").readFileSync(process.argv[1], "utf8").trim().split("\n").map(JSON.parse);
-    const t = (pred) => Date.parse(ev.find(pred).ts);
-    const start = t((e) => e.type === "task_phase" && e.phase === "preparing");
-    const agent = t((e) => e.type === "agent_started");
-    console.log(((agent - start) / 1000).toFixed(3));
-  ' "$1"
-}
-
-stats() { # reads numbers, prints "median min max"
-  sort -n | awk '{a[NR]=$1} END {m=(NR%2)?a[(NR+1)/2]:(a[NR/2]+a[NR/2+1])/2; printf "%.3f %.3f %.3f\n", m, a[1], a[NR]}'
-}
-
 declare -A CONFIG=(
   [bare]=''
   [reinstall]='setup = "npm ci --prefer-offline --no-audit --no-fund --loglevel=error"'
   [copy]='cache = [{ path = "node_modules", mode = "copy" }]'
   [symlink]='cache = [{ path = "node_modules", mode = "symlink" }]'
 )
-echo "npm project: $packages packages, $files files, $size in node_modules; $R run(s) per variant" >&2
-echo
-echo "| Variant | Per-task preparation, median (s) | Spread min–max (s) | node_modules in the worktree |"
-echo "|---|---|---|---|"
+echo "meta.npm_project $packages packages, $files files, $size"
 for variant in bare reinstall copy symlink; do
   dir="$WORK/$variant"
-  make_repo "$dir" "${CONFIG[$variant]}"
+  make_npm_repo "$dir" "${CONFIG[$variant]}"
   times=()
-  for i in $(seq 1 "$R"); do
+  runs=$R
+  # A reinstall costs about 20 s; the suite (short of time) asks for fewer of them.
+  if [ "$variant" = reinstall ]; then runs=${REINSTALL_R:-$R}; fi
+  for i in $(seq 1 "$runs"); do
     printf '# Task %s\n\nNothing to do.\n' "$i" > "$dir/prompts/t$i.md"
     (cd "$dir" && "$BIN" run --json --agent-command true "prompts/t$i.md" > "$WORK/out.json")
     run_id=$(node -e 'console.log(JSON.parse(require("fs").readFileSync(process.argv[1])).run_id)' "$WORK/out.json")
@@ -98,14 +82,9 @@ for variant in bare reinstall copy symlink; do
       symlink) [ -L "$wt/node_modules" ] ;;
       *) [ -d "$wt/node_modules" ] && [ ! -L "$wt/node_modules" ] && [ -n "$(ls "$wt/node_modules")" ] ;;
     esac
-    times+=("$(prep_seconds "$dir/.gadugi/runs/$run_id/events.jsonl")")
+    # Milliseconds from the task's `preparing` phase to its agent's start.
+    read -r _ ms < <(python3 scripts/bench_tools.py events "$dir/.gadugi/runs/$run_id/events.jsonl" 0 agent_started)
+    times+=("$ms")
   done
-  read -r med min max < <(printf '%s\n' "${times[@]}" | stats)
-  case $variant in
-    bare) what="none" ;;
-    reinstall) what="installed by \`npm ci\`" ;;
-    copy) what="copied (reflink when the file system supports it)" ;;
-    symlink) what="symlink to the checkout's" ;;
-  esac
-  echo "| $variant | $med | $min–$max | $what |"
+  echo "setup.cache.$variant ${times[*]}"
 done

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Runs every test of the project: formatting, lints, unit and integration tests (real git
-# repositories, real processes, real clients), and smoke runs of the benchmarks, after
+# repositories, real processes, real clients), and a smoke run of the performance suite, after
 # installing what a fresh machine lacks (scripts/setup.sh). Used by CI (.ci/run).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -24,11 +24,6 @@ npm run package
 echo "== VS Code extension in a real VS Code: code-server 4.100.3 + chromium (editors/vscode/test/e2e)"
 bash scripts/install-code-server.sh
 npm run test:e2e -w gadugi-vscode
-echo "== benchmark smoke run (checks the benchmark runs and produces numbers)"
-BENCH_SMOKE=1 bash scripts/bench-parallel.sh >/dev/null
-BENCH_SMOKE=1 bash scripts/bench-lsp.sh >/dev/null
-echo "== worktree setup benchmark smoke run (small npm project)"
-BENCH_SMOKE=1 bash scripts/bench-setup.sh >/dev/null
-echo "== recovery and kill-latency benchmark smoke run"
-BENCH_SMOKE=1 bash scripts/bench-recovery.sh >/dev/null
+echo "== performance suite, smoke run (tiny workloads: checks every benchmark runs and yields numbers)"
+BENCH_SMOKE=1 bash scripts/bench.sh
 echo "all tests passed"

@@ -7,7 +7,7 @@
 //! starts the server, orchestrates every prompt with maxParallel PARALLEL (default 16), and
 //! while PARALLEL agents run sends `gadugi/treeState` requests one after another, timing
 //! each from write to response. Samples VmRSS of the server process every 50 ms and reads
-//! its VmHWM (peak) at the end. Prints the figures as a markdown table.
+//! its VmHWM (peak) at the end. Prints the figures as `key value` lines (the suite's format).
 
 use std::io::{BufRead, BufReader, Write};
 use std::path::Path;
@@ -207,22 +207,17 @@ fn main() -> anyhow::Result<()> {
     let _ = child.wait();
     anyhow::ensure!(!latencies.is_empty(), "never saw {parallel} agents running at once");
     latencies.sort_by(f64::total_cmp);
-    println!("| figure | value |");
-    println!("|---|---|");
-    println!("| tasks / agents at once | {tasks} / {parallel} (each prints a line every 20 ms for {seconds} s) |");
-    println!("| `gadugi/treeState` requests while {parallel} agents ran | {full_parallel_samples} |");
-    println!("| latency p50 | {:.2} ms |", percentile(&latencies, 0.5));
-    println!("| latency p99 | {:.2} ms |", percentile(&latencies, 0.99));
-    println!("| latency max | {:.2} ms |", latencies[latencies.len() - 1]);
-    println!(
-        "| server RSS idle (after initialize) | {:.1} MB |",
-        rss_idle as f64 / 1024.0
-    );
-    println!(
-        "| server RSS max sampled during the run | {:.1} MB |",
-        rss_max as f64 / 1024.0
-    );
-    println!("| server peak RSS (VmHWM) | {:.1} MB |", hwm as f64 / 1024.0);
-    println!("| run wall time | {:.1} s |", begin.elapsed().as_secs_f64());
+    // The suite's figure format: `key value` (see scripts/bench.sh).
+    println!("lsp.tasks {tasks}");
+    println!("lsp.parallel {parallel}");
+    println!("lsp.seconds {seconds}");
+    println!("lsp.samples {full_parallel_samples}");
+    println!("lsp.p50_ms {:.2}", percentile(&latencies, 0.5));
+    println!("lsp.p99_ms {:.2}", percentile(&latencies, 0.99));
+    println!("lsp.max_ms {:.2}", latencies[latencies.len() - 1]);
+    println!("lsp.rss_idle_mb {:.1}", rss_idle as f64 / 1024.0);
+    println!("lsp.rss_max_mb {:.1}", rss_max as f64 / 1024.0);
+    println!("lsp.hwm_mb {:.1}", hwm as f64 / 1024.0);
+    println!("lsp.wall_s {:.1}", begin.elapsed().as_secs_f64());
     Ok(())
 }

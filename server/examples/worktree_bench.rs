@@ -1,18 +1,17 @@
 //! Measures creating worktrees on new branches: the git CLI (`git worktree add -b`) against
 //! libgit2 (`Repository::worktree` after creating the branch).
 //!
-//! Run with `cargo run --release --example worktree_bench`. Builds a 10-file and a
-//! 20,000-file repository (200 directories, one commit, made with `git fast-import`) in a
-//! temporary directory, creates N worktrees with each method (interleaved, so both see the
-//! same cache state, with a `sync` before each) and prints the median and range in
-//! milliseconds per worktree.
+//! Run with `cargo run --release --example worktree_bench` (part of `bash scripts/bench.sh`).
+//! Builds a 10-file and a LARGE_FILES-file repository (default 20,000 in 200 directories, one
+//! commit, made with `git fast-import`) in a temporary directory, creates N worktrees (default
+//! 8) with each method (interleaved, so both see the same cache state, with a `sync` before
+//! each) and prints `worktree.<method>.<files> ms ms …` lines: milliseconds per worktree, one
+//! per sample (the suite's figure format).
 
 use std::io::Write;
 use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::Instant;
-
-const N: usize = 8;
 
 fn git(dir: &Path, args: &[&str]) -> anyhow::Result<String> {
     let out = Command::new("git")
@@ -74,25 +73,17 @@ fn add_git2(repo: &Path, path: &Path, branch: &str, commit: &str) -> anyhow::Res
     Ok(())
 }
 
-/// (median, min, max) of `samples` in milliseconds.
-fn stats(mut samples: Vec<f64>) -> (f64, f64, f64) {
-    samples.sort_by(f64::total_cmp);
-    let len = samples.len();
-    let median = (samples[(len - 1) / 2] + samples[len / 2]) / 2.0;
-    (median, samples[0], samples[samples.len() - 1])
-}
-
-fn bench(label: &str, files: usize) -> anyhow::Result<()> {
+fn bench(files: usize, n: usize) -> anyhow::Result<()> {
     let tmp = std::env::temp_dir().join(format!("worktree_bench_{}_{files}", std::process::id()));
     let repo = tmp.join("repo");
     std::fs::create_dir_all(&repo)?;
     let t = Instant::now();
     make_repo(&repo, files)?;
-    println!("{label}: {files} files, repository built in {:.0} ms", ms(t));
+    eprintln!("{files} files, repository built in {:.0} ms", ms(t));
     let commit = git(&repo, &["rev-parse", "HEAD"])?.trim().to_string();
 
     let (mut cli, mut lib) = (Vec::new(), Vec::new());
-    for i in 0..N {
+    for i in 0..n {
         for (name, samples, add) in [
             (
                 "cli",
@@ -112,9 +103,9 @@ fn bench(label: &str, files: usize) -> anyhow::Result<()> {
             anyhow::ensure!(dirty.is_empty(), "{name} worktree not clean:\n{dirty}");
         }
     }
-    for (name, samples) in [("git CLI", cli), ("git2   ", lib)] {
-        let (median, min, max) = stats(samples);
-        println!("  {name}: median {median:8.1} ms/worktree (min {min:.1}, max {max:.1}, N={N})");
+    for (name, samples) in [("cli", cli), ("git2", lib)] {
+        let samples: Vec<String> = samples.iter().map(|s| format!("{s:.1}")).collect();
+        println!("worktree.{name}.{files} {}", samples.join(" "));
     }
     std::fs::remove_dir_all(&tmp)?;
     Ok(())
@@ -125,8 +116,10 @@ fn ms(t: Instant) -> f64 {
 }
 
 fn main() -> anyhow::Result<()> {
-    println!("{}", git(Path::new("."), &["--version"])?.trim());
-    bench("(a) small", 10)?;
-    bench("(b) large", 20_000)?;
+    let env = |name: &str, default: usize| std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default);
+    let n = env("N", 8);
+    eprintln!("{}", git(Path::new("."), &["--version"])?.trim());
+    bench(10, n)?;
+    bench(env("LARGE_FILES", 20_000), n)?;
     Ok(())
 }

@@ -1,39 +1,15 @@
 //! `gadugi`: run many AI coding agents in parallel, one git worktree and branch per task.
 //!
-//! See ARCHITECTURE.md at the repository root for the bird's-eye view.
-
-mod agent;
-mod claude;
-mod cli;
-mod config;
-mod demo;
-mod error;
-mod events;
-mod fsutil;
-mod git;
-mod init;
-mod integrate;
-mod lock;
-mod lsp;
-mod orchestrator;
-mod plan;
-mod ports;
-mod pr;
-mod profiles;
-mod progress;
-mod report;
-mod scheduler;
-mod state;
-mod supervisor;
-mod task;
-mod task_run;
-mod workspace_setup;
+//! See ARCHITECTURE.md at the repository root for the bird's-eye view. This file is the
+//! command line only; everything else is the library (`lib.rs`), which the examples and
+//! benchmarks use too.
 
 use std::path::PathBuf;
 
 use clap::{Parser, Subcommand};
 
-use crate::error::{InputError, InputErrors, EXIT_BAD_INPUT, EXIT_INTERNAL};
+use gadugi::error::{InputError, InputErrors, EXIT_BAD_INPUT, EXIT_INTERNAL};
+use gadugi::{cli, demo, init, integrate, lsp, pr, profiles, report, supervisor, RunArgs};
 
 /// Run many AI coding agents in parallel: one git worktree and branch per task prompt,
 /// in dependency order, under a concurrency limit.
@@ -42,33 +18,6 @@ use crate::error::{InputError, InputErrors, EXIT_BAD_INPUT, EXIT_INTERNAL};
 struct Cli {
     #[command(subcommand)]
     command: Command,
-}
-
-/// Options shared by commands that start a run.
-#[derive(clap::Args, Debug, Clone, Default)]
-pub struct RunArgs {
-    /// Agents running at once [default: max_parallel from gadugi.toml, else 4].
-    #[arg(long, short = 'j', value_name = "N", value_parser = clap::value_parser!(u16).range(1..=256))]
-    pub max_parallel: Option<u16>,
-    /// Agent profile for tasks that don't name one: claude, command, simulated, or a
-    /// [profiles.NAME] of gadugi.toml.
-    #[arg(long, value_name = "PROFILE")]
-    pub agent: Option<String>,
-    /// Command line of the `command` profile, e.g. 'my-agent --task {prompt_file}'.
-    /// Split like a shell would; never run through a shell.
-    #[arg(long, value_name = "CMD")]
-    pub agent_command: Option<String>,
-    /// One more argument for every agent, after `[agent] args` of gadugi.toml (repeat it for
-    /// several; write `--agent-arg=--model` for one that starts with a dash).
-    #[arg(long = "agent-arg", value_name = "ARG", allow_hyphen_values = true)]
-    pub agent_args: Vec<String>,
-    /// Where the worktrees go [default: worktree_dir of gadugi.toml, else
-    /// ../REPO.gadugi-worktrees]; relative to the repository root.
-    #[arg(long, value_name = "DIR")]
-    pub worktree_dir: Option<PathBuf>,
-    /// Print one JSON summary on stdout at the end (progress goes to stderr).
-    #[arg(long)]
-    pub json: bool,
 }
 
 #[derive(Subcommand, Debug)]
