@@ -21,6 +21,9 @@ npm ci --no-audit --no-fund
 npm test
 echo "== VS Code extension: npm run package (server binary + bundle → VSIX under 15 MB)"
 npm run package
+echo "== VS Code extension in a real VS Code: code-server 4.100.3 + chromium (editors/vscode/test/e2e)"
+bash scripts/install-code-server.sh
+npm run test:e2e -w gadugi-vscode
 echo "== performance suite, smoke run (tiny workloads: checks every benchmark runs and yields numbers)"
 BENCH_SMOKE=1 bash scripts/bench.sh
 echo "all tests passed"

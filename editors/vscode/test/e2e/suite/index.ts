@@ -1,0 +1,191 @@
+// Extension-host test suite (the `extensionTestsPath` kind): runs inside VS Code's extension
+// host next to the extension, started by extensionHost.test.ts in code-server. API-level
+// checks: activation, the manifest's commands and machine-scoped settings, and a real run of
+// two prompt files (good.md succeeds, bad.md fails) seen through the extension's exported API
+// and VS Code's diagnostics. A tiny sequential runner: each check is logged; the first
+// failure rejects, which makes the workbench report exit code 1.
+
+import * as assert from "node:assert/strict";
+import * as path from "node:path";
+
+import type * as vscodeApi from "vscode";
+
+import type { GadugiApi } from "../../../src/extension";
+import type { TreeState } from "../../../src/protocol";
+
+/** The longest wait for an event (only ends a hung suite). */
+const LONG = 120_000;
+
+export async function run(): Promise<void> {
+  // Loaded here, not at the top: only the extension host has the `vscode` module.
+  // eslint-disable-next-line @typescript-eslint/no-require-imports
+  const vscode = require("vscode") as typeof vscodeApi;
+  const checks: [string, () => Promise<void>][] = [];
+  const check = (name: string, fn: () => Promise<void>) => checks.push([name, fn]);
+
+  const id = "gadugi.gadugi-vscode";
+  let api: GadugiApi | undefined;
+  const ext = () => {
+    const e = vscode.extensions.getExtension<GadugiApi>(id);
+    assert.ok(e, `extension ${id} is not installed`);
+    return e;
+  };
+  // eslint-disable-next-line @typescript-eslint/no-explicit-any
+  const manifest = () => ext().packageJSON as any;
+
+  check("the extension activates and exports its API", async () => {
+    api = await ext().activate();
+    assert.ok(ext().isActive);
+    for (const key of ["ready", "treeState", "statusBarText", "onDidChangeTree", "runsItems"] as const) {
+      assert.ok(api && key in api, `the API has no ${key}`);
+    }
+  });
+
+  check("every gadugi-vscode.* command of the manifest is registered", async () => {
+    const declared: string[] = manifest().contributes.commands.map((c: { command: string }) => c.command);
+    assert.ok(declared.length > 0);
+    assert.ok(declared.every((c) => c.startsWith("gadugi-vscode.")), `${declared}`);
+    const registered = new Set(await vscode.commands.getCommands(true));
+    const missing = declared.filter((c) => !registered.has(c));
+    assert.deepEqual(missing, [], "declared but not registered");
+  });
+
+  check("the settings that name programs are machine-scoped and restricted", async () => {
+    const props = manifest().contributes.configuration.properties;
+    const restricted: string[] = manifest().capabilities.untrustedWorkspaces.restrictedConfigurations;
+    for (const key of ["gadugi.server.path", "gadugi.agent.profile", "gadugi.agent.extraArgs"]) {
+      assert.ok(props[key], `${key} is not contributed`);
+      assert.equal(props[key].scope, "machine", `${key} scope`);
+      assert.ok(restricted.includes(key), `${key} is not a restricted configuration`);
+      const inspected = vscode.workspace.getConfiguration().inspect(key);
+      assert.ok(inspected, `${key} is unknown to VS Code's configuration`);
+    }
+  });
+
+  check("the server starts (api.ready) and sends its tree", async () => {
+    await within(api!.ready, "the server did not start");
+    // The first tree state follows the start (a request/notification after `ready`).
+    const state = await waitForTree(api!, "a first tree state", () => true);
+    assert.ok(Array.isArray(state.runs));
+  });
+
+  const folder = () => {
+    const f = vscode.workspace.workspaceFolders?.[0];
+    assert.ok(f, "no workspace folder");
+    return f.uri;
+  };
+  const good = () => vscode.Uri.joinPath(folder(), "prompts", "good.md");
+  const bad = () => vscode.Uri.joinPath(folder(), "prompts", "bad.md");
+  let runId = "";
+
+  check("orchestrateInParallel with two prompt files runs both: good succeeds, bad fails", async () => {
+    const result = (await vscode.commands.executeCommand("gadugi-vscode.orchestrateInParallel", good(), [good(), bad()])) as
+      | { runId: string }
+      | undefined;
+    assert.ok(result?.runId, `no runId from the command: ${JSON.stringify(result)}`);
+    runId = result.runId;
+    console.log(`run ${runId} started`);
+    const final = await waitForTree(api!, `run ${runId} finished`, (s) => {
+      const r = s.runs.find((x) => x.runId === runId);
+      return !!r && r.status !== "running" && r.tasks.every((t) => t.status !== "queued" && t.status !== "running");
+    });
+    const r = final.runs.find((x) => x.runId === runId)!;
+    const status = Object.fromEntries(r.tasks.map((t) => [t.id, t.status]));
+    assert.deepEqual(status, { good: "succeeded", bad: "failed" });
+    assert.equal(r.status, "failed");
+    const badTask = r.tasks.find((t) => t.id === "bad")!;
+    assert.equal(badTask.exitCode, 3);
+    assert.equal(path.basename(vscode.Uri.parse(badTask.promptFile).fsPath), "bad.md");
+    assert.equal(r.tasks.find((t) => t.id === "good")!.branch, "gadugi/good");
+  });
+
+  check("the Runs view rows and the status bar show the outcome", async () => {
+    const items = await Promise.resolve(api!.runsItems());
+    const run = items.find((i) => i.label === `Run ${runId}`);
+    assert.ok(run, `no row "Run ${runId}": ${JSON.stringify(items)}`);
+    assert.match(run.description, /failed/);
+    const byLabel = Object.fromEntries(run.children.map((c) => [c.label, c.description]));
+    assert.match(byLabel.good ?? "", /succeeded/, JSON.stringify(run.children));
+    assert.match(byLabel.bad ?? "", /failed/, JSON.stringify(run.children));
+    const text = api!.statusBarText();
+    assert.match(text ?? "", /Gadugi 1\/2/, `status bar: ${text}`);
+  });
+
+  check("bad.md has a gadugi error diagnostic, good.md none", async () => {
+    const diags = await waitFor(
+      vscode.languages.onDidChangeDiagnostics,
+      () => vscode.languages.getDiagnostics(bad()).filter((d) => d.source === "gadugi"),
+      (d) => d.length > 0,
+      "no gadugi diagnostic on bad.md",
+    );
+    assert.ok(
+      diags.some((d) => d.severity === vscode.DiagnosticSeverity.Error && /exit|fail/i.test(d.message)),
+      JSON.stringify(diags.map((d) => [d.severity, d.message, d.code])),
+    );
+    assert.deepEqual(
+      vscode.languages.getDiagnostics(good()).filter((d) => d.source === "gadugi"),
+      [],
+      "good.md has gadugi diagnostics",
+    );
+  });
+
+  let n = 0;
+  for (const [name, fn] of checks) {
+    n += 1;
+    const t0 = Date.now();
+    try {
+      await fn();
+    } catch (e) {
+      console.error(`not ok ${n} - ${name}\n${(e as Error).stack ?? e}`);
+      throw e;
+    }
+    console.log(`ok ${n} - ${name} (${Date.now() - t0} ms)`);
+  }
+  console.log(`all ${n} extension-host checks passed`);
+
+  async function within<T>(p: Thenable<T>, message: string | (() => string)): Promise<T> {
+    let timer: NodeJS.Timeout | undefined;
+    const timeout = new Promise<never>(
+      (_, reject) => (timer = setTimeout(() => reject(new Error(typeof message === "string" ? message : message())), LONG)),
+    );
+    try {
+      return await Promise.race([Promise.resolve(p), timeout]);
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+
+  /** Resolves with the value once ok(value), re-checked on every event. */
+  async function waitFor<T>(
+    event: vscodeApi.Event<unknown>,
+    get: () => T,
+    ok: (v: T) => boolean,
+    message: string | (() => string),
+  ): Promise<T> {
+    let sub: vscodeApi.Disposable | undefined;
+    try {
+      return await within(
+        new Promise<T>((resolve) => {
+          const test = () => {
+            const v = get();
+            if (ok(v)) resolve(v);
+          };
+          sub = event(test);
+          test();
+        }),
+        message,
+      );
+    } finally {
+      sub?.dispose();
+    }
+  }
+
+  function waitForTree(gadugi: GadugiApi, what: string, ok: (s: TreeState) => boolean): Promise<TreeState> {
+    return waitFor(
+      gadugi.onDidChangeTree,
+      () => gadugi.treeState(),
+      (s) => !!s && ok(s),
+      () => `the tree never showed ${what}; last: ${JSON.stringify(gadugi.treeState())}`,
+    ) as Promise<TreeState>;
+  }
+}
