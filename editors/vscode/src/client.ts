@@ -79,6 +79,13 @@ export class GadugiClient implements vscode.Disposable {
     }
     this.server = server;
     this.output.appendLine(`gadugi ${server.version} at ${server.path} (${server.source})`);
+    const own = String(this.context.extension.packageJSON.version ?? "");
+    if (own && server.version !== own) {
+      // The protocol grows with the server: an older binary may lack fields the views show.
+      const message = `Gadugi: the server at ${server.path} is version ${server.version}, the extension ${own}; some views may be incomplete. Use the bundled server (clear gadugi.server.path) or install gadugi ${own}.`;
+      this.output.appendLine(message);
+      void vscode.window.showWarningMessage(message);
+    }
     const serverOptions: ServerOptions = {
       command: server.path,
       // TransportKind.stdio appends `--stdio`: the command line is `gadugi server --stdio`.

@@ -190,7 +190,7 @@ export function taskDescription(t: TaskNode): string {
   if (t.durationSeconds !== null) parts.push(formatDuration(t.durationSeconds));
   if (t.attempts > 1) parts.push(`attempt ${t.attempts}`);
   parts.push(t.branch);
-  if (t.costUsd !== null) parts.push(formatCost(t.costUsd));
+  if (typeof t.costUsd === "number") parts.push(formatCost(t.costUsd));
   return parts.join(" · ");
 }
 
@@ -198,7 +198,7 @@ export function taskDescription(t: TaskNode): string {
 export function runDescription(run: RunNode, now: number): string {
   const status = isOrphaned(run) ? "interrupted (resume it)" : run.status;
   const parts = [status, progressText(countTasks([run])), formatDuration(runSeconds(run, now))];
-  const cost = run.tasks.reduce<number | null>((sum, t) => (t.costUsd === null ? sum : (sum ?? 0) + t.costUsd), null);
+  const cost = run.tasks.reduce<number | null>((sum, t) => (typeof t.costUsd === "number" ? (sum ?? 0) + t.costUsd : sum), null);
   if (cost !== null) parts.push(formatCost(cost));
   return parts.join(" · ");
 }
@@ -216,7 +216,7 @@ export function taskTooltip(t: TaskNode): string {
   if (t.attempts > 0) rows.push(`- attempts: ${t.attempts}`);
   if (t.commits > 0) rows.push(`- commits: ${t.commits}`);
   if (t.exitCode !== null) rows.push(`- exit code: ${t.exitCode}`);
-  if (t.costUsd !== null) rows.push(`- cost: ${formatCost(t.costUsd)}`);
+  if (typeof t.costUsd === "number") rows.push(`- cost: ${formatCost(t.costUsd)}`);
   if (t.lastActivity) rows.push(`- latest output: ${escapeMarkdown(t.lastActivity)}`);
   if (t.error) rows.push("", "```", t.error, "```");
   return rows.join("\n");

@@ -6,6 +6,8 @@
 // failure rejects, which makes the workbench report exit code 1.
 
 import * as assert from "node:assert/strict";
+import { execFileSync } from "node:child_process";
+import * as fs from "node:fs";
 import * as path from "node:path";
 
 import type * as vscodeApi from "vscode";
@@ -127,6 +129,70 @@ export async function run(): Promise<void> {
       [],
       "good.md has gadugi diagnostics",
     );
+  });
+
+  const runOf = (id: string) => {
+    const r = api!.treeState()?.runs.find((x) => x.runId === id);
+    assert.ok(r, `run ${id} is not in the tree`);
+    return r;
+  };
+  const taskOf = (id: string, task: string) => {
+    const r = runOf(id);
+    const t = r.tasks.find((x) => x.id === task);
+    assert.ok(t, `run ${id} has no task ${task}`);
+    return { kind: "task" as const, run: r, task: t };
+  };
+
+  check("Show Task Log follows the failed task's agent output", async () => {
+    const row = taskOf(runId, "bad");
+    await vscode.commands.executeCommand("gadugi-vscode.showTaskLog", row);
+    assert.equal(api!.followedLog(), row.task.logFile);
+    assert.match(fs.readFileSync(row.task.logFile, "utf8"), /\S/, "the agent's log is empty");
+  });
+
+  check("Show Task Diff opens the task's commits and changes as a diff", async () => {
+    await vscode.commands.executeCommand("gadugi-vscode.showTaskDiff", taskOf(runId, "good"));
+    const doc = vscode.window.activeTextEditor?.document;
+    assert.ok(doc, "no editor opened");
+    assert.equal(doc.uri.scheme, "gadugi");
+    assert.equal(doc.languageId, "diff");
+    assert.match(doc.getText(), /^# commits$/m);
+    assert.match(doc.getText(), /\+\+\+ b\/src\/good\.txt/);
+  });
+
+  check("the Worktrees view lists the failed task's worktree; removing it keeps the branch", async () => {
+    const list = (await api!.worktrees()) as readonly import("../../../src/protocol").WorktreeNode[];
+    const w = list.find((x) => x.runId === runId && x.taskId === "bad");
+    assert.ok(w, `no worktree of bad: ${JSON.stringify(list)}`);
+    assert.ok(fs.existsSync(w.path));
+    await vscode.commands.executeCommand("gadugi-vscode.removeWorktree", { kind: "worktree", worktree: w });
+    assert.ok(!fs.existsSync(w.path), `${w.path} is still there`);
+    const after = await api!.worktrees();
+    assert.ok(!after.some((x) => x.path === w.path), "the view still lists it");
+    const head = execFileSync("git", ["-C", folder().fsPath, "rev-parse", "--verify", "-q", w.branch], { encoding: "utf8" });
+    assert.match(head, /^[0-9a-f]{40}/, `branch ${w.branch} is gone`);
+  });
+
+  check("after a server crash the client restarts it; the run goes on, its agent is not restarted", async () => {
+    const slow = vscode.Uri.joinPath(folder(), "prompts", "slow.md");
+    fs.writeFileSync(slow.fsPath, "# Slow task\n\nTake a while.\n\n<!-- gadugi-sim: seconds=6 file=src/slow.txt -->\n");
+    const started = (await vscode.commands.executeCommand("gadugi-vscode.orchestrateInParallel", slow)) as { runId: string } | undefined;
+    assert.ok(started?.runId, "no run started");
+    const id = started.runId;
+    await waitForTree(api!, `slow's agent running in run ${id}`, (s) =>
+      s.runs.some((r) => r.runId === id && r.tasks.some((t) => t.id === "slow" && t.phase === "agent")),
+    );
+    const pid = api!.serverPid();
+    assert.ok(pid, "no server process id");
+    process.kill(pid, "SIGKILL");
+    console.log(`killed the server (pid ${pid}) while run ${id} ran`);
+    const done = await waitForTree(api!, `run ${id} finished after the restart`, (s) =>
+      s.runs.some((r) => r.runId === id && r.status !== "running"),
+    );
+    const r = done.runs.find((x) => x.runId === id)!;
+    assert.equal(r.status, "succeeded", JSON.stringify(r));
+    assert.equal(r.tasks[0].attempts, 1, "the agent was started again instead of re-attached");
+    assert.notEqual(api!.serverPid(), pid, "the server was not restarted");
   });
 
   let n = 0;
