@@ -256,7 +256,11 @@ export class Commands implements vscode.Disposable {
   async removeWorktree(e?: WorktreeElement): Promise<void> {
     const w = e?.worktree;
     if (!w) return;
-    const folder = vscode.Uri.parse(w.repo).toString();
+    // The server names repositories by workspace folder: the one inside this repository.
+    const repo = vscode.Uri.parse(w.repo).fsPath;
+    const folder = vscode.workspace.workspaceFolders
+      ?.find((f) => f.uri.fsPath === repo || f.uri.fsPath.startsWith(repo + path.sep))
+      ?.uri.toString();
     let r = await this.client.cleanup({ folder, runId: w.runId, taskId: w.taskId });
     if (r.lines.some((l) => l.startsWith("kept")) && w.dirty) {
       const pick = await vscode.window.showWarningMessage(
