@@ -277,7 +277,6 @@ fn check_worktree_dir(repo: &Repo, config: &Config) -> Vec<InputError> {
     vec![]
 }
 
-/// Whether two paths name the same place (symlinks resolved where they exist).
 /// A run id that sorts by start time: `20261121-094512-3fa2`.
 pub fn new_run_id() -> String {
     let now = chrono::Utc::now();
