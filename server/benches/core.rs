@@ -8,10 +8,10 @@ use std::path::{Path, PathBuf};
 
 use chrono::{TimeZone, Utc};
 use divan::{black_box, Bencher};
-use gadugi::events::{Event, EventRecord, RunStatus, TaskInit, TaskPhase, TaskStatus};
+use gadugi::core::events::{Event, EventRecord, RunStatus, TaskInit, TaskPhase, TaskStatus};
+use gadugi::core::scheduler::{Scheduler, Slot};
+use gadugi::core::state::RunState;
 use gadugi::lsp::ext::{RunNode, TaskNode, TreeState};
-use gadugi::scheduler::{Scheduler, Slot};
-use gadugi::state::RunState;
 use support::{plan_of, prompt, random_dag, random_plan, SplitMix};
 
 fn main() {
@@ -197,5 +197,5 @@ fn parse_and_replay_10000_events(bencher: Bencher) {
         .iter()
         .map(|r| serde_json::to_string(r).unwrap() + "\n")
         .collect();
-    bencher.bench(|| RunState::replay(&gadugi::events::parse_event_log(black_box(&text))).unwrap());
+    bencher.bench(|| RunState::replay(&gadugi::core::events::parse_event_log(black_box(&text))).unwrap());
 }

@@ -19,8 +19,8 @@ use std::cmp::Reverse;
 use std::collections::BinaryHeap;
 use std::path::Path;
 
-use gadugi::plan::Plan;
-use gadugi::scheduler::{Scheduler, Slot};
+use gadugi::core::scheduler::{Scheduler, Slot};
+use gadugi::spec::plan::Plan;
 use support::{plan_of, prompt, random_dag, SplitMix};
 
 /// One graph: its plan (through the real planner) and each task's duration.

@@ -8,8 +8,11 @@ use std::path::PathBuf;
 
 use clap::{Parser, Subcommand};
 
+use gadugi::cli::{self, agents, demo, init, merge, pr, report, RunArgs};
 use gadugi::error::{InputError, InputErrors, EXIT_BAD_INPUT, EXIT_INTERNAL};
-use gadugi::{cli, demo, init, integrate, lsp, pr, profiles, report, supervisor, RunArgs};
+use gadugi::exec::supervisor;
+use gadugi::lsp;
+use gadugi::ops::CleanupOptions;
 
 /// Run many AI coding agents in parallel: one git worktree and branch per task prompt,
 /// in dependency order, under a concurrency limit.
@@ -229,21 +232,27 @@ fn main() {
             delete_branches,
             force,
             dry_run,
-        } => cli::cleanup(run, task, delete_branches, force, dry_run),
-        Command::Merge { run, verify, onto } => integrate::merge_command(run, verify, onto),
+        } => cli::cleanup(CleanupOptions {
+            run,
+            task,
+            delete_branches,
+            force,
+            dry_run,
+        }),
+        Command::Merge { run, verify, onto } => merge::merge(run, verify, onto),
         Command::Pr {
             run,
             dry_run,
             remote,
             base,
-        } => pr::pr_command(run, dry_run, remote, base),
-        Command::Report { run, json } => report::report_command(run, json),
+        } => pr::pr(run, dry_run, remote, base),
+        Command::Report { run, json } => report::report(run, json),
         Command::Demo {
             dir,
             max_parallel,
             json,
         } => demo::demo(dir, max_parallel, json),
-        Command::Agents { json, repo } => profiles::agents(json, repo),
+        Command::Agents { json, repo } => agents::agents(json, repo),
         Command::Init { repo, force } => init::init(repo, force),
     };
     std::process::exit(match result {

@@ -7,8 +7,8 @@
 
 use std::path::{Path, PathBuf};
 
-use gadugi::plan::{build_plan, ConflictPolicy, Plan};
-use gadugi::task::load_task_from_text;
+use gadugi::spec::plan::{build_plan, ConflictPolicy, Plan};
+use gadugi::spec::task::load_task_from_text;
 
 /// SplitMix64: a tiny, well-mixed PRNG; a fixed seed gives the same graphs on every machine
 /// and every version of every crate (no `rand` dependency whose streams could change).

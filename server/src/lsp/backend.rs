@@ -1,80 +1,19 @@
-//! The `LanguageServer` implementation: the shared server state and the routing of every
-//! LSP message to its handler. Handlers never await a request to the client: anything that
+//! The `LanguageServer` implementation: the routing of every LSP message to its handler
+//! (the state the handlers share is `session.rs`). Handlers never await a request to the client: anything that
 //! does (progress creation) runs in a spawned task, so the service's request slots are never
 //! held while waiting on the client.
 
-use std::collections::HashMap;
-use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::path::PathBuf;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
 
 use serde_json::Value;
-use tokio::sync::{watch, Notify};
 use tower_lsp_server::jsonrpc::Result;
 use tower_lsp_server::ls_types::*;
 use tower_lsp_server::{Client, LanguageServer};
 
-use crate::lsp::diagnostics::Diagnostics;
 use crate::lsp::ext::{self, TreeState, TreeStateParams, WorktreeList, WorktreesParams};
-use crate::lsp::tree::Tree;
-
-/// A workspace folder and the repository it is in.
-#[derive(Debug, Clone)]
-pub struct Root {
-    /// The workspace folder (canonical).
-    pub folder: PathBuf,
-    /// The git repository's top level (canonical).
-    pub repo_root: PathBuf,
-}
-
-/// Everything the handlers and background tasks share.
-pub struct Shared {
-    pub client: Client,
-    pub roots: Mutex<Vec<Root>>,
-    pub tree: Mutex<Tree>,
-    /// Signalled whenever `tree` changed; the publisher debounces and publishes.
-    pub changed: Notify,
-    /// Cancel switches of the runs this process runs, by run id.
-    pub cancels: Mutex<HashMap<String, watch::Sender<bool>>>,
-    /// Progress tokens handed to the client → run id.
-    pub progress_tokens: Mutex<HashMap<String, String>>,
-    /// Open documents: path → current text.
-    pub docs: Mutex<HashMap<PathBuf, String>>,
-    pub diagnostics: Mutex<Diagnostics>,
-    /// The client can show `window/workDoneProgress`.
-    pub progress_supported: AtomicBool,
-    /// The client accepts `workspace/codeLens/refresh`.
-    pub lens_refresh_supported: AtomicBool,
-    shut_down: AtomicBool,
-    /// The file watcher (created at `initialized`).
-    pub watcher: Mutex<Option<crate::lsp::watch::Watcher>>,
-}
-
-/// Locks a mutex, recovering the data when a panicking thread poisoned it.
-pub fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|e| e.into_inner())
-}
-
-impl Shared {
-    /// Whether the client sent `shutdown`.
-    pub fn was_shut_down(&self) -> bool {
-        self.shut_down.load(Ordering::SeqCst)
-    }
-
-    /// The workspace root holding `path`, if any.
-    pub fn root_of(&self, path: &Path) -> Option<Root> {
-        lock(&self.roots)
-            .iter()
-            .filter(|r| path.starts_with(&r.folder))
-            .max_by_key(|r| r.folder.as_os_str().len())
-            .cloned()
-    }
-
-    /// Signals the publisher.
-    pub fn touch(&self) {
-        self.changed.notify_one();
-    }
-}
+use crate::lsp::session::{lock, Root, Shared};
 
 /// The server object tower-lsp-server drives.
 pub struct Backend {
@@ -85,20 +24,7 @@ impl Backend {
     /// Builds the server around the client handle.
     pub fn new(client: Client) -> Backend {
         Backend {
-            shared: Arc::new(Shared {
-                client,
-                roots: Mutex::default(),
-                tree: Mutex::default(),
-                changed: Notify::new(),
-                cancels: Mutex::default(),
-                progress_tokens: Mutex::default(),
-                docs: Mutex::default(),
-                diagnostics: Mutex::default(),
-                progress_supported: AtomicBool::new(false),
-                lens_refresh_supported: AtomicBool::new(false),
-                shut_down: AtomicBool::new(false),
-                watcher: Mutex::default(),
-            }),
+            shared: Arc::new(Shared::new(client)),
         }
     }
 
@@ -223,7 +149,7 @@ impl LanguageServer for Backend {
     }
 
     async fn shutdown(&self) -> Result<()> {
-        self.shared.shut_down.store(true, Ordering::SeqCst);
+        self.shared.mark_shut_down();
         Ok(())
     }
 

@@ -12,14 +12,15 @@ use tokio::sync::watch;
 use tower_lsp_server::jsonrpc::{Error, Result};
 use tower_lsp_server::ls_types::{MessageType, Uri};
 
+use crate::core::events::RunStatus;
+use crate::core::state::{RunState, TaskState};
 use crate::error::{InputError, InputErrors};
-use crate::events::RunStatus;
-use crate::lsp::backend::{lock as lock_map, Root, Shared};
 use crate::lsp::diagnostics::{self, Source};
 use crate::lsp::errors::{from_anyhow, from_input_errors, invalid_params, request_failed};
 use crate::lsp::ext::*;
+use crate::lsp::session::{lock as lock_map, Root, Shared};
 use crate::lsp::sink::TreeSink;
-use crate::RunArgs;
+use crate::ops::{self, Cancelled, CleanupOptions, Drive, LoadedRun, Resumed, RunOptions};
 
 /// Runs one command.
 pub async fn execute(shared: &Arc<Shared>, command: &str, args: Vec<Value>) -> Result<Value> {
@@ -135,7 +136,7 @@ async fn publish_input_errors(shared: &Shared, errs: &InputErrors) {
             .iter()
             .map(|e| diagnostics::from_input_error(e, text.as_deref()))
             .collect();
-        diagnostics::set(shared, &path, Source::Plan, diags).await;
+        crate::lsp::publish::set_diagnostics(shared, &path, Source::Plan, diags).await;
     }
 }
 
@@ -165,7 +166,7 @@ async fn orchestrate(shared: &Arc<Shared>, args: OrchestrateArgs) -> Result<Valu
             }
         }
     }
-    let run_args = RunArgs {
+    let options = RunOptions {
         max_parallel: args.max_parallel,
         agent: args.agent.filter(|a| !a.is_empty()),
         agent_args: args.agent_args,
@@ -173,7 +174,7 @@ async fn orchestrate(shared: &Arc<Shared>, args: OrchestrateArgs) -> Result<Valu
         ..Default::default()
     };
     let repo_root = root.repo_root.clone();
-    let prepared = blocking(move || crate::cli::prepare(&run_args, Some(repo_root), &paths)).await?;
+    let prepared = blocking(move || ops::prepare(&options, Some(repo_root), &paths)).await?;
     let req = match prepared {
         Ok(req) => req,
         Err(errs) => {
@@ -181,9 +182,8 @@ async fn orchestrate(shared: &Arc<Shared>, args: OrchestrateArgs) -> Result<Valu
             return Err(from_input_errors(&errs));
         }
     };
-    let lock = crate::lock::RunLock::acquire(&req.layout, &req.run_id).map_err(from_anyhow)?;
-    crate::cli::begin_run(&req).map_err(from_anyhow)?;
-    let run_id = spawn_run(shared, req, None, lock);
+    let drive = ops::start(req).map_err(from_anyhow)?;
+    let run_id = spawn_run(shared, drive);
     Ok(serde_json::to_value(OrchestrateResult { run_id }).expect("serializable"))
 }
 
@@ -191,10 +191,8 @@ async fn orchestrate(shared: &Arc<Shared>, args: OrchestrateArgs) -> Result<Valu
 async fn plan(shared: &Arc<Shared>, args: PlanArgs) -> Result<Value> {
     let (root, paths) = file_paths(shared, &args.files)?;
     let planned = blocking(move || -> std::result::Result<Value, InputErrors> {
-        let repo = crate::cli::open_repo(Some(root.repo_root))?;
-        let config = crate::config::Config::load(repo.root())?;
-        let (plan, _) = crate::cli::load_plan(&repo, &config, &paths)?;
-        Ok(crate::plan::to_json(&plan))
+        let (_, plan) = ops::plan(Some(root.repo_root), &paths)?;
+        Ok(crate::spec::plan::to_json(&plan))
     })
     .await?;
     match planned {
@@ -206,43 +204,35 @@ async fn plan(shared: &Arc<Shared>, args: PlanArgs) -> Result<Value> {
     }
 }
 
-/// `gadugi.cancelRun`.
+/// `gadugi.cancelRun`: like `gadugi cancel`, whichever process drives the run.
 fn cancel_run(shared: &Shared, args: RunRef) -> Result<Value> {
-    // What the run's own state says comes first: a run that has ended is not cancelled, even
-    // while its driver here is still winding down.
-    let running_here = lock_map(&shared.tree)
-        .get(&args.run_id)
-        .is_none_or(|r| r.state.status == RunStatus::Running);
-    if running_here {
-        if let Some(tx) = lock_map(&shared.cancels).get(&args.run_id) {
-            let _ = tx.send(true);
-            return Ok(serde_json::to_value(CancelResult { cancelled: true }).expect("serializable"));
+    let (repo_root, state) = recorded(shared, &args.run_id)?;
+    cancel(shared, &repo_root, &state, None)
+}
+
+/// `gadugi.cancelTask`: like `gadugi cancel TASK`, whichever process drives the run.
+fn cancel_task(shared: &Shared, args: TaskRef) -> Result<Value> {
+    let (repo_root, state) = recorded(shared, &args.run_id)?;
+    task_of(&state, &args.task_id)?;
+    cancel(shared, &repo_root, &state, Some(&args.task_id))
+}
+
+/// The one cancel of the CLI and the editor (`ops::cancel`); when this server drives the run,
+/// its run loop is woken at once instead of at its next look at the cancel marker.
+fn cancel(shared: &Shared, repo_root: &std::path::Path, state: &RunState, task: Option<&str>) -> Result<Value> {
+    let layout = crate::layout::Layout::new(repo_root);
+    let cancelled = match ops::cancel(&layout, state, task).map_err(from_anyhow)? {
+        Cancelled::RunEnded | Cancelled::TaskEnded(_) => false,
+        Cancelled::Requested { driver } => {
+            if task.is_none() && driver == Some(std::process::id()) {
+                if let Some(tx) = lock_map(&shared.cancels).get(&state.run_id) {
+                    let _ = tx.send(true);
+                }
+            }
+            true
         }
-    }
-    let tree = lock_map(&shared.tree);
-    let Some(run) = tree.get(&args.run_id) else {
-        return Err(invalid_params(format!(
-            "no run `{}` is known to this server (see gadugi/treeState)",
-            args.run_id
-        )));
     };
-    if run.state.status != RunStatus::Running {
-        return Ok(serde_json::to_value(CancelResult { cancelled: false }).expect("serializable"));
-    }
-    // Driven by another process (the CLI, another editor): the run's cancel marker stops it
-    // there, and the supervisors of its running agents get SIGTERM, as `gadugi cancel` does.
-    let layout = crate::state::Layout::new(&run.state.repo_root);
-    std::fs::write(crate::orchestrator::run_cancel_marker(&layout, &args.run_id), b"")
-        .map_err(|e| request_failed(format!("cannot cancel run {}: {e}", args.run_id)))?;
-    for t in run
-        .state
-        .tasks
-        .iter()
-        .filter(|t| t.status == crate::events::TaskStatus::Running)
-    {
-        crate::cli::stop_supervisor(&layout, &args.run_id, t);
-    }
-    Ok(serde_json::to_value(CancelResult { cancelled: true }).expect("serializable"))
+    Ok(serde_json::to_value(CancelResult { cancelled }).expect("serializable"))
 }
 
 /// `gadugi.cleanup`.
@@ -258,14 +248,16 @@ async fn cleanup(shared: &Arc<Shared>, args: CleanupArgs) -> Result<Value> {
             .ok_or_else(|| request_failed("the server has no workspace folder in a git repository"))?,
     };
     let lines = blocking(move || -> anyhow::Result<Vec<String>> {
-        let repo = crate::cli::open_repo(Some(root.repo_root))?;
-        crate::cli::cleanup_repo(
+        let repo = ops::open_repo(Some(root.repo_root))?;
+        ops::cleanup(
             &repo,
-            args.run_id,
-            args.task_id,
-            args.delete_branches,
-            args.force,
-            args.dry_run,
+            CleanupOptions {
+                run: args.run_id,
+                task: args.task_id,
+                delete_branches: args.delete_branches,
+                force: args.force,
+                dry_run: args.dry_run,
+            },
         )
     })
     .await?
@@ -290,39 +282,21 @@ fn status(shared: &Shared, args: StatusArgs) -> Result<Value> {
     })
 }
 
-/// Drives a run (new, or `resumed` from its recorded state) on a spawned task, holding the
-/// repository's run lock, with the tree as its view; returns its id at once.
-fn spawn_run(
-    shared: &Arc<Shared>,
-    req: crate::orchestrator::RunRequest,
-    resumed: Option<crate::state::RunState>,
-    lock: crate::lock::RunLock,
-) -> String {
-    let run_id = req.run_id.clone();
+/// Drives a run on a spawned task (`ops::drive`: it holds the repository's run lock), with
+/// the tree as its view; returns its id at once.
+fn spawn_run(shared: &Arc<Shared>, drive: Drive) -> String {
+    let run_id = drive.run_id().to_string();
     let (cancel_tx, cancel_rx) = watch::channel(false);
     lock_map(&shared.cancels).insert(run_id.clone(), cancel_tx);
-    let layout = req.layout.clone();
     let (shared, id) = (shared.clone(), run_id.clone());
     tokio::spawn(async move {
-        let _lock = lock;
-        let sinks: Vec<Box<dyn crate::orchestrator::EventSink>> = vec![Box::new(TreeSink { shared: shared.clone() })];
-        let result = match resumed {
-            None => crate::orchestrator::execute(req, sinks, cancel_rx).await,
-            Some(state) => crate::orchestrator::resume(req, state, sinks, cancel_rx).await,
-        };
-        match result {
-            Ok(state) => {
-                if let Err(e) = crate::report::write_reports(&layout, &state) {
-                    tracing::error!("run {id}: writing the reports failed: {e:#}");
-                }
-            }
-            Err(e) => {
-                tracing::error!("run {id} stopped: {e:#}");
-                shared
-                    .client
-                    .show_message(MessageType::ERROR, format!("Gadugi run {id} stopped: {e:#}"))
-                    .await;
-            }
+        let sinks: Vec<Box<dyn crate::run::emitter::EventSink>> = vec![Box::new(TreeSink { shared: shared.clone() })];
+        if let Err(e) = ops::drive(drive, sinks, cancel_rx).await {
+            tracing::error!("run {id} stopped: {e:#}");
+            shared
+                .client
+                .show_message(MessageType::ERROR, format!("Gadugi run {id} stopped: {e:#}"))
+                .await;
         }
         lock_map(&shared.cancels).remove(&id);
         lock_map(&shared.tree).release(&id);
@@ -332,7 +306,7 @@ fn spawn_run(
 }
 
 /// The recorded state of a run, from disk (the authority, whoever drives the run).
-fn recorded(shared: &Shared, run_id: &str) -> Result<(PathBuf, crate::state::RunState)> {
+fn recorded(shared: &Shared, run_id: &str) -> Result<(PathBuf, RunState)> {
     let repo_root = lock_map(&shared.tree)
         .get(run_id)
         .map(|r| r.state.repo_root.clone())
@@ -341,11 +315,9 @@ fn recorded(shared: &Shared, run_id: &str) -> Result<(PathBuf, crate::state::Run
                 "no run `{run_id}` is known to this server (see gadugi/treeState)"
             ))
         })?;
-    let state = crate::state::Layout::new(&repo_root)
-        .load_run(Some(run_id))
-        .map_err(from_anyhow)?
-        .ok_or_else(|| request_failed(format!("run {run_id} has no state on disk any more")))?;
-    Ok((repo_root, state))
+    let loaded = ops::load_run(Some(repo_root.clone()), Some(run_id.to_string()))
+        .map_err(|_| request_failed(format!("run {run_id} has no state on disk any more")))?;
+    Ok((repo_root, loaded.state))
 }
 
 /// `gadugi.taskDiff`: the task's commits and its diff against where it started.
@@ -359,7 +331,7 @@ async fn task_diff(shared: &Arc<Shared>, args: TaskRef) -> Result<Value> {
         )));
     };
     let diff = blocking(move || -> anyhow::Result<String> {
-        let repo = crate::cli::open_repo(Some(repo_root))?;
+        let repo = ops::open_repo(Some(repo_root))?;
         let wt = task.worktree.is_dir().then_some(task.worktree.as_path());
         repo.task_diff(&base, &task.branch, wt)
     })
@@ -375,82 +347,54 @@ async fn task_diff(shared: &Arc<Shared>, args: TaskRef) -> Result<Value> {
 }
 
 /// A task of a run, or `-32602` naming the run's tasks.
-fn task_of<'a>(state: &'a crate::state::RunState, task_id: &str) -> Result<&'a crate::state::TaskState> {
-    state.task(task_id).ok_or_else(|| {
-        let ids: Vec<&str> = state.tasks.iter().map(|t| t.id.as_str()).collect();
-        invalid_params(format!(
-            "run {} has no task `{task_id}`; its tasks: {}",
-            state.run_id,
-            ids.join(", ")
-        ))
-    })
+fn task_of<'a>(state: &'a RunState, task_id: &str) -> Result<&'a TaskState> {
+    ops::task_of(state, task_id).map_err(|e| invalid_params(format!("{}; {}", e.problem, e.fix)))
 }
 
-/// `gadugi.cancelTask`: like `gadugi cancel TASK`, whichever process drives the run: a
-/// cancel marker for the run loop and SIGTERM to the task's supervisor.
-fn cancel_task(shared: &Shared, args: TaskRef) -> Result<Value> {
-    let (repo_root, state) = recorded(shared, &args.run_id)?;
-    let task = task_of(&state, &args.task_id)?;
-    if state.status != RunStatus::Running || task.status.is_final() {
-        return Ok(serde_json::to_value(CancelResult { cancelled: false }).expect("serializable"));
-    }
-    let layout = crate::state::Layout::new(&repo_root);
-    let marker = crate::task_run::cancel_marker(&layout, &args.run_id, &args.task_id);
-    std::fs::create_dir_all(marker.parent().unwrap_or(&layout.root))
-        .and_then(|_| std::fs::write(&marker, b""))
-        .map_err(|e| from_anyhow(anyhow::anyhow!("writing the cancel marker {}: {e}", marker.display())))?;
-    crate::cli::stop_supervisor(&layout, &args.run_id, task);
-    Ok(serde_json::to_value(CancelResult { cancelled: true }).expect("serializable"))
-}
-
-/// `gadugi.retryTask`: queues a finished task of an ended run again and drives the run
-/// from this server, like `gadugi retry`.
+/// `gadugi.retryTask`: like `gadugi retry`: queues a finished task of an ended run again and
+/// drives the run from this server.
 async fn retry_task(shared: &Arc<Shared>, args: TaskRef) -> Result<Value> {
-    let (repo_root, mut state) = recorded(shared, &args.run_id)?;
-    let task = args.task_id.clone();
-    let (req, state, lock) = blocking(move || -> anyhow::Result<_> {
-        let repo = crate::cli::open_repo(Some(repo_root))?;
-        let layout = crate::state::Layout::new(repo.root());
-        let lock = crate::lock::RunLock::acquire(&layout, &state.run_id)?;
-        crate::orchestrator::queue_retry(&layout, &mut state, &task)?;
-        let req = crate::orchestrator::RunRequest::load(Arc::new(repo), layout, &state.run_id)?;
-        Ok((req, state, lock))
+    let (repo_root, _) = recorded(shared, &args.run_id)?;
+    let drive = blocking(move || -> anyhow::Result<Drive> {
+        ops::retry(ops::load_run(Some(repo_root), Some(args.run_id))?, &args.task_id)
     })
     .await?
     .map_err(from_anyhow)?;
-    let run_id = spawn_run(shared, req, Some(state), lock);
-    Ok(json!({ "runId": run_id }))
+    let run_id = spawn_run(shared, drive);
+    Ok(serde_json::to_value(OrchestrateResult { run_id }).expect("serializable"))
 }
 
 /// `gadugi.resume`: like `gadugi resume`: takes over a run whose orchestrator is gone
 /// (running agents are re-attached, never restarted) and drives it from this server.
 async fn resume(shared: &Arc<Shared>, args: RunRef) -> Result<Value> {
     let (repo_root, state) = recorded(shared, &args.run_id)?;
-    if state.status != RunStatus::Running {
-        return Err(request_failed(format!(
-            "run {} already ended ({}); nothing to resume",
-            args.run_id,
-            crate::report::summary_counts(&state)
-        )));
+    let layout = crate::layout::Layout::new(&repo_root);
+    if state.status == RunStatus::Running {
+        if let Some(pid) = ops::driver_of(&layout, &args.run_id) {
+            return Err(request_failed(format!(
+                "run {} is still driven by gadugi process {pid}; nothing to resume",
+                args.run_id
+            )));
+        }
     }
-    if let Some(owner) = crate::lock::read_lock(&crate::state::Layout::new(&repo_root))
-        .filter(|l| l.run_id == args.run_id && l.owner_alive())
-    {
-        return Err(request_failed(format!(
-            "run {} is still driven by gadugi process {}; nothing to resume",
-            args.run_id, owner.pid
-        )));
-    }
-    let id = args.run_id.clone();
-    let (req, lock) = blocking(move || -> anyhow::Result<_> {
-        let repo = crate::cli::open_repo(Some(repo_root))?;
-        let layout = crate::state::Layout::new(repo.root());
-        let req = crate::orchestrator::RunRequest::load(Arc::new(repo), layout, &id)?;
-        let lock = crate::lock::RunLock::acquire(&req.layout, &req.run_id)?;
-        Ok((req, lock))
+    let resumed = blocking(move || {
+        ops::resume(LoadedRun {
+            repo: ops::open_repo(Some(repo_root))?,
+            layout,
+            state,
+        })
     })
     .await?
     .map_err(from_anyhow)?;
-    let run_id = spawn_run(shared, req, Some(state), lock);
-    Ok(json!({ "runId": run_id }))
+    match resumed {
+        Resumed::Ended(state) => Err(request_failed(format!(
+            "run {} already ended ({}); nothing to resume",
+            args.run_id,
+            crate::views::report::summary_counts(&state)
+        ))),
+        Resumed::Drive(drive) => {
+            let run_id = spawn_run(shared, *drive);
+            Ok(serde_json::to_value(OrchestrateResult { run_id }).expect("serializable"))
+        }
+    }
 }

@@ -7,10 +7,10 @@ use std::path::{Path, PathBuf};
 
 use tower_lsp_server::ls_types::*;
 
+use crate::core::events::TaskStatus;
+use crate::core::state::RunState;
 use crate::error::InputError;
-use crate::events::TaskStatus;
-use crate::lsp::backend::{lock, Shared};
-use crate::state::{Layout, RunState};
+use crate::layout::Layout;
 
 /// Where a diagnostic comes from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -27,7 +27,7 @@ pub struct Diagnostics {
 
 impl Diagnostics {
     /// Sets one source's diagnostics of `path`; returns the file's full list when it changed.
-    fn set(&mut self, path: &Path, source: Source, list: Vec<Diagnostic>) -> Option<Vec<Diagnostic>> {
+    pub fn set(&mut self, path: &Path, source: Source, list: Vec<Diagnostic>) -> Option<Vec<Diagnostic>> {
         let entry = self.files.entry(path.to_path_buf()).or_default();
         let slot = match source {
             Source::Plan => &mut entry.0,
@@ -41,7 +41,7 @@ impl Diagnostics {
     }
 
     /// Files that have diagnostics of `source` now.
-    fn files_with(&self, source: Source) -> Vec<PathBuf> {
+    pub fn files_with(&self, source: Source) -> Vec<PathBuf> {
         self.files
             .iter()
             .filter(|(_, (plan, run))| {
@@ -53,24 +53,6 @@ impl Diagnostics {
             })
             .map(|(p, _)| p.clone())
             .collect()
-    }
-}
-
-/// Sets `source`'s diagnostics of `path` and publishes the file's list when it changed.
-pub async fn set(shared: &Shared, path: &Path, source: Source, list: Vec<Diagnostic>) {
-    let changed = lock(&shared.diagnostics).set(path, source, list);
-    if let (Some(all), Some(uri)) = (changed, Uri::from_file_path(path)) {
-        shared.client.publish_diagnostics(uri, all, None).await;
-    }
-}
-
-/// Replaces every file's `source` diagnostics with `by_file` (files left out are cleared).
-pub async fn replace_all(shared: &Shared, source: Source, mut by_file: HashMap<PathBuf, Vec<Diagnostic>>) {
-    for p in lock(&shared.diagnostics).files_with(source) {
-        by_file.entry(p).or_default();
-    }
-    for (path, list) in by_file {
-        set(shared, &path, source, list).await;
     }
 }
 

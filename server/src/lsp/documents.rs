@@ -9,11 +9,11 @@ use std::sync::Arc;
 
 use tower_lsp_server::ls_types::{Diagnostic, Uri};
 
-use crate::config::Config;
 use crate::error::InputError;
 use crate::git::Repo;
-use crate::lsp::backend::{lock, Shared};
 use crate::lsp::diagnostics::{self, Source};
+use crate::lsp::session::{lock, Shared};
+use crate::spec::config::Config;
 
 fn path_of(uri: &Uri) -> Option<PathBuf> {
     let p = uri.to_file_path()?.into_owned();
@@ -31,7 +31,7 @@ pub fn opened(shared: &Arc<Shared>, uri: &Uri, text: String) {
         return;
     }
     if let Some(dir) = path.parent() {
-        crate::lsp::watch::watch_folder(shared, dir);
+        shared.watch_folder(dir);
     }
     lock(&shared.docs).insert(path.clone(), text);
     recheck_file(shared, &path);
@@ -89,7 +89,7 @@ pub fn recheck_folder(shared: &Arc<Shared>, dir: &Path) {
         match checked {
             Ok(by_file) => {
                 for (path, list) in by_file {
-                    diagnostics::set(&shared, &path, Source::Plan, list).await;
+                    crate::lsp::publish::set_diagnostics(&shared, &path, Source::Plan, list).await;
                 }
             }
             Err(e) => tracing::error!("checking prompt files failed: {e}"),
@@ -130,7 +130,7 @@ fn check_folder(repo_root: &Path, dir: &Path, open: &HashMap<PathBuf, String>) -
     let mut load_errors = false;
     for p in &files {
         let Some(text) = texts.get(p) else { continue };
-        match crate::task::load_task_from_text(p, text) {
+        match crate::spec::task::load_task_from_text(p, text) {
             Ok(s) => specs.push(s),
             Err(e) => {
                 load_errors = true;
@@ -151,7 +151,7 @@ fn check_folder(repo_root: &Path, dir: &Path, open: &HashMap<PathBuf, String>) -
         .ok()
         .and_then(|c| repo.tracked_files(&c).ok())
         .unwrap_or_default();
-    if let Err(errs) = crate::plan::build_plan(repo.root(), specs, &tracked, policy) {
+    if let Err(errs) = crate::spec::plan::build_plan(repo.root(), specs, &tracked, policy) {
         for e in &errs.0 {
             add(e);
         }

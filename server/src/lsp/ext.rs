@@ -5,7 +5,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::events::{RunStatus, TaskPhase, TaskStatus};
+use crate::core::events::{RunStatus, TaskPhase, TaskStatus};
 
 /// Every `workspace/executeCommand` command, as listed in `executeCommandProvider`.
 pub const COMMANDS: &[&str] = &[

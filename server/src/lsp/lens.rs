@@ -4,9 +4,9 @@
 use serde_json::json;
 use tower_lsp_server::ls_types::*;
 
-use crate::events::TaskStatus;
-use crate::lsp::backend::{lock, Shared};
+use crate::core::events::TaskStatus;
 use crate::lsp::ext::{ORCHESTRATE, RETRY_TASK, STATUS};
+use crate::lsp::session::{lock, Shared};
 
 /// The lenses of one prompt file (all on its first line).
 pub fn lenses(shared: &Shared, uri: &Uri) -> Vec<CodeLens> {

@@ -20,9 +20,11 @@ pub mod ext;
 pub mod framing;
 mod lens;
 mod publish;
+mod session;
 mod sink;
 mod tree;
 mod watch;
+mod watcher;
 mod worktrees;
 
 use anyhow::Result;

@@ -4,6 +4,7 @@
 //! clients without progress support).
 
 use std::collections::HashMap;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
@@ -12,11 +13,11 @@ use tokio::sync::watch;
 use tower_lsp_server::ls_types::notification::{Notification, Progress};
 use tower_lsp_server::ls_types::*;
 
-use crate::events::{RunStatus, TaskStatus};
-use crate::lsp::backend::{lock, Shared};
+use crate::core::events::{RunStatus, TaskStatus};
+use crate::core::state::RunState;
 use crate::lsp::diagnostics::{self, Source};
 use crate::lsp::ext::{self, TreeState};
-use crate::state::RunState;
+use crate::lsp::session::{lock, Shared};
 
 /// Changes closer together than this are published as one notification.
 const DEBOUNCE: Duration = Duration::from_millis(50);
@@ -109,7 +110,7 @@ pub fn start(shared: &Arc<Shared>) {
             }
             lens_key = key;
             let run_diags = diagnostics::from_runs(runs.iter().map(|(s, _)| s));
-            diagnostics::replace_all(&shared, Source::Run, run_diags).await;
+            replace_diagnostics(&shared, Source::Run, run_diags).await;
             for (state, owned) in &runs {
                 let counts = Counts::of(state);
                 match progress.get(&state.run_id) {
@@ -131,7 +132,7 @@ pub fn start(shared: &Arc<Shared>) {
 
 /// A run started elsewhere is shown as running only while its orchestrator lives.
 fn orchestrator_alive(state: &RunState) -> bool {
-    crate::supervisor::process_is_alive(state.orchestrator_pid, None)
+    crate::exec::supervisor::process_is_alive(state.orchestrator_pid, None)
 }
 
 async fn send_progress(shared: &Shared, token: &NumberOrString, value: WorkDoneProgress) {
@@ -243,5 +244,23 @@ fn status_word(s: RunStatus) -> &'static str {
         RunStatus::Succeeded => "succeeded",
         RunStatus::Failed => "failed",
         RunStatus::Cancelled => "cancelled",
+    }
+}
+
+/// Sets `source`'s diagnostics of `path` and publishes the file's list when it changed.
+pub async fn set_diagnostics(shared: &Shared, path: &Path, source: Source, list: Vec<Diagnostic>) {
+    let changed = lock(&shared.diagnostics).set(path, source, list);
+    if let (Some(all), Some(uri)) = (changed, Uri::from_file_path(path)) {
+        shared.client.publish_diagnostics(uri, all, None).await;
+    }
+}
+
+/// Replaces every file's `source` diagnostics with `by_file` (files left out are cleared).
+pub async fn replace_diagnostics(shared: &Shared, source: Source, mut by_file: HashMap<PathBuf, Vec<Diagnostic>>) {
+    for p in lock(&shared.diagnostics).files_with(source) {
+        by_file.entry(p).or_default();
+    }
+    for (path, list) in by_file {
+        set_diagnostics(shared, &path, source, list).await;
     }
 }

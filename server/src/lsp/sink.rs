@@ -3,10 +3,10 @@
 
 use std::sync::Arc;
 
-use crate::events::EventRecord;
-use crate::lsp::backend::{lock, Shared};
-use crate::orchestrator::EventSink;
-use crate::state::RunState;
+use crate::core::events::EventRecord;
+use crate::core::state::RunState;
+use crate::lsp::session::{lock, Shared};
+use crate::run::emitter::EventSink;
 
 /// Feeds one run's states into the shared tree.
 pub struct TreeSink {

@@ -6,9 +6,10 @@ use std::path::Path;
 
 use tower_lsp_server::ls_types::Uri;
 
-use crate::events::RunStatus;
+use crate::core::events::RunStatus;
+use crate::core::state::{rfc3339, RunState};
+use crate::layout::Layout;
 use crate::lsp::ext::{RunNode, TaskNode, TreeState};
-use crate::state::{rfc3339, Layout, RunState};
 
 /// Runs known to watching from `.gadugi/` at start-up, per repository (older ones are on
 /// disk and in `gadugi status`).
@@ -106,7 +107,7 @@ fn run_node(r: &TrackedRun) -> RunNode {
         started_at: rfc3339(s.started_at),
         finished_at: s.finished_at.map(rfc3339),
         max_parallel: s.max_parallel,
-        driver_alive: running && (r.owned || crate::supervisor::process_is_alive(s.orchestrator_pid, None)),
+        driver_alive: running && (r.owned || crate::exec::supervisor::process_is_alive(s.orchestrator_pid, None)),
         tasks: s
             .tasks
             .iter()

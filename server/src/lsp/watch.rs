@@ -2,84 +2,21 @@
 //! from the CLI shows up and moves in the editor) and the folders of open prompt files (a
 //! prompt edited on disk, or one its dependencies name, is re-checked).
 
-use std::collections::{BTreeSet, HashMap, HashSet};
+use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
-use notify::{RecommendedWatcher, RecursiveMode, Watcher as _};
+use notify::RecursiveMode;
 use tokio::sync::mpsc;
 
-use crate::events::parse_event_log;
-use crate::lsp::backend::{lock, Shared};
+use crate::layout::{Layout, STATE_DIR};
+use crate::lsp::session::{lock, Shared};
 use crate::lsp::tree::RECENT_RUNS;
-use crate::state::{Layout, RunState, STATE_DIR};
+use crate::lsp::watcher::Watcher;
 
 /// File-system events closer together than this are handled as one batch.
 const SETTLE: Duration = Duration::from_millis(100);
-
-/// The watcher and what it watches.
-pub struct Watcher {
-    inner: RecommendedWatcher,
-    watched: HashSet<PathBuf>,
-    /// How far each followed run's event log has been read.
-    tails: HashMap<PathBuf, Tail>,
-}
-
-/// A run's event log read so far: new lines are applied to the state, so following a long
-/// run costs what it appends, not its whole log each time.
-#[derive(Default)]
-struct Tail {
-    offset: u64,
-    partial: Vec<u8>,
-    state: Option<RunState>,
-}
-
-impl Tail {
-    /// Reads what was appended since the last call; returns the state when there is one.
-    fn advance(&mut self, log: &Path) -> Option<RunState> {
-        use std::io::{Read, Seek, SeekFrom};
-        let mut f = std::fs::File::open(log).ok()?;
-        let len = f.metadata().ok()?.len();
-        if len < self.offset {
-            *self = Tail::default();
-        }
-        f.seek(SeekFrom::Start(self.offset)).ok()?;
-        let mut new = Vec::new();
-        f.read_to_end(&mut new).ok()?;
-        self.offset += new.len() as u64;
-        self.partial.extend_from_slice(&new);
-        let complete = self.partial.iter().rposition(|&b| b == b'\n').map_or(0, |i| i + 1);
-        let lines: Vec<u8> = self.partial.drain(..complete).collect();
-        let records = parse_event_log(&String::from_utf8_lossy(&lines));
-        match &mut self.state {
-            Some(state) => records.iter().for_each(|r| state.apply(r)),
-            None => self.state = RunState::replay(&records),
-        }
-        self.state.clone()
-    }
-}
-
-impl Watcher {
-    fn watch(&mut self, path: &Path, mode: RecursiveMode) {
-        if self.watched.contains(path) {
-            return;
-        }
-        match self.inner.watch(path, mode) {
-            Ok(()) => {
-                self.watched.insert(path.to_path_buf());
-            }
-            Err(e) => tracing::warn!("cannot watch {}: {e}", path.display()),
-        }
-    }
-}
-
-/// Watches the folder of an open prompt file.
-pub fn watch_folder(shared: &Shared, dir: &Path) {
-    if let Some(w) = lock(&shared.watcher).as_mut() {
-        w.watch(dir, RecursiveMode::NonRecursive);
-    }
-}
 
 /// Loads the recent runs of every workspace repository and starts watching.
 pub fn start(shared: &Arc<Shared>) {
@@ -99,11 +36,7 @@ pub fn start(shared: &Arc<Shared>) {
             return;
         }
     };
-    *lock(&shared.watcher) = Some(Watcher {
-        inner,
-        watched: HashSet::new(),
-        tails: HashMap::new(),
-    });
+    *lock(&shared.watcher) = Some(Watcher::new(inner));
     let repos: BTreeSet<PathBuf> = lock(&shared.roots).iter().map(|r| r.repo_root.clone()).collect();
     for repo in &repos {
         watch_repo(shared, repo);

@@ -7,11 +7,11 @@ use std::sync::Arc;
 
 use tower_lsp_server::jsonrpc::Result;
 
-use crate::lsp::backend::{lock, Shared};
+use crate::layout::Layout;
 use crate::lsp::errors::from_anyhow;
 use crate::lsp::ext::{WorktreeList, WorktreeNode};
+use crate::lsp::session::{lock, Shared};
 use crate::lsp::tree::uri_string;
-use crate::state::Layout;
 
 /// Lists the worktrees (on the blocking pool: it reads git and every run's state).
 pub async fn list(shared: &Arc<Shared>) -> Result<WorktreeList> {
@@ -32,7 +32,7 @@ pub async fn list(shared: &Arc<Shared>) -> Result<WorktreeList> {
 
 /// The Gadugi worktrees of one repository, newest run first.
 fn of_repo(root: &Path) -> anyhow::Result<Vec<WorktreeNode>> {
-    let repo = crate::cli::open_repo(Some(root.to_path_buf()))?;
+    let repo = crate::ops::open_repo(Some(root.to_path_buf()))?;
     let registered = repo.list_worktrees()?;
     let layout = Layout::new(repo.root());
     let mut out = vec![];

@@ -1,0 +1,10 @@
+//! Agents: how a task becomes a process (profiles and their command lines), what an agent's
+//! output says (reports, failure classes, "what it is doing now"), and which agent programs
+//! are installed. Knows nothing of runs, events or processes.
+
+pub mod builtins;
+pub mod claude;
+pub mod follower;
+pub mod inventory;
+pub mod profile;
+pub mod report;

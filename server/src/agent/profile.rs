@@ -1,0 +1,317 @@
+//! Agent profiles: how a task becomes a process (program + argv, never through a shell).
+
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use crate::agent::claude::WorkflowAgent;
+use crate::agent::report::{AgentReport, OutputProtocol};
+use crate::error::InputError;
+use crate::fsutil::find_on_path;
+use crate::spec::config::Config;
+
+/// The profile used when neither the task, the flags nor `gadugi.toml` name one.
+pub const DEFAULT_PROFILE: &str = "claude";
+
+/// Placeholders an argv template may use.
+pub const PLACEHOLDERS: &[&str] = &["prompt_file", "prompt", "worktree", "branch", "task_id", "run_id"];
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AgentProfile {
+    /// Profile name as the user wrote it.
+    pub name: String,
+    /// Program and arguments with `{placeholders}`.
+    pub argv: Vec<String>,
+    /// How to read the agent's stdout.
+    pub protocol: OutputProtocol,
+    /// Index in `argv` where per-attempt options (`--agent`, `--resume`) are inserted: after
+    /// the profile's options, before the prompt.
+    pub options_at: usize,
+    /// Environment variables the agent needs to run unattended.
+    pub env: Vec<(String, String)>,
+    /// Claude Code: the custom agent tasks run as (`--agent NAME`).
+    pub workflow_agent: Option<WorkflowAgent>,
+}
+
+/// Values substituted into an argv template.
+#[derive(Debug, Clone)]
+pub struct Placeholders<'a> {
+    pub prompt_file: &'a Path,
+    pub prompt: &'a str,
+    pub worktree: &'a Path,
+    pub branch: &'a str,
+    pub task_id: &'a str,
+    pub run_id: &'a str,
+}
+
+impl AgentProfile {
+    /// Resolves a profile by name. `command_override` is `--agent-command`, which selects
+    /// the `command` profile with that command line.
+    pub fn resolve(
+        name: Option<&str>,
+        config: &Config,
+        command_override: Option<&str>,
+    ) -> Result<AgentProfile, InputError> {
+        let name = name
+            .or(if command_override.is_some() {
+                Some("command")
+            } else {
+                None
+            })
+            .or(config.agent.profile.as_deref())
+            .unwrap_or(DEFAULT_PROFILE);
+        let mut env = vec![];
+        let mut workflow_agent = None;
+        let (mut argv, protocol, options_at) = match name {
+            "claude" => {
+                let (argv, at) = config.claude.argv();
+                env = config.claude.env();
+                workflow_agent = config.claude.workflow_agent();
+                (argv, OutputProtocol::ClaudeStreamJson, Some(at))
+            }
+            "simulated" => (vec![self_exe(), "__sim-agent".into()], OutputProtocol::Plain, None),
+            "command" => {
+                let line = command_override.or(config.agent.command.as_deref()).ok_or_else(|| {
+                    InputError::new(
+                        "agent profile `command` needs a command line",
+                        "pass --agent-command 'prog arg {prompt_file}' or set [agent] command = \"...\" in gadugi.toml",
+                    )
+                })?;
+                (split_command(line)?, OutputProtocol::Plain, None)
+            }
+            other => match (config.profiles.get(other), crate::agent::builtins::builtin(other)) {
+                (Some(p), _) => (split_command(&p.command)?, OutputProtocol::Plain, None),
+                (None, Some(b)) => {
+                    env = b.env.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+                    let argv: Vec<String> = b.argv.iter().map(|s| s.to_string()).collect();
+                    (argv, b.protocol, Some(b.options_at))
+                }
+                (None, None) => {
+                    let mut known: Vec<&str> = vec!["claude", "command", "simulated"];
+                    known.extend(crate::agent::builtins::BUILTINS.iter().map(|b| b.name));
+                    known.extend(config.profiles.keys().map(String::as_str));
+                    return Err(InputError::new(
+                        format!("unknown agent profile `{other}`"),
+                        format!(
+                            "use one of: {}, or define [profiles.{other}] in gadugi.toml",
+                            known.join(", ")
+                        ),
+                    ));
+                }
+            },
+        };
+        // `[agent] args` go where the profile's own options end (before a built-in profile's
+        // prompt), else at the end.
+        let at = options_at.unwrap_or(argv.len());
+        argv.splice(at..at, config.agent.args.iter().cloned());
+        let options_at = at + config.agent.args.len();
+        for arg in &argv {
+            check_placeholders(arg)?;
+        }
+        Ok(AgentProfile {
+            name: name.to_string(),
+            argv,
+            protocol,
+            options_at,
+            env,
+            workflow_agent,
+        })
+    }
+
+    /// The program to run: absolute path found on `PATH` (or as given when it has a `/`).
+    pub fn find_program(&self) -> Result<PathBuf, InputError> {
+        let program = self.argv.first().map(String::as_str).unwrap_or_default();
+        find_on_path(program).ok_or_else(|| {
+            let fix = if self.name == "claude" {
+                "install Claude Code (npm install -g @anthropic-ai/claude-code) or choose another profile with --agent / --agent-command".to_string()
+            } else {
+                format!("install `{program}`, put it on PATH, or fix the command of agent profile `{}`", self.name)
+            };
+            InputError::new(format!("agent program `{program}` (profile `{}`) was not found", self.name), fix)
+        })
+    }
+
+    /// The argv with placeholders replaced. `resume` is the session id of an earlier attempt
+    /// to continue (Claude Code: `--resume ID`); profiles without a resume option ignore it.
+    /// A Claude Code task runs as its workflow agent (`--agent NAME`) when it has one.
+    pub fn expand(&self, p: &Placeholders, resume: Option<&str>) -> Vec<String> {
+        let mut argv: Vec<String> = self
+            .argv
+            .iter()
+            .map(|arg| {
+                arg.replace("{prompt_file}", &p.prompt_file.to_string_lossy())
+                    .replace("{worktree}", &p.worktree.to_string_lossy())
+                    .replace("{branch}", p.branch)
+                    .replace("{task_id}", p.task_id)
+                    .replace("{run_id}", p.run_id)
+                    .replace("{prompt}", p.prompt)
+            })
+            .collect();
+        let mut options = vec![];
+        if let Some(agent) = self.workflow_agent.as_ref().and_then(|w| w.for_worktree(p.worktree)) {
+            options.push(format!("--agent={agent}"));
+        }
+        if let (Some(id), OutputProtocol::ClaudeStreamJson) = (resume, self.protocol) {
+            options.push(format!("--resume={id}"));
+        }
+        let at = self.options_at.min(argv.len());
+        argv.splice(at..at, options);
+        argv
+    }
+
+    /// Whether a retried attempt can continue the previous attempt's session.
+    pub fn can_resume(&self) -> bool {
+        self.protocol == OutputProtocol::ClaudeStreamJson
+    }
+
+    /// What the agent reported about its attempt on stdout (for agents with a machine
+    /// protocol); empty for plain agents.
+    pub fn report(&self, stdout_log: &Path) -> AgentReport {
+        match self.protocol {
+            OutputProtocol::Plain => AgentReport::default(),
+            protocol => {
+                let text = std::fs::read_to_string(stdout_log).unwrap_or_default();
+                if protocol == OutputProtocol::ClaudeStreamJson {
+                    crate::agent::claude::report_from_text(&text)
+                } else {
+                    crate::agent::builtins::report_from_text(protocol, &text)
+                }
+            }
+        }
+    }
+}
+
+fn self_exe() -> String {
+    std::env::current_exe()
+        .map(|p| p.to_string_lossy().into_owned())
+        .unwrap_or_else(|_| "gadugi".into())
+}
+
+fn split_command(line: &str) -> Result<Vec<String>, InputError> {
+    let argv = shell_words::split(line).map_err(|e| {
+        InputError::new(
+            format!("cannot split agent command `{line}`: {e}"),
+            "balance the quotes in the command line",
+        )
+    })?;
+    if argv.is_empty() {
+        return Err(InputError::new(
+            "the agent command is empty",
+            "give a program and its arguments, for example 'my-agent --task {prompt_file}'",
+        ));
+    }
+    Ok(argv)
+}
+
+fn check_placeholders(arg: &str) -> Result<(), InputError> {
+    let mut rest = arg;
+    while let Some(start) = rest.find('{') {
+        let after = &rest[start + 1..];
+        let Some(end) = after.find('}') else { break };
+        let name = &after[..end];
+        if !name.is_empty()
+            && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
+            && !PLACEHOLDERS.contains(&name)
+        {
+            return Err(InputError::new(
+                format!("unknown placeholder `{{{name}}}` in agent command"),
+                format!(
+                    "use one of: {}",
+                    PLACEHOLDERS
+                        .iter()
+                        .map(|p| format!("{{{p}}}"))
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ),
+            ));
+        }
+        rest = &after[end + 1..];
+    }
+    Ok(())
+}
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn config() -> Config {
+        Config::defaults(Path::new("/r/repo"))
+    }
+
+    #[test]
+    fn command_profile_splits_without_a_shell() {
+        let p = AgentProfile::resolve(None, &config(), Some("my-agent --msg 'a b; rm -rf /' {prompt_file}")).unwrap();
+        assert_eq!(p.argv, vec!["my-agent", "--msg", "a b; rm -rf /", "{prompt_file}"]);
+        let argv = p.expand(
+            &Placeholders {
+                prompt_file: Path::new("/x/p.md"),
+                prompt: "",
+                worktree: Path::new("/w"),
+                branch: "gadugi/a",
+                task_id: "a",
+                run_id: "r",
+            },
+            Some("sess"),
+        );
+        assert_eq!(argv[3], "/x/p.md");
+        assert_eq!(argv.len(), 4, "plain profiles take no resume option: {argv:?}");
+    }
+
+    #[test]
+    fn unknown_placeholder_and_profile_are_refused() {
+        assert!(AgentProfile::resolve(None, &config(), Some("x {promptfile}"))
+            .unwrap_err()
+            .problem
+            .contains("{promptfile}"));
+        assert!(AgentProfile::resolve(Some("nope"), &config(), None)
+            .unwrap_err()
+            .problem
+            .contains("nope"));
+        assert!(AgentProfile::resolve(Some("command"), &config(), None).is_err());
+    }
+
+    #[test]
+    fn default_is_claude_stream_json() {
+        let p = AgentProfile::resolve(None, &config(), None).unwrap();
+        assert_eq!(p.protocol, OutputProtocol::ClaudeStreamJson);
+        assert_eq!(p.argv[0], "claude");
+    }
+
+    #[test]
+    fn claude_expands_agent_and_resume_before_the_prompt() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut config = config();
+        config.agent.args = vec!["--effort=low".into()];
+        let p = AgentProfile::resolve(Some("claude"), &config, None).unwrap();
+        let ph = Placeholders {
+            prompt_file: Path::new("/x/p.md"),
+            prompt: "- do it",
+            worktree: dir.path(),
+            branch: "gadugi/a",
+            task_id: "a",
+            run_id: "r",
+        };
+        let argv = p.expand(&ph, None);
+        assert_eq!(argv[argv.len() - 3..], ["--effort=low", "--", "- do it"]);
+        assert!(!argv
+            .iter()
+            .any(|a| a.starts_with("--agent") || a.starts_with("--resume")));
+        std::fs::create_dir_all(dir.path().join(".claude/agents")).unwrap();
+        std::fs::write(
+            dir.path().join(".claude/agents/WorkflowManager.md"),
+            "---\nname: x\n---\n",
+        )
+        .unwrap();
+        let argv = p.expand(&ph, Some("s-1"));
+        assert_eq!(
+            argv[argv.len() - 5..],
+            [
+                "--effort=low",
+                "--agent=WorkflowManager",
+                "--resume=s-1",
+                "--",
+                "- do it"
+            ]
+        );
+        assert!(p.can_resume());
+    }
+}

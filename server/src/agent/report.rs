@@ -1,0 +1,115 @@
+//! What an agent says about an attempt: the output protocol it speaks, the report read from
+//! that output, and how a failure it reported is classified for retries and the breaker.
+
+use serde::{Deserialize, Serialize};
+
+/// How an agent reports on its own stdout, which decides how its output is read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum OutputProtocol {
+    /// Free text; only the exit code counts.
+    Plain,
+    /// Claude Code `--output-format stream-json`: JSON lines ending with a `result` event.
+    ClaudeStreamJson,
+    /// `codex exec --json`: JSON lines (`thread.started`, `item.*`, `turn.completed`).
+    CodexJson,
+    /// Gemini CLI `--output-format stream-json`: JSON lines ending with a `result` event.
+    GeminiStreamJson,
+    /// `opencode run --format json`: JSON lines (`step_start`, `tool_use`, `text`, `step_finish`).
+    OpenCodeJson,
+}
+
+/// A resolved agent profile.
+/// How a failed attempt is treated by retries and the circuit breaker.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum FailureClass {
+    /// Worth another attempt: an API overload or rate limit, a signal Gadugi did not send.
+    Transient,
+    /// The same for every task (authentication, a missing program): repeated, it trips the
+    /// circuit breaker.
+    Systemic,
+    /// This task's own failure (non-zero exit, max turns, verify failed).
+    Task,
+}
+
+/// What an agent reported about one attempt, read from its machine output.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct AgentReport {
+    /// The error the agent reported, if any.
+    pub error: Option<String>,
+    /// How that error is treated.
+    pub class: Option<FailureClass>,
+    /// The agent's session id (Claude Code: to `--resume` it).
+    pub session_id: Option<String>,
+    /// Cost of the attempt in US dollars, when the agent reports it.
+    pub cost_usd: Option<f64>,
+    /// Model turns taken.
+    pub turns: Option<u32>,
+    /// Tool uses the agent was not allowed to make (tool and target).
+    pub permission_denials: Vec<String>,
+    /// The model that ran.
+    #[serde(default)]
+    pub model: Option<String>,
+    /// How long the agent said it worked, in milliseconds.
+    #[serde(default)]
+    pub duration_ms: Option<u64>,
+    /// Tokens used.
+    #[serde(default)]
+    pub usage: Option<TokenUsage>,
+    /// Tool uses.
+    #[serde(default)]
+    pub tool_uses: u32,
+    /// Subagent tasks started.
+    #[serde(default)]
+    pub subagent_tasks: u32,
+    /// API requests the agent retried (overload, rate limit, network).
+    #[serde(default)]
+    pub api_retries: u32,
+    /// Things the user should know even when the attempt succeeded (denied tool uses).
+    #[serde(default)]
+    pub warnings: Vec<String>,
+}
+
+/// Tokens an attempt used, as the agent reported them.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TokenUsage {
+    pub input_tokens: u64,
+    pub output_tokens: u64,
+    pub cache_read_input_tokens: u64,
+    pub cache_creation_input_tokens: u64,
+}
+
+/// Classifies an error text an agent reported.
+pub fn classify_reported_error(text: &str) -> FailureClass {
+    let t = text.to_ascii_lowercase();
+    let systemic = [
+        "not logged in",
+        "authentication",
+        "invalid api key",
+        "api key",
+        "unauthorized",
+        "401",
+        "forbidden",
+        "credit balance",
+    ];
+    let transient = [
+        "overloaded",
+        "rate limit",
+        "rate_limit",
+        "429",
+        "529",
+        "timed out",
+        "timeout",
+        "connection",
+        "econnreset",
+        "503",
+        "502",
+    ];
+    if systemic.iter().any(|k| t.contains(k)) {
+        FailureClass::Systemic
+    } else if transient.iter().any(|k| t.contains(k)) {
+        FailureClass::Transient
+    } else {
+        FailureClass::Task
+    }
+}

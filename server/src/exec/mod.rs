@@ -1,0 +1,6 @@
+//! Processes on this machine: the supervisor of an agent attempt, the one shell runner
+//! for the user's own command lines, port blocks, and the repository's run lock.
+
+pub mod lock;
+pub mod ports;
+pub mod supervisor;

@@ -1,0 +1,11 @@
+//! Running a checked plan: the run loop (scheduling under the limiter, the circuit breaker,
+//! cancel), the life of one task (worktree, attempts under supervisors, leftovers, verify),
+//! worktrees made ready to work in, and the single writer of events.
+
+pub mod context;
+pub mod emitter;
+pub mod limiter;
+pub mod request;
+pub mod run_loop;
+pub mod task;
+pub mod workspace;

@@ -1,0 +1,770 @@
+//! The life of one task: its worktree and branch, its generated prompt, its attempts (each
+//! through a supervisor, adopted after a restart when one is still running), leftovers,
+//! `verify`, and its final status. Everything it learns it sends to the run loop as events.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use chrono::Utc;
+
+use crate::agent::follower::{read_tail, OutputFollower};
+use crate::agent::profile::Placeholders;
+use crate::agent::report::{AgentReport, FailureClass, OutputProtocol};
+use crate::core::events::{Event, TaskPhase, TaskStatus};
+use crate::exec::supervisor::{process_is_alive, AgentExit, AgentStarted, LaunchSpec, SupervisorInfo};
+use crate::fsutil::{read_json, write_json_atomic};
+use crate::git::MergeError;
+use crate::run::context::{Ctx, TaskHandle};
+use crate::spec::config::Config;
+
+/// Where a task picks up after an orchestrator restart.
+#[derive(Debug, Clone, Default)]
+pub struct Resume {
+    /// The commit its branch started from, when that was recorded.
+    pub start_commit: Option<String>,
+}
+
+/// How an attempt ended.
+#[derive(Debug, Clone)]
+pub struct AttemptOutcome {
+    pub error: Option<String>,
+    /// The agent session a retry continues (a transient failure of a resumable agent).
+    pub resume_session: Option<String>,
+    /// How a failure is treated (None on success).
+    pub class: Option<FailureClass>,
+    pub exit_code: Option<i32>,
+    pub signal: Option<i32>,
+    pub cancelled: bool,
+}
+
+impl AttemptOutcome {
+    fn failed(error: String, class: FailureClass) -> AttemptOutcome {
+        AttemptOutcome {
+            error: Some(error),
+            resume_session: None,
+            class: Some(class),
+            exit_code: None,
+            signal: None,
+            cancelled: false,
+        }
+    }
+}
+
+/// Runs `task` to its final status. `merge_from` are the branches it starts from;
+/// `resume` is set when the task was already running before a restart.
+pub(crate) async fn run_task(
+    ctx: &Arc<Ctx>,
+    task: &TaskHandle,
+    merge_from: Vec<String>,
+    dep_context: String,
+    resume: Option<Resume>,
+) -> TaskStatus {
+    let (i, id) = (task.index, task.id.clone());
+    let finish = |status: TaskStatus, error: String| {
+        task.finish_with_error(status, error);
+        status
+    };
+    // Whatever exists on disk for this task was made by this run (a new run refuses existing
+    // branches and worktrees), so after a restart it is picked up, never redone.
+    let task_dir = ctx.req.layout.task_dir(&ctx.req.run_id, &id);
+    let start_file = task_dir.join("start_commit");
+    let recorded_start = resume
+        .as_ref()
+        .and_then(|r| r.start_commit.clone())
+        .or_else(|| std::fs::read_to_string(&start_file).ok().map(|s| s.trim().to_string()));
+    let start_commit = match recorded_start {
+        Some(c) if task.worktree.is_dir() => c,
+        // Worktree made, start not yet recorded: nothing ran in it, its head is the start.
+        None if task.worktree.is_dir() && ctx.req.repo.branch_exists(&task.branch).unwrap_or(false) => {
+            match branch_head(ctx, task).await {
+                Ok(c) => c,
+                Err(e) => return finish(TaskStatus::Failed, e),
+            }
+        }
+        _ => {
+            task.send(Event::TaskPhase {
+                task: id.clone(),
+                phase: TaskPhase::Preparing,
+            });
+            match prepare_worktree(ctx, task, &merge_from).await {
+                Ok(c) => c,
+                Err(e) => return finish(TaskStatus::Failed, e),
+            }
+        }
+    };
+    if let Err(e) = std::fs::create_dir_all(&task_dir).and_then(|_| std::fs::write(&start_file, &start_commit)) {
+        return finish(TaskStatus::Failed, format!("cannot record the start commit: {e}"));
+    }
+    task.send(Event::TaskPrepared {
+        task: id.clone(),
+        start_commit: start_commit.clone(),
+    });
+    // After a restart, the latest attempt on disk may still be running: adopt it. One whose
+    // supervisor never started (the orchestrator died in between) starts now, same number.
+    // A task that was queued again (`gadugi retry`) starts a new attempt after its last
+    // finished one; a finished attempt is collected only for a task that was running.
+    let latest = latest_attempt(ctx, &id);
+    let mut adopt = match latest {
+        Some(n) => attempt_was_launched(ctx, &id, n).await,
+        None => false,
+    };
+    let mut next_attempt = latest.unwrap_or(1).max(1);
+    if let Some(n) = latest {
+        let finished = ctx.req.layout.attempt(&ctx.req.run_id, &id, n).exit.exists();
+        if adopt && finished && resume.is_none() {
+            adopt = false;
+            next_attempt = n + 1;
+        }
+    }
+    // Local files, caches, setup commands and the port block, before the agent costs
+    // anything. An adopted attempt already has its set-up worktree (and its agent running).
+    let _workspace = if adopt {
+        None
+    } else {
+        match crate::run::workspace::prepare(&ctx.req, i, ctx.cancel.clone(), |e| task.send(e)).await {
+            Ok(w) => Some(w),
+            Err(e) => return finish(e.status(), e.message),
+        }
+    };
+    let prompt_file = ctx.req.layout.prompt_file(&ctx.req.run_id, &id);
+    let prompt = match std::fs::read_to_string(&prompt_file) {
+        Ok(p) => p,
+        _ => {
+            let p = generated_prompt(ctx, task, &start_commit, &dep_context);
+            if let Err(e) = std::fs::create_dir_all(&task_dir).and_then(|_| std::fs::write(&prompt_file, &p)) {
+                return finish(TaskStatus::Failed, format!("cannot write the generated prompt: {e}"));
+            }
+            p
+        }
+    };
+
+    let spec = &ctx.req.plan.tasks[i].spec;
+    let retries = spec.retries.unwrap_or(ctx.req.config.retries);
+    let verify = spec.verify.clone().or_else(|| ctx.req.config.verify.clone());
+    let mut attempt = next_attempt;
+    let mut failures = 0;
+    // Session of the previous attempt, continued when it failed transiently.
+    let mut resume_session: Option<String> = None;
+    let last = loop {
+        if cancel_requested(ctx, &id) {
+            break AttemptOutcome {
+                cancelled: true,
+                ..AttemptOutcome::failed("cancelled".into(), FailureClass::Task)
+            };
+        }
+        let mut outcome = if adopt {
+            adopt = false;
+            follow_attempt(ctx, task, attempt, None).await
+        } else {
+            start_attempt(ctx, task, attempt, &prompt_file, &prompt, resume_session.as_deref()).await
+        };
+        commit_leftovers(ctx, task).await;
+        if outcome.error.is_none() && !outcome.cancelled {
+            if let Some(cmd) = &verify {
+                task.send(Event::TaskPhase {
+                    task: id.clone(),
+                    phase: TaskPhase::Verifying,
+                });
+                if let Err(e) = run_verify(ctx, task, attempt, cmd).await {
+                    outcome = AttemptOutcome {
+                        error: Some(e),
+                        class: Some(FailureClass::Task),
+                        ..outcome
+                    };
+                }
+                commit_leftovers(ctx, task).await;
+            }
+        }
+        task.attempt_ended(outcome.class, outcome.error.clone().unwrap_or_default());
+        resume_session = outcome.resume_session.clone();
+        let retry = outcome.class == Some(FailureClass::Transient) && failures < retries && !outcome.cancelled;
+        if outcome.error.is_none() || !retry {
+            break outcome;
+        }
+        failures += 1;
+        let delay = retry_delay(failures);
+        task.send(Event::AttemptFailed {
+            task: id.clone(),
+            attempt,
+            error: outcome.error.clone().unwrap_or_default(),
+            retry_in_ms: millis(delay),
+        });
+        if !wait_unless_cancelled(ctx, &id, delay).await {
+            break AttemptOutcome {
+                cancelled: true,
+                ..outcome
+            };
+        }
+        attempt += 1;
+    };
+
+    let (repo, branch, start) = (ctx.req.repo.clone(), task.branch.clone(), start_commit.clone());
+    let (commits, files) = tokio::task::spawn_blocking(move || {
+        (
+            repo.commits_ahead(&branch, &start).unwrap_or(0),
+            repo.files_changed(&branch, &start).unwrap_or_default(),
+        )
+    })
+    .await
+    .unwrap_or_default();
+    let status = if last.cancelled {
+        TaskStatus::Cancelled
+    } else if last.error.is_some() {
+        TaskStatus::Failed
+    } else {
+        TaskStatus::Succeeded
+    };
+    task.send(Event::TaskFinished {
+        task: id,
+        status,
+        exit_code: last.exit_code,
+        signal: last.signal,
+        commits,
+        files_changed: files,
+        error: if last.cancelled {
+            Some(last.error.unwrap_or_else(|| "cancelled".into()))
+        } else {
+            last.error
+        },
+    });
+    status
+}
+
+/// Highest attempt number with a directory on disk.
+fn latest_attempt(ctx: &Ctx, id: &str) -> Option<u32> {
+    std::fs::read_dir(ctx.req.layout.task_dir(&ctx.req.run_id, id))
+        .ok()?
+        .flatten()
+        .filter_map(|e| e.file_name().to_str()?.strip_prefix("attempt-")?.parse().ok())
+        .max()
+}
+
+/// Whether attempt `n` got as far as a supervisor (waiting briefly for one just spawned).
+async fn attempt_was_launched(ctx: &Ctx, id: &str, n: u32) -> bool {
+    let files = ctx.req.layout.attempt(&ctx.req.run_id, id, n);
+    if !files.launch.exists() {
+        return false;
+    }
+    for _ in 0..40 {
+        if files.supervisor.exists() || files.exit.exists() {
+            return true;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    false
+}
+
+fn cancel_requested(ctx: &Ctx, id: &str) -> bool {
+    *ctx.cancel.borrow()
+        || ctx.req.layout.task_cancel_marker(&ctx.req.run_id, id).exists()
+        || ctx.req.layout.run_cancel_marker(&ctx.req.run_id).exists()
+}
+
+/// Sleeps for `delay`; false when the run or the task was cancelled meanwhile.
+async fn wait_unless_cancelled(ctx: &Ctx, id: &str, delay: Duration) -> bool {
+    let until = Instant::now() + delay;
+    while Instant::now() < until {
+        if cancel_requested(ctx, id) {
+            return false;
+        }
+        tokio::time::sleep(
+            until
+                .saturating_duration_since(Instant::now())
+                .min(Duration::from_millis(200)),
+        )
+        .await;
+    }
+    !cancel_requested(ctx, id)
+}
+
+/// Exponential backoff with jitter: about 1 s, 2 s, 4 s ... capped at 60 s.
+pub fn retry_delay(failures: u32) -> Duration {
+    let base = 1000u64
+        .saturating_mul(1 << failures.saturating_sub(1).min(6))
+        .min(60_000);
+    let jitter = (Utc::now().timestamp_subsec_nanos() as u64 % 250) * base / 1000;
+    Duration::from_millis(base + jitter)
+}
+
+/// Milliseconds of a duration, saturating.
+pub fn millis(d: Duration) -> u64 {
+    u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
+}
+
+async fn branch_head(ctx: &Arc<Ctx>, task: &TaskHandle) -> Result<String, String> {
+    let (repo, branch) = (ctx.req.repo.clone(), task.branch.clone());
+    tokio::task::spawn_blocking(move || {
+        repo.branch_head(&branch)
+            .map_err(|e| format!("{e:#}"))?
+            .ok_or_else(|| format!("branch {branch} is gone"))
+    })
+    .await
+    .unwrap_or_else(|e| Err(format!("internal error: {e}")))
+}
+
+/// Creates the task's worktree and branch: from the base commit, or from its dependencies'
+/// branches (merged when there are several). Returns the commit the task starts from.
+async fn prepare_worktree(ctx: &Arc<Ctx>, task: &TaskHandle, merge_from: &[String]) -> Result<String, String> {
+    let (repo, wt, branch, base) = (
+        ctx.req.repo.clone(),
+        task.worktree.clone(),
+        task.branch.clone(),
+        ctx.req.base_commit.clone(),
+    );
+    let merge_from = merge_from.to_vec();
+    let lock = ctx.worktree_lock.clone();
+    tokio::task::spawn_blocking(move || -> Result<String, String> {
+        let start = match merge_from.first() {
+            None => base,
+            Some(b) => repo
+                .branch_head(b)
+                .map_err(|e| format!("{e:#}"))?
+                .ok_or_else(|| format!("branch {b} of a dependency no longer exists"))?,
+        };
+        if let Some(parent) = wt.parent() {
+            std::fs::create_dir_all(parent).map_err(|e| format!("cannot create {}: {e}", parent.display()))?;
+        }
+        {
+            let _serialized = lock.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+            // After a crash between creating the branch and recording it, the branch is ours:
+            // check it out again instead of refusing.
+            let created = if repo.branch_exists(&branch).unwrap_or(false) {
+                repo.add_worktree_for_branch(&wt, &branch)
+            } else {
+                repo.create_worktree(&wt, &branch, &start)
+            };
+            created.map_err(|e| format!("cannot create the worktree: {e:#}"))?;
+        }
+        if merge_from.len() > 1 {
+            repo.merge_branches(&wt, &merge_from[1..]).map_err(|e| match e {
+                MergeError::Conflict { branch, files } => format!(
+                    "merging the branches of its dependencies conflicts: {branch} conflicts in {}",
+                    files.join(", ")
+                ),
+                MergeError::Other(e) => format!("merging the branches of its dependencies failed: {e:#}"),
+            })?;
+        }
+        repo.branch_head(&branch)
+            .map_err(|e| format!("{e:#}"))?
+            .ok_or_else(|| format!("branch {branch} vanished"))
+    })
+    .await
+    .unwrap_or_else(|e| Err(format!("internal error: {e}")))
+}
+
+fn generated_prompt(ctx: &Ctx, task: &TaskHandle, start_commit: &str, dep_context: &str) -> String {
+    let spec = &ctx.req.plan.tasks[task.index].spec;
+    let mut p = String::new();
+    p.push_str(spec.body.trim_end());
+    p.push_str("\n\n---\n\n## How to work on this task (from Gadugi)\n\n");
+    p.push_str(&format!(
+        "- Your working directory is the git worktree `{}` on branch `{}`, which starts at commit {}.\n",
+        task.worktree.display(),
+        task.branch,
+        short(start_commit)
+    ));
+    p.push_str(
+        "- Work only inside this worktree. Do not switch branches, do not push, do not touch other worktrees.\n",
+    );
+    if dep_context.is_empty() {
+        p.push_str("- No other task's work is part of this one.\n");
+    } else {
+        p.push_str("- This task builds on the work of these tasks, already merged into your worktree:\n");
+        for line in dep_context.lines() {
+            p.push_str(&format!("  {line}\n"));
+        }
+    }
+    if let Some(v) = spec.verify.as_ref().or(ctx.req.config.verify.as_ref()) {
+        p.push_str(&format!(
+            "- When you are done, `{v}` is run in the worktree; it must pass.\n"
+        ));
+    }
+    p.push_str(
+        "- Commit your changes on this branch with a message that says what you did. Anything left uncommitted is committed for you when you exit.\n",
+    );
+    p
+}
+
+fn short(commit: &str) -> &str {
+    commit.get(..10).unwrap_or(commit)
+}
+
+/// Starts attempt `attempt` through a new supervisor and follows it to its end.
+async fn start_attempt(
+    ctx: &Arc<Ctx>,
+    task: &TaskHandle,
+    attempt: u32,
+    prompt_file: &Path,
+    prompt: &str,
+    resume_session: Option<&str>,
+) -> AttemptOutcome {
+    let spec = &ctx.req.plan.tasks[task.index].spec;
+    let profile = &ctx.req.profiles[task.index];
+    let id = task.id.clone();
+    let files = ctx.req.layout.attempt(&ctx.req.run_id, &id, attempt);
+    let dir = files.dir.clone();
+    if let Err(e) = std::fs::create_dir_all(&dir) {
+        return AttemptOutcome::failed(format!("cannot create {}: {e}", dir.display()), FailureClass::Systemic);
+    }
+    let (worktree, branch) = (task.worktree.clone(), task.branch.clone());
+    let argv = profile.expand(
+        &Placeholders {
+            prompt_file,
+            prompt,
+            worktree: &worktree,
+            branch: &branch,
+            task_id: &id,
+            run_id: &ctx.req.run_id,
+        },
+        resume_session,
+    );
+    let mut env = vec![
+        ("GADUGI_RUN_ID".to_string(), ctx.req.run_id.clone()),
+        ("GADUGI_TASK_ID".to_string(), id.clone()),
+        ("GADUGI_WORKTREE".to_string(), worktree.to_string_lossy().into_owned()),
+        ("GADUGI_BRANCH".to_string(), branch.clone()),
+        (
+            "GADUGI_PROMPT_FILE".to_string(),
+            prompt_file.to_string_lossy().into_owned(),
+        ),
+        ("GADUGI_ATTEMPT".to_string(), attempt.to_string()),
+    ];
+    env.extend(profile.env.iter().cloned());
+    env.extend(crate::exec::ports::env(&ctx.req.run_id, &id));
+    let launch = LaunchSpec::for_attempt(
+        &files,
+        argv,
+        worktree,
+        env,
+        spec.timeout.unwrap_or(ctx.req.config.timeout),
+        ctx.req.config.kill_grace,
+    );
+    let launch_file = files.launch.clone();
+    if let Err(e) = write_json_atomic(&launch_file, &launch) {
+        return AttemptOutcome::failed(format!("{e:#}"), FailureClass::Systemic);
+    }
+    let supervisor_log = match crate::fsutil::open_append(&files.supervisor_log) {
+        Ok(f) => f,
+        Err(e) => return AttemptOutcome::failed(format!("{e:#}"), FailureClass::Systemic),
+    };
+    let child = tokio::process::Command::new(&ctx.exe)
+        .arg("__supervise")
+        .arg(&launch_file)
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(supervisor_log)
+        .kill_on_drop(false)
+        .spawn();
+    match child {
+        Ok(c) => follow_attempt(ctx, task, attempt, Some(c)).await,
+        Err(e) => AttemptOutcome::failed(format!("cannot start the supervisor: {e}"), FailureClass::Systemic),
+    }
+}
+
+/// The supervisor of an attempt: our child, or one adopted after a restart.
+enum Supervisor {
+    Child(tokio::process::Child),
+    /// With the attempt's `exit.json`, whose appearance ends it too.
+    Adopted(SupervisorInfo, PathBuf),
+}
+
+impl Supervisor {
+    /// Waits up to `slice` for the supervisor to end; true when it has.
+    async fn ended_within(&mut self, slice: Duration) -> bool {
+        match self {
+            Supervisor::Child(c) => tokio::time::timeout(slice, c.wait()).await.is_ok(),
+            Supervisor::Adopted(info, exit_file) => {
+                tokio::time::sleep(slice).await;
+                exit_file.exists() || !process_is_alive(info.pid, info.start_ticks)
+            }
+        }
+    }
+}
+
+/// Follows an attempt until its supervisor ends: announces the agent, reports activity,
+/// heartbeats and stalls, forwards cancellation; then reads how it ended.
+async fn follow_attempt(
+    ctx: &Arc<Ctx>,
+    task: &TaskHandle,
+    attempt: u32,
+    child: Option<tokio::process::Child>,
+) -> AttemptOutcome {
+    let id = task.id.clone();
+    let profile = &ctx.req.profiles[task.index];
+    let files = ctx.req.layout.attempt(&ctx.req.run_id, &id, attempt);
+    let launch: LaunchSpec = match read_json(&files.launch) {
+        Ok(Some(l)) => l,
+        _ => {
+            return AttemptOutcome::failed(
+                format!("attempt {attempt} has no readable launch.json"),
+                FailureClass::Transient,
+            )
+        }
+    };
+    let mut supervisor = match child {
+        Some(c) => Supervisor::Child(c),
+        None => {
+            // Adopted: the supervisor records itself first thing; give a just-started one a moment.
+            let mut info = None;
+            for _ in 0..20 {
+                if let Ok(Some(s)) = read_json::<SupervisorInfo>(&launch.supervisor_file) {
+                    info = Some(s);
+                    break;
+                }
+                if launch.exit_file.exists() {
+                    break;
+                }
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+            match info {
+                Some(s) => Supervisor::Adopted(s, launch.exit_file.clone()),
+                None if launch.exit_file.exists() => Supervisor::Adopted(
+                    SupervisorInfo {
+                        pid: 0,
+                        start_ticks: None,
+                    },
+                    launch.exit_file.clone(),
+                ),
+                None => {
+                    return AttemptOutcome::failed(
+                        "the attempt's supervisor never started (the orchestrator stopped while starting it)".into(),
+                        FailureClass::Transient,
+                    )
+                }
+            }
+        }
+    };
+    let supervisor_pid = match &supervisor {
+        Supervisor::Child(c) => c.id().unwrap_or_default(),
+        Supervisor::Adopted(s, _) => s.pid,
+    };
+    // Reads status.json and, once the agent runs, tells the run loop.
+    let announce = || {
+        let started = read_json::<AgentStarted>(&launch.status_file).ok().flatten()?;
+        task.send(Event::AgentStarted {
+            task: id.clone(),
+            attempt,
+            pid: started.agent_pid,
+            supervisor_pid,
+        });
+        Some(started)
+    };
+    let mut announced: Option<AgentStarted> = None;
+    let mut follower = OutputFollower::new(launch.stdout.clone(), profile.protocol);
+    let mut output_size = 0u64;
+    let mut last_output = Instant::now();
+    let mut last_heartbeat = Instant::now();
+    let mut stalled = false;
+    let mut stop_sent = false;
+    let stall_after = ctx.req.config.stall_after;
+    let mut slice = Duration::from_millis(25);
+    loop {
+        if supervisor.ended_within(slice).await {
+            break;
+        }
+        if announced.is_none() {
+            announced = announce();
+            if announced.is_some() {
+                slice = Duration::from_millis(250);
+            }
+        }
+        if !stop_sent && cancel_requested(ctx, &id) && supervisor_pid != 0 {
+            stop_sent = true;
+            let _ = nix::sys::signal::kill(
+                nix::unistd::Pid::from_raw(supervisor_pid as i32),
+                nix::sys::signal::Signal::SIGTERM,
+            );
+        }
+        let size = file_len(&launch.stdout) + file_len(&launch.stderr);
+        if size != output_size {
+            output_size = size;
+            last_output = Instant::now();
+            if let Some(line) = follower.poll() {
+                task.send(Event::TaskActivity { task: id.clone(), line });
+                last_heartbeat = Instant::now();
+            } else if stalled {
+                task.send(Event::Heartbeat { task: id.clone() });
+            }
+            stalled = false;
+        } else if !stalled && last_output.elapsed() >= stall_after {
+            stalled = true;
+            task.send(Event::TaskStalled {
+                task: id.clone(),
+                silent_seconds: last_output.elapsed().as_secs(),
+            });
+        }
+        if last_heartbeat.elapsed() >= Duration::from_secs(5) {
+            if let Some(s) = &announced {
+                if process_is_alive(s.agent_pid, s.agent_start_ticks) {
+                    task.send(Event::Heartbeat { task: id.clone() });
+                }
+            }
+            last_heartbeat = Instant::now();
+        }
+    }
+    if announced.is_none() {
+        // The agent ended before the first look at status.json.
+        announce();
+    }
+    if let Some(line) = follower.poll() {
+        task.send(Event::TaskActivity { task: id.clone(), line });
+    }
+    let exit: AgentExit = match read_json(&launch.exit_file) {
+        Ok(Some(e)) => e,
+        Ok(None) => {
+            return AttemptOutcome::failed(
+                format!(
+                    "the supervisor ended without recording the agent's exit (see {})",
+                    files.supervisor_log.display()
+                ),
+                FailureClass::Transient,
+            )
+        }
+        Err(e) => return AttemptOutcome::failed(format!("{e:#}"), FailureClass::Transient),
+    };
+    let report = profile.report(&launch.stdout);
+    if profile.protocol != OutputProtocol::Plain {
+        task.send(Event::AgentReported {
+            task: id.clone(),
+            attempt,
+            report: Box::new(report.clone()),
+        });
+    }
+    classify(&ctx.req.config, &exit, report, &launch, profile.can_resume())
+}
+
+fn file_len(p: &Path) -> u64 {
+    std::fs::metadata(p).map(|m| m.len()).unwrap_or(0)
+}
+
+/// Decides whether an attempt failed and how: transient failures are retried, systemic ones
+/// feed the circuit breaker, task failures end the task.
+pub(crate) fn classify(
+    config: &Config,
+    exit: &AgentExit,
+    report: AgentReport,
+    launch: &LaunchSpec,
+    profile_can_resume: bool,
+) -> AttemptOutcome {
+    let mut out = AttemptOutcome {
+        error: None,
+        resume_session: None,
+        class: None,
+        exit_code: exit.exit_code,
+        signal: exit.signal,
+        cancelled: exit.cancelled,
+    };
+    let Some(failure) = exit.failure() else {
+        if let Some(e) = report.error {
+            out.class = report.class.or(Some(FailureClass::Task));
+            out.error = Some(e);
+        }
+        return out;
+    };
+    out.error = Some(failure);
+    out.class = Some(if exit.cancelled || exit.timed_out {
+        FailureClass::Task
+    } else if exit.spawn_error.is_some() {
+        FailureClass::Systemic
+    } else if let Some(class) = report.class {
+        // The agent's own account says more than "exited with code 1".
+        out.error = report.error.clone().or(out.error);
+        class
+    } else if exit.signal.is_some()
+        || exit.exit_code.is_some_and(|c| config.retry_exit_codes.contains(&c))
+        || output_matches(&config.retry_patterns, launch)
+    {
+        // Killed by a signal Gadugi did not send (OOM killer, a user's kill -9), or a failure
+        // the configuration calls temporary: try again.
+        FailureClass::Transient
+    } else {
+        FailureClass::Task
+    });
+    if out.class == Some(FailureClass::Transient) && profile_can_resume {
+        out.resume_session = report.session_id;
+    }
+    out
+}
+
+/// Whether the end of the attempt's output contains one of `patterns`.
+fn output_matches(patterns: &[String], launch: &LaunchSpec) -> bool {
+    if patterns.is_empty() {
+        return false;
+    }
+    [&launch.stdout, &launch.stderr].iter().any(|p| {
+        let tail = read_tail(p, 256 * 1024);
+        patterns.iter().any(|pat| tail.contains(pat.as_str()))
+    })
+}
+
+/// Commits whatever the agent left uncommitted, on its own branch: work is never dropped.
+async fn commit_leftovers(ctx: &Arc<Ctx>, task: &TaskHandle) {
+    let id = task.id.clone();
+    task.send(Event::TaskPhase {
+        task: id.clone(),
+        phase: TaskPhase::Committing,
+    });
+    let (repo, wt) = (ctx.req.repo.clone(), task.worktree.clone());
+    let message = format!("gadugi: changes left uncommitted by the agent of task {id}");
+    match tokio::task::spawn_blocking(move || repo.commit_all(&wt, &message)).await {
+        Ok(Ok(Some(commit))) => task.send(Event::LeftoversCommitted { task: id, commit }),
+        Ok(Ok(None)) => {}
+        Ok(Err(e)) => task.send(Event::TaskActivity {
+            task: id,
+            line: format!("could not commit leftovers: {e:#}"),
+        }),
+        Err(e) => task.send(Event::TaskActivity {
+            task: id,
+            line: format!("could not commit leftovers: {e}"),
+        }),
+    }
+}
+
+/// Runs the task's `verify` command in its worktree (through `sh -c`: it is the user's own
+/// command line from a committed file). Output goes to `verify.log` in the attempt directory.
+async fn run_verify(ctx: &Arc<Ctx>, task: &TaskHandle, attempt: u32, cmd: &str) -> Result<(), String> {
+    let spec = &ctx.req.plan.tasks[task.index].spec;
+    let log_path = ctx.req.layout.attempt(&ctx.req.run_id, &task.id, attempt).verify_log;
+    let log = crate::fsutil::open_append(&log_path).map_err(|e| format!("{e:#}"))?;
+    let log2 = log.try_clone().map_err(|e| e.to_string())?;
+    let mut command = tokio::process::Command::new("sh");
+    command
+        .arg("-c")
+        .arg(cmd)
+        .current_dir(&task.worktree)
+        .stdin(std::process::Stdio::null())
+        .stdout(log)
+        .stderr(log2)
+        .process_group(0)
+        .kill_on_drop(true);
+    let mut child = command.spawn().map_err(|e| format!("cannot run verify `{cmd}`: {e}"))?;
+    let timeout = spec.timeout.unwrap_or(ctx.req.config.timeout);
+    let status = match tokio::time::timeout(timeout, child.wait()).await {
+        Ok(s) => s.map_err(|e| e.to_string())?,
+        Err(_) => {
+            if let Some(pid) = child.id() {
+                let _ = nix::sys::signal::kill(
+                    nix::unistd::Pid::from_raw(-(pid as i32)),
+                    nix::sys::signal::Signal::SIGKILL,
+                );
+            }
+            return Err(format!(
+                "verify `{cmd}` timed out after {}s (log: {})",
+                timeout.as_secs(),
+                log_path.display()
+            ));
+        }
+    };
+    if status.success() {
+        return Ok(());
+    }
+    let tail = read_tail(&log_path, 4096);
+    let tail: Vec<&str> = tail.lines().rev().take(3).collect();
+    let tail: Vec<&str> = tail.into_iter().rev().collect();
+    Err(format!(
+        "verify `{cmd}` failed ({status}): {} (log: {})",
+        tail.join(" | "),
+        log_path.display()
+    ))
+}

@@ -1,0 +1,270 @@
+//! Terminal views of the event stream: plain lines when stderr is not a terminal, live bars
+//! when it is.
+
+use std::collections::HashMap;
+use std::io::Write;
+use std::time::Duration;
+
+use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
+
+use crate::core::events::{Event, EventRecord, TaskPhase, TaskStatus};
+use crate::core::state::RunState;
+use crate::run::emitter::EventSink;
+
+fn outcome_line(state: &RunState, task: &str) -> String {
+    let Some(t) = state.task(task) else {
+        return task.to_string();
+    };
+    let secs = t.duration_seconds.map(|d| format!(" in {d:.1}s")).unwrap_or_default();
+    match t.status {
+        TaskStatus::Succeeded => format!("✓ {} succeeded{secs}: {} commit(s) on {}", t.id, t.commits, t.branch),
+        TaskStatus::Failed => format!("✗ {} failed{secs}: {}", t.id, t.error.as_deref().unwrap_or("")),
+        TaskStatus::Cancelled => format!("■ {} cancelled{secs}", t.id),
+        TaskStatus::Skipped => format!("- {} skipped: {}", t.id, t.error.as_deref().unwrap_or("")),
+        _ => t.id.clone(),
+    }
+}
+
+/// `⚠ api: merging gadugi/api with gadugi/db will conflict in a.txt (2 hunks)`, one line per
+/// conflicting pair; `None` when nothing conflicts.
+fn conflicts_line(task: &str, conflicts: &[crate::core::events::PredictedConflict]) -> Option<String> {
+    let lines: Vec<String> = conflicts
+        .iter()
+        .map(|c| {
+            format!(
+                "⚠ {task}: merging {} with {} ({}) will conflict in {}",
+                c.branch,
+                c.with_branch,
+                c.other_side(task),
+                c.files_text()
+            )
+        })
+        .collect();
+    (!lines.is_empty()).then(|| lines.join("\n"))
+}
+
+fn counts(state: &RunState) -> String {
+    let done = state.tasks.iter().filter(|t| t.status.is_final()).count();
+    let mut s = format!(
+        "{done}/{} done · {} running",
+        state.tasks.len(),
+        state.count(TaskStatus::Running)
+    );
+    for (status, word) in [
+        (TaskStatus::Failed, "failed"),
+        (TaskStatus::Skipped, "skipped"),
+        (TaskStatus::Cancelled, "cancelled"),
+    ] {
+        let n = state.count(status);
+        if n > 0 {
+            s.push_str(&format!(" · {n} {word}"));
+        }
+    }
+    s
+}
+
+/// Plain lines on stderr, one per lifecycle event: for logs, CI and pipes.
+pub struct PlainProgress;
+
+impl EventSink for PlainProgress {
+    fn on_event(&mut self, rec: &EventRecord, state: &RunState) {
+        let elapsed = (rec.ts - state.started_at).num_milliseconds() as f64 / 1000.0;
+        let line = match &rec.event {
+            Event::RunStarted {
+                run_id,
+                tasks,
+                max_parallel,
+                ..
+            } => format!("run {run_id}: {} task(s), at most {max_parallel} at once", tasks.len()),
+            Event::AgentStarted { task, attempt, pid, .. } => {
+                format!("{task}: agent started (attempt {attempt}, pid {pid})")
+            }
+            Event::AttemptFailed {
+                task,
+                attempt,
+                error,
+                retry_in_ms,
+            } => format!(
+                "{task}: attempt {attempt} failed ({error}); retrying in {:.1}s",
+                *retry_in_ms as f64 / 1000.0
+            ),
+            Event::TaskPhase {
+                task,
+                phase: TaskPhase::Verifying,
+            } => format!("{task}: verifying"),
+            Event::TaskStalled { task, silent_seconds } => {
+                format!("{task}: stalled, no output for {silent_seconds}s (still running)")
+            }
+            Event::ParallelismLimited {
+                limit,
+                reason: Some(reason),
+            } => format!("at most {limit} agent(s) at once: {reason}"),
+            Event::ParallelismLimited { limit, reason: None }
+                if state.max_parallel == *limit && state.tasks.iter().any(|t| t.status != TaskStatus::Queued) =>
+            {
+                format!("back to {limit} agent(s) at once")
+            }
+            Event::CircuitOpened { cause, attempts } => {
+                format!("circuit breaker: {attempts} attempts in a row failed with: {cause}; starting no more tasks")
+            }
+            Event::RunResumed { orchestrator_pid } => format!("resumed by pid {orchestrator_pid}"),
+            Event::AgentReported { task, attempt, report } if report.turns.is_some() || !report.warnings.is_empty() => {
+                let cost = report.cost_usd.map(|c| format!(", ${c:.4}")).unwrap_or_default();
+                let mut line = format!("{task}: attempt {attempt}: {} turn(s){cost}", report.turns.unwrap_or(0));
+                for w in &report.warnings {
+                    line.push_str(&format!("; warning: {w}"));
+                }
+                line
+            }
+            Event::TaskPhase {
+                task,
+                phase: TaskPhase::Setup,
+            } => format!("{task}: setting up worktree"),
+            Event::WorkspaceReady {
+                task,
+                copied,
+                caches,
+                port,
+                seconds,
+                ..
+            } => crate::run::workspace::ready_line(task, copied, caches, *port, *seconds),
+            Event::TaskFinished { task, .. } | Event::TaskSkipped { task, .. } => {
+                format!("{}  [{}]", outcome_line(state, task), counts(state))
+            }
+            Event::ConflictsPredicted { task, conflicts, .. } => match conflicts_line(task, conflicts) {
+                Some(line) => line,
+                None => return,
+            },
+            Event::RunFinished { status } => format!(
+                "run {}: {} in {:.1}s",
+                state.run_id,
+                serde_json::to_value(status)
+                    .ok()
+                    .and_then(|v| v.as_str().map(str::to_string))
+                    .unwrap_or_default(),
+                state.wall_seconds()
+            ),
+            _ => return,
+        };
+        let _ = writeln!(std::io::stderr().lock(), "[{elapsed:7.2}s] {line}");
+    }
+}
+
+/// Live view for a terminal: a header with the counts and one spinner line per running task
+/// with its phase, elapsed time and latest activity; finished tasks scroll above.
+pub struct LiveProgress {
+    multi: MultiProgress,
+    header: ProgressBar,
+    bars: HashMap<String, ProgressBar>,
+}
+
+impl LiveProgress {
+    pub fn new() -> LiveProgress {
+        let multi = MultiProgress::with_draw_target(ProgressDrawTarget::stderr());
+        let header = multi.add(ProgressBar::new(1));
+        header.set_style(
+            ProgressStyle::with_template("{prefix:.bold} [{bar:30.cyan/blue}] {msg}")
+                .unwrap_or_else(|_| ProgressStyle::default_bar())
+                .progress_chars("=> "),
+        );
+        header.set_prefix("gadugi");
+        LiveProgress {
+            multi,
+            header,
+            bars: HashMap::new(),
+        }
+    }
+
+    fn bar(&mut self, task: &str) -> &ProgressBar {
+        let multi = &self.multi;
+        self.bars.entry(task.to_string()).or_insert_with(|| {
+            let bar = multi.add(ProgressBar::new_spinner());
+            bar.set_style(
+                ProgressStyle::with_template("  {spinner:.green} {prefix:24} {elapsed:>4} {wide_msg}")
+                    .unwrap_or_else(|_| ProgressStyle::default_spinner()),
+            );
+            bar.set_prefix(task.to_string());
+            bar.enable_steady_tick(Duration::from_millis(120));
+            bar
+        })
+    }
+}
+
+impl Default for LiveProgress {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl EventSink for LiveProgress {
+    fn on_event(&mut self, rec: &EventRecord, state: &RunState) {
+        self.header.set_length(state.tasks.len() as u64);
+        self.header
+            .set_position(state.tasks.iter().filter(|t| t.status.is_final()).count() as u64);
+        self.header.set_message(counts(state));
+        match &rec.event {
+            Event::RunStarted { run_id, .. } => {
+                let _ = self.multi.println(format!(
+                    "run {run_id}: {} task(s), at most {} at once",
+                    state.tasks.len(),
+                    state.max_parallel
+                ));
+            }
+            Event::TaskPhase { task, phase } => {
+                let msg = match phase {
+                    TaskPhase::Preparing => "preparing worktree",
+                    TaskPhase::Setup => "setting up worktree",
+                    TaskPhase::Agent => "agent running",
+                    TaskPhase::Committing => "committing",
+                    TaskPhase::Verifying => "verifying",
+                    TaskPhase::Retrying => "waiting to retry",
+                };
+                self.bar(task).set_message(msg);
+            }
+            Event::AgentStarted { task, attempt, pid, .. } => {
+                let msg = format!("agent started (attempt {attempt}, pid {pid})");
+                self.bar(task).set_message(msg);
+            }
+            Event::TaskActivity { task, line } => {
+                let line = line.clone();
+                self.bar(task).set_message(line);
+            }
+            Event::AttemptFailed { task, error, .. } => {
+                let msg = format!("retrying after: {error}");
+                self.bar(task).set_message(msg);
+            }
+            Event::TaskFinished { task, .. } | Event::TaskSkipped { task, .. } => {
+                if let Some(bar) = self.bars.remove(task.as_str()) {
+                    bar.finish_and_clear();
+                    self.multi.remove(&bar);
+                }
+                let _ = self.multi.println(outcome_line(state, task));
+            }
+            Event::ConflictsPredicted { task, conflicts, .. } => {
+                if let Some(line) = conflicts_line(task, conflicts) {
+                    let _ = self.multi.println(line);
+                }
+            }
+            Event::RunFinished { .. } => {
+                self.header.finish_and_clear();
+            }
+            Event::ParallelismLimited { limit, reason } => {
+                let line = match reason {
+                    Some(r) => format!("at most {limit} agent(s) at once: {r}"),
+                    None => format!("{limit} agent(s) at once"),
+                };
+                let _ = self.multi.println(line);
+            }
+            Event::CircuitOpened { cause, attempts } => {
+                let _ = self.multi.println(format!(
+                    "circuit breaker: {attempts} attempts in a row failed with: {cause}; starting no more tasks"
+                ));
+            }
+            Event::TaskStalled { task, silent_seconds } => {
+                let msg = format!("stalled: no output for {silent_seconds}s");
+                self.bar(task).set_message(msg);
+            }
+            _ => {}
+        }
+    }
+}
