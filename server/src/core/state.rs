@@ -23,8 +23,9 @@ use crate::layout::Layout;
 
 /// Reading a run back lives with the state it rebuilds; `Layout` itself only knows paths.
 impl Layout {
-    /// Loads a run's state: `run_id`, or the latest run. When `state.json` is missing or
-    /// unreadable, the state is rebuilt from `events.jsonl`.
+    /// Loads a run's state: `run_id`, or the latest run. The event log is the source of
+    /// truth: the state is rebuilt from `events.jsonl` (the snapshot `state.json` may lag it
+    /// by an event after a crash); the snapshot is read only when the log cannot be.
     pub fn load_run(&self, run_id: Option<&str>) -> Result<Option<RunState>> {
         let id = match run_id {
             Some(id) => id.to_string(),
@@ -33,12 +34,12 @@ impl Layout {
                 None => return Ok(None),
             },
         };
-        match crate::fsutil::read_json(&self.state_file(&id)) {
-            Ok(Some(state)) => Ok(Some(state)),
-            snapshot => match std::fs::read_to_string(self.events_file(&id)) {
-                Ok(log) => Ok(RunState::replay(&parse_event_log(&log))),
-                Err(_) => snapshot,
-            },
+        let replayed = std::fs::read_to_string(self.events_file(&id))
+            .ok()
+            .and_then(|log| RunState::replay(&parse_event_log(&log)));
+        match replayed {
+            Some(state) => Ok(Some(state)),
+            None => crate::fsutil::read_json(&self.state_file(&id)),
         }
     }
 }

@@ -69,7 +69,8 @@ pub struct OrchestrateArgs {
     pub worktree_dir: Option<String>,
 }
 
-/// Result of `gadugi.orchestrate`.
+/// Result of `gadugi.orchestrate`, `gadugi.retryTask` and `gadugi.resume`: the id of the run
+/// this server now drives.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct OrchestrateResult {
