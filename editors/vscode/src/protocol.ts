@@ -1,5 +1,5 @@
 // The custom protocol of `gadugi server --stdio`, mirrored from server/src/lsp/ext.rs (and the
-// status enums of server/src/events.rs). That Rust file is the declaration; this one follows it.
+// status enums of server/src/core/events.rs). That Rust file is the declaration; this one follows it.
 // test/unit/protocolSync.test.ts compares the two sources item by item, and
 // test/protocol/server.test.ts checks real server answers against the field lists below, so
 // neither side can drift. Documented in docs/lsp-extensions.md.
@@ -27,15 +27,15 @@ export const Methods = {
   worktrees: "gadugi/worktrees",
 } as const;
 
-/** events.rs `RunStatus`. */
+/** core/events.rs `RunStatus`. */
 export type RunStatus = "running" | "succeeded" | "failed" | "cancelled";
 export const RUN_STATUSES: readonly RunStatus[] = ["running", "succeeded", "failed", "cancelled"];
 
-/** events.rs `TaskStatus`. */
+/** core/events.rs `TaskStatus`. */
 export type TaskStatus = "queued" | "running" | "succeeded" | "failed" | "skipped" | "cancelled";
 export const TASK_STATUSES: readonly TaskStatus[] = ["queued", "running", "succeeded", "failed", "skipped", "cancelled"];
 
-/** events.rs `TaskPhase`: what a running task is doing. */
+/** core/events.rs `TaskPhase`: what a running task is doing. */
 export type TaskPhase = "preparing" | "setup" | "agent" | "committing" | "verifying" | "retrying";
 export const TASK_PHASES: readonly TaskPhase[] = ["preparing", "setup", "agent", "committing", "verifying", "retrying"];
 

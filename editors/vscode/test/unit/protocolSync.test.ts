@@ -1,5 +1,5 @@
 // Keeps src/protocol.ts in step with its declaration, server/src/lsp/ext.rs (and the status
-// enums of server/src/events.rs): every command and method, every struct with every field and
+// enums of server/src/core/events.rs): every command and method, every struct with every field and
 // its type, every enum variant. Reads both sources, so a change on either side fails here.
 
 import assert from "node:assert/strict";
@@ -11,7 +11,7 @@ import * as proto from "../../src/protocol";
 
 const root = path.resolve(__dirname, "..", "..", "..", "..", "..");
 const extRs = fs.readFileSync(path.join(root, "server/src/lsp/ext.rs"), "utf8").split("#[cfg(test)]")[0];
-const eventsRs = fs.readFileSync(path.join(root, "server/src/events.rs"), "utf8");
+const eventsRs = fs.readFileSync(path.join(root, "server/src/core/events.rs"), "utf8");
 const protocolTs = fs.readFileSync(path.join(root, "editors/vscode/src/protocol.ts"), "utf8");
 
 const camel = (s: string) => s.replace(/_([a-z])/g, (_, c: string) => c.toUpperCase());
