@@ -181,6 +181,16 @@ impl Repo {
         Ok(files)
     }
 
+    /// Whether the index tracks `path` (relative, `/`-separated) or anything under it.
+    pub fn tracks(&self, path: &str) -> anyhow::Result<bool> {
+        let index = self.open()?.index()?;
+        let prefix = format!("{path}/");
+        Ok(index.iter().any(|e| {
+            let p = String::from_utf8_lossy(&e.path);
+            p == path || p.starts_with(&prefix)
+        }))
+    }
+
     /// Append `pattern` (e.g. `.gadugi/`) as its own line to `<common_dir>/info/exclude`
     /// unless a line already says exactly that. Never touches `.gitignore`.
     pub fn ensure_excluded(&self, pattern: &str) -> anyhow::Result<()> {

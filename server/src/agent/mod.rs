@@ -1,6 +1,7 @@
 //! Agents: how a task becomes a process (profiles and their command lines), what an agent's
 //! output says (reports, failure classes, "what it is doing now"), and which agent programs
-//! are installed. Knows nothing of runs, events or processes.
+//! are installed (the one process this layer starts: `PROGRAM --version`). Knows nothing of
+//! runs, events, worktrees or supervision.
 
 pub mod builtins;
 pub mod claude;

@@ -31,11 +31,17 @@ impl LockInfo {
     }
 }
 
-/// A held lock; released (the file removed) on drop.
+/// A held lock: an exclusive `flock` on `.gadugi/lock`, which the kernel drops when the
+/// holder dies, so a lock is stale exactly when nobody holds it — no guessing from pids, and
+/// no window in which two processes that both found it stale can both take it. The file also
+/// names the holder (pid, start time, run) for readers. Released on drop.
 #[derive(Debug)]
 pub struct RunLock {
     path: PathBuf,
     info: LockInfo,
+    /// The open file whose `flock` is the lock (close-on-exec: supervisors and agents never
+    /// inherit it). Unlocked when dropped, after `Drop` removed the file.
+    _file: nix::fcntl::Flock<std::fs::File>,
 }
 
 /// Reads the lock, if any (a torn or foreign file reads as `None`).
@@ -44,8 +50,11 @@ pub fn read_lock(layout: &Layout) -> Option<LockInfo> {
 }
 
 impl RunLock {
-    /// Takes the repository's lock for `run_id`, taking over a stale one.
+    /// Takes the repository's lock for `run_id`. A lock whose holder is gone is free; a live
+    /// holder gets a clear [`InputError`].
     pub fn acquire(layout: &Layout, run_id: &str) -> Result<RunLock> {
+        use std::io::{Seek, Write};
+        use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
         std::fs::create_dir_all(&layout.root).context("creating .gadugi")?;
         let path = layout.lock_file();
         let me = std::process::id();
@@ -55,50 +64,61 @@ impl RunLock {
             run_id: run_id.to_string(),
             acquired_at: Utc::now(),
         };
-        let tmp = layout.root.join(format!(".lock.{me}.tmp"));
-        crate::fsutil::write_json_atomic(&tmp, &info)?;
-        let result = (|| {
-            for _ in 0..3 {
-                // link() creates the lock with its full content or fails because one exists.
-                match std::fs::hard_link(&tmp, &path) {
-                    Ok(()) => {
-                        return Ok(RunLock {
-                            path: path.clone(),
-                            info: info.clone(),
-                        })
-                    }
-                    Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
-                    Err(e) => return Err(e).context("creating .gadugi/lock"),
-                }
-                match read_lock(layout) {
-                    Some(owner) if owner.owner_alive() => {
-                        return Err(InputError::new(
-                            format!(
-                                "another gadugi process (pid {}) is driving run {} in this repository",
-                                owner.pid, owner.run_id
-                            ),
-                            "watch it with `gadugi status` or `gadugi logs TASK --follow`, cancel it with `gadugi cancel`, or wait for it to finish",
-                        )
-                        .into())
-                    }
-                    // Stale (its owner is gone) or unreadable: move it aside and try again.
-                    _ => {
-                        let aside = layout.root.join(format!("lock.stale.{me}"));
-                        let _ = std::fs::rename(&path, &aside);
-                        let _ = std::fs::remove_file(&aside);
-                    }
-                }
+        for _ in 0..10 {
+            let file = std::fs::OpenOptions::new()
+                .read(true)
+                .write(true)
+                .create(true)
+                .truncate(false)
+                .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
+                .open(&path)
+                .with_context(|| format!("opening {}", path.display()))?;
+            let mut file = match nix::fcntl::Flock::lock(file, nix::fcntl::FlockArg::LockExclusiveNonblock) {
+                Ok(locked) => locked,
+                Err((_, nix::errno::Errno::EWOULDBLOCK)) => return Err(held_by_another(layout).into()),
+                Err((_, e)) => return Err(anyhow::anyhow!("locking {}: {e}", path.display())),
+            };
+            // Ownership re-checked after taking it: a holder that was releasing may have
+            // removed the file we opened; then our lock is on a file nobody else sees.
+            let same_file = std::fs::symlink_metadata(&path)
+                .is_ok_and(|m| m.ino() == file.metadata().map(|f| f.ino()).unwrap_or(0));
+            if !same_file {
+                continue;
             }
-            anyhow::bail!("could not take .gadugi/lock: it keeps changing under us")
-        })();
-        let _ = std::fs::remove_file(&tmp);
-        result
+            file.set_len(0)?;
+            file.rewind()?;
+            file.write_all(&serde_json::to_vec_pretty(&info)?)?;
+            file.sync_all()?;
+            return Ok(RunLock {
+                path,
+                info,
+                _file: file,
+            });
+        }
+        anyhow::bail!("could not take .gadugi/lock: it keeps changing under us")
+    }
+}
+
+/// The error for a lock another live process holds.
+fn held_by_another(layout: &Layout) -> InputError {
+    match read_lock(layout) {
+        Some(owner) => InputError::new(
+            format!(
+                "another gadugi process (pid {}) is driving run {} in this repository",
+                owner.pid, owner.run_id
+            ),
+            "watch it with `gadugi status` or `gadugi logs TASK --follow`, cancel it with `gadugi cancel`, or wait for it to finish",
+        ),
+        None => InputError::new(
+            "another gadugi process is taking over a run in this repository right now",
+            "wait a moment and see `gadugi status`",
+        ),
     }
 }
 
 impl Drop for RunLock {
     fn drop(&mut self) {
-        // Only remove the lock if it is still ours.
+        // Only remove the lock if it is still ours; the flock goes with the file.
         if crate::fsutil::read_json::<LockInfo>(&self.path).ok().flatten().as_ref() == Some(&self.info) {
             let _ = std::fs::remove_file(&self.path);
         }

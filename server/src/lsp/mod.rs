@@ -1,14 +1,14 @@
 //! `gadugi server --stdio`: the language server. One more view of the core's event stream:
-//! commands start and control runs through the same functions as the CLI (`cli::prepare`,
-//! `orchestrator::execute`); progress, diagnostics and the task tree are derived from run
+//! commands start and control runs through the same operations as the CLI (`ops::prepare`,
+//! `ops::start`, `ops::drive`, `ops::cancel` ...); progress, diagnostics and the task tree are derived from run
 //! state, whether the run is this process's own or one started elsewhere and watched
 //! through `.gadugi/`.
 //!
-//! Layout: `ext.rs` declares the custom protocol; `backend.rs` is the `LanguageServer`
-//! implementation that routes to one handler file per concern (`commands.rs`,
-//! `documents.rs`); `tree.rs` holds what the server knows about runs; `publish.rs` turns
+//! Layout: `ext.rs` declares the custom protocol; `session.rs` holds the state every handler
+//! shares; `backend.rs` is the `LanguageServer` implementation that routes to one handler
+//! file per concern (`commands.rs`, `documents.rs`); `tree.rs` holds what the server knows about runs; `publish.rs` turns
 //! changes into notifications, diagnostics and progress; `sink.rs` feeds own runs in,
-//! `watch.rs` runs started elsewhere. stdout carries only the protocol; logs go to stderr
+//! `watch.rs` (with the watcher of `watcher.rs`) runs started elsewhere. stdout carries only the protocol; logs go to stderr
 //! through `tracing` (filter: `GADUGI_LOG`).
 
 mod backend;

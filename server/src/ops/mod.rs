@@ -145,6 +145,36 @@ pub fn load_plan(repo: &Repo, config: &Config, files: &[PathBuf]) -> Result<(Pla
     Ok((plan, base))
 }
 
+/// The state folder `.gadugi/` must be a plain folder of this checkout (or not exist yet):
+/// never a symlink (a cloned repository could point it anywhere, and Gadugi would write and
+/// delete there), nothing git tracks, nothing but a folder.
+pub fn check_state_dir(repo: &Repo) -> Result<(), InputError> {
+    let dir = repo.root().join(STATE_DIR);
+    let refuse = |problem: &str, fix: &str| InputError::at(&dir, None, problem, fix);
+    match std::fs::symlink_metadata(&dir) {
+        Ok(m) if m.file_type().is_symlink() => {
+            return Err(refuse(
+                "is a symbolic link; Gadugi keeps its state only in a folder of this checkout, never through a link",
+                "remove the link (git rm .gadugi if it is committed) and run again; Gadugi creates the folder itself",
+            ))
+        }
+        Ok(m) if !m.is_dir() => {
+            return Err(refuse(
+                "exists and is not a folder",
+                "move or remove that file; Gadugi creates the folder .gadugi itself",
+            ))
+        }
+        _ => {}
+    }
+    if repo.tracks(STATE_DIR).unwrap_or(false) {
+        return Err(refuse(
+            "is tracked by git; it is Gadugi's local state and must not come from the repository",
+            "remove it from git (git rm -r --cached .gadugi, then commit), and run again",
+        ));
+    }
+    Ok(())
+}
+
 /// Plans prompt files (`gadugi plan`): reads only, creates nothing.
 pub fn plan(repo: Option<PathBuf>, files: &[PathBuf]) -> Result<(Repo, Plan), InputErrors> {
     let repo = open_repo(repo)?;
@@ -157,6 +187,7 @@ pub fn plan(repo: Option<PathBuf>, files: &[PathBuf]) -> Result<(Repo, Plan), In
 /// plan, agent programs, branch and worktree names.
 pub fn prepare(args: &RunOptions, repo: Option<PathBuf>, files: &[PathBuf]) -> Result<RunRequest, InputErrors> {
     let repo = open_repo(repo)?;
+    check_state_dir(&repo)?;
     let mut config = Config::load(repo.root())?;
     if let Some(n) = args.max_parallel {
         config.max_parallel = n as usize;
@@ -317,18 +348,6 @@ pub fn new_run_id() -> String {
     format!("{}-{salt:04x}", now.format("%Y%m%d-%H%M%S"))
 }
 
-/// Side effects a new run needs before it starts: `.gadugi/` (and an in-repository
-/// worktree folder) ignored through `.git/info/exclude`, the runs folder created. Shared by
-/// every front-end that starts runs.
-pub fn begin_run(req: &RunRequest) -> Result<()> {
-    req.repo.ensure_excluded(&format!("/{STATE_DIR}/"))?;
-    if let Ok(rel) = req.config.worktree_dir.strip_prefix(req.repo.root()) {
-        req.repo.ensure_excluded(&format!("/{}/", rel.to_string_lossy()))?;
-    }
-    std::fs::create_dir_all(req.layout.runs_dir()).context("creating .gadugi/runs")?;
-    Ok(())
-}
-
 /// A run ready to be driven by this process: the repository lock is held, and the run is
 /// either new or taken over from its recorded state.
 pub struct Drive {
@@ -352,11 +371,37 @@ impl Drive {
     }
 }
 
+/// Test hook (debug builds only): sleeps for the milliseconds the environment variable
+/// `var` names, to widen a race window deterministically in a test.
+fn pause_for_tests(var: &str) {
+    #[cfg(debug_assertions)]
+    if let Some(ms) = std::env::var(var).ok().and_then(|v| v.parse::<u64>().ok()) {
+        std::thread::sleep(Duration::from_millis(ms));
+    }
+    #[cfg(not(debug_assertions))]
+    let _ = var;
+}
+
+/// Under the lock: removes what writers killed mid-write left behind in the state folder.
+fn remove_stale_temp_files(layout: &Layout, run_id: &str) {
+    for dir in [
+        layout.root.clone(),
+        layout.run_dir(run_id),
+        layout.registry_file().parent().unwrap_or(&layout.root).to_path_buf(),
+    ] {
+        let n = crate::fsutil::remove_stale_temp_files(&dir);
+        if n > 0 {
+            tracing::info!("removed {n} temp file(s) a killed gadugi left in {}", dir.display());
+        }
+    }
+}
+
 /// Takes the repository lock for a new, prepared run and does what it needs before its first
 /// event: `.gadugi/` (and an in-repository worktree folder) ignored through
 /// `.git/info/exclude`, the runs folder created.
 pub fn start(req: RunRequest) -> Result<Drive> {
     let lock = RunLock::acquire(&req.layout, &req.run_id)?;
+    remove_stale_temp_files(&req.layout, &req.run_id);
     req.repo.ensure_excluded(&format!("/{STATE_DIR}/"))?;
     if let Ok(rel) = req.config.worktree_dir.strip_prefix(req.repo.root()) {
         req.repo.ensure_excluded(&format!("/{}/", rel.to_string_lossy()))?;
@@ -394,6 +439,7 @@ pub struct LoadedRun {
 /// may lag by one event after a crash).
 pub fn load_run(repo: Option<PathBuf>, run: Option<String>) -> Result<LoadedRun> {
     let repo = open_repo(repo)?;
+    check_state_dir(&repo)?;
     let layout = Layout::new(repo.root());
     let state = layout.load_run(run.as_deref())?.ok_or_else(|| match &run {
         Some(id) => InputError::new(
@@ -441,8 +487,11 @@ pub fn resume(loaded: LoadedRun) -> Result<Resumed> {
     if state.status != RunStatus::Running {
         return Ok(Resumed::Ended(Box::new(state)));
     }
+    pause_for_tests("GADUGI_TEST_PAUSE_BEFORE_LOCK_MS");
     let lock = RunLock::acquire(&layout, &state.run_id)?;
-    // Read again under the lock: whoever held it before may have moved the run on.
+    remove_stale_temp_files(&layout, &state.run_id);
+    // Read again under the lock: whoever held it before may have moved the run on (another
+    // `gadugi resume` that took the lock first may even have finished it).
     let state = layout.load_run(Some(&state.run_id))?.unwrap_or(state);
     if state.status != RunStatus::Running {
         return Ok(Resumed::Ended(Box::new(state)));
@@ -461,6 +510,7 @@ pub fn resume(loaded: LoadedRun) -> Result<Resumed> {
 pub fn retry(loaded: LoadedRun, task: &str) -> Result<Drive> {
     let LoadedRun { repo, layout, state } = loaded;
     let lock = RunLock::acquire(&layout, &state.run_id)?;
+    remove_stale_temp_files(&layout, &state.run_id);
     let state = layout.load_run(Some(&state.run_id))?.unwrap_or(state);
     if state.status == RunStatus::Running {
         return Err(InputError::new(
@@ -596,6 +646,7 @@ pub fn cleanup(repo: &Repo, options: CleanupOptions) -> Result<Vec<String>> {
         force,
         dry_run,
     } = options;
+    check_state_dir(repo)?;
     let mut lines = vec![];
     let layout = Layout::new(repo.root());
     // One task's worktree belongs to one run: the latest unless `run` names another.
