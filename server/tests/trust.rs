@@ -334,3 +334,63 @@ fn d01_a_late_resumer_sees_the_run_another_resumer_finished() {
     assert_eq!(events.iter().filter(|e| e["type"] == "run_finished").count(), 1);
     assert_eq!(events.iter().filter(|e| e["type"] == "run_resumed").count(), 1);
 }
+
+/// Defect 7: processes an agent detached with `setsid` end with the attempt — after a normal
+/// exit and after a timeout — instead of being re-parented to init and living on.
+#[test]
+fn d07_setsid_descendants_end_with_the_attempt() {
+    let repo = Repo::new();
+    let marker = repo.tmp.path().join("daemons");
+    std::fs::create_dir_all(&marker).unwrap();
+    let agent = repo.tmp.path().join("detaching-agent.sh");
+    std::fs::write(
+        &agent,
+        format!(
+            r#"#!/bin/sh
+setsid sh -c 'echo $$ > "{m}/$GADUGI_TASK_ID.pid"; exec sleep 300' &
+while [ ! -s "{m}/$GADUGI_TASK_ID.pid" ]; do sleep 0.05; done
+echo "$GADUGI_TASK_ID" > "out-$GADUGI_TASK_ID.txt"
+git add -A && git -c user.name=agent -c user.email=agent@test commit -qm "$GADUGI_TASK_ID"
+[ "$GADUGI_TASK_ID" = "hangs" ] && sleep 300
+exit 0
+"#,
+            m = marker.display()
+        ),
+    )
+    .unwrap();
+    std::fs::write(repo.root.join("prompts/exits.md"), "# Exits\n\nexit normally\n").unwrap();
+    std::fs::write(
+        repo.root.join("prompts/hangs.md"),
+        "---\ntimeout: 2s\n---\n# Hangs\n\nhang until the timeout\n",
+    )
+    .unwrap();
+    let cmd = format!("sh {}", agent.display());
+    let out = repo.output(&["run", "--json", "--agent-command", &cmd, "prompts"]);
+    let summary: Value = serde_json::from_slice(&out.stdout).unwrap_or_else(|_| panic!("{}", show(&out)));
+    let status = |id: &str| {
+        summary["tasks"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|t| t["id"] == id)
+            .map(|t| t["status"].clone())
+    };
+    assert_eq!(status("exits").unwrap(), "succeeded", "{}", show(&out));
+    assert_eq!(status("hangs").unwrap(), "failed", "{}", show(&out));
+    for task in ["exits", "hangs"] {
+        let pid: u32 = std::fs::read_to_string(marker.join(format!("{task}.pid")))
+            .unwrap()
+            .trim()
+            .parse()
+            .unwrap();
+        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+        let alive = !stat.is_empty() && !stat[stat.rfind(')').unwrap() + 1..].trim_start().starts_with('Z');
+        if alive {
+            let _ = Command::new("kill").arg("-9").arg(pid.to_string()).status();
+        }
+        assert!(
+            !alive,
+            "the detached process of task {task} (pid {pid}) outlived its attempt"
+        );
+    }
+}

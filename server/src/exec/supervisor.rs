@@ -262,6 +262,9 @@ fn run_agent(spec: &LaunchSpec) -> AgentExit {
             std::thread::sleep(Duration::from_millis(10));
         }
     }
+    // And whatever escaped the group (`setsid`, a new process group): we are the subreaper, so
+    // every such orphan is our child now; it ends too, its own group with it.
+    end_orphans(grace);
     use std::os::unix::process::ExitStatusExt;
     match status {
         Ok(s) => AgentExit {
@@ -286,6 +289,81 @@ fn group_alive(group: Pid) -> bool {
         }
     }
     signal::kill(group, None).is_ok()
+}
+
+/// Ends every process left under the supervisor once the agent's group is gone: processes
+/// that left the group (`setsid`, `setpgid`) were re-parented to us, the subreaper, when
+/// their parents died. Each gets SIGTERM (with its process group), then, after at most
+/// `grace` (2 s at most), SIGKILL; repeated while killing one re-parents more of them.
+fn end_orphans(grace: Duration) {
+    let me = std::process::id();
+    for _ in 0..20 {
+        reap();
+        let orphans = children_of(me);
+        if orphans.is_empty() {
+            return;
+        }
+        let signal_all = |sig: Signal| {
+            for &(pid, pgrp) in &orphans {
+                if pgrp != 0 && pgrp != me {
+                    let _ = signal::kill(Pid::from_raw(-(pgrp as i32)), sig);
+                }
+                let _ = signal::kill(Pid::from_raw(pid as i32), sig);
+            }
+        };
+        signal_all(Signal::SIGTERM);
+        let until = Instant::now() + grace.min(Duration::from_secs(2));
+        while Instant::now() < until {
+            reap();
+            if orphans.iter().all(|&(pid, _)| !is_child_alive(pid, me)) {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        signal_all(Signal::SIGKILL);
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    reap();
+}
+
+/// Reaps every exited child (we are the subreaper of the agent's descendants).
+fn reap() {
+    use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
+    while let Ok(status) = waitpid(None, Some(WaitPidFlag::WNOHANG)) {
+        if status == WaitStatus::StillAlive {
+            break;
+        }
+    }
+}
+
+/// Live (not zombie) children of `parent`: (pid, process group), from `/proc`.
+fn children_of(parent: u32) -> Vec<(u32, u32)> {
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return vec![];
+    };
+    entries
+        .flatten()
+        .filter_map(|e| e.file_name().to_str()?.parse::<u32>().ok())
+        .filter_map(|pid| {
+            let (state, ppid, pgrp) = stat_fields(pid)?;
+            (ppid == parent && state != 'Z').then_some((pid, pgrp))
+        })
+        .collect()
+}
+
+/// Whether `pid` is still a live child of `parent`.
+fn is_child_alive(pid: u32, parent: u32) -> bool {
+    stat_fields(pid).is_some_and(|(state, ppid, _)| ppid == parent && state != 'Z')
+}
+
+/// State, parent pid and process group of `pid`, from `/proc/PID/stat`.
+fn stat_fields(pid: u32) -> Option<(char, u32, u32)> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let mut rest = stat[stat.rfind(')')? + 1..].split_whitespace();
+    let state = rest.next()?.chars().next()?;
+    let ppid = rest.next()?.parse().ok()?;
+    let pgrp = rest.next()?.parse().ok()?;
+    Some((state, ppid, pgrp))
 }
 
 /// SIGTERM to the group, wait up to `grace` for the agent, then SIGKILL to the group.
