@@ -73,6 +73,14 @@ impl Repo {
                 format!("{} is not inside a git repository", dir.display()),
                 "run gadugi inside a git checkout, or create one with `git init`",
             ),
+            _ if e.message().contains("object format") => InputError::new(
+                format!(
+                    "the git repository at {} uses an object format Gadugi cannot read ({}); Gadugi reads repositories through libgit2, which supports SHA-1 repositories only",
+                    dir.display(),
+                    e.message()
+                ),
+                "run Gadugi on a SHA-1 repository (the default of `git init`); a SHA-256 repository (`git init --object-format=sha256`) is not supported yet",
+            ),
             _ => InputError::new(
                 format!("cannot open the git repository at {}: {}", dir.display(), e.message()),
                 "check that `git status` works there",

@@ -84,6 +84,8 @@ enum Entry {
     Dir,
     File(Vec<u8>),
     Link(PathBuf),
+    /// A FIFO, socket or device (compared by kind only).
+    Special,
 }
 
 /// Everything a refused command must leave as it was.
@@ -112,8 +114,11 @@ fn walk(dir: &Path, out: &mut BTreeMap<PathBuf, Entry>) {
         } else if meta.is_dir() {
             out.insert(p.clone(), Entry::Dir);
             walk(&p, out);
-        } else {
+        } else if meta.is_file() {
             out.insert(p.clone(), Entry::File(std::fs::read(&p).unwrap()));
+        } else {
+            // A FIFO or socket: reading it would block the snapshot.
+            out.insert(p.clone(), Entry::Special);
         }
     }
 }
@@ -959,7 +964,7 @@ fn unreadable_gadugi_toml() {
     fx.refuse_run_and_plan(&["prompts/a.md"], &["gadugi.toml: is not valid UTF-8"]);
     std::fs::remove_file(fx.root.join("gadugi.toml")).unwrap();
     std::fs::create_dir(fx.root.join("gadugi.toml")).unwrap();
-    fx.refuse_run_and_plan(&["prompts/a.md"], &["gadugi.toml: cannot be read"]);
+    fx.refuse_run_and_plan(&["prompts/a.md"], &["gadugi.toml: is a folder, not a file"]);
 }
 
 #[test]
@@ -1029,4 +1034,114 @@ fn file_names_with_spaces_unicode_and_shell_metacharacters_are_valid() {
             "a shell ran a file name: {p} exists"
         );
     }
+}
+
+// Issue 14 ("trust at the edges"): the defects found by a hostile tester that are bad input.
+// Named after the defect's number in that issue.
+
+/// Defect 5: deeply nested or huge front matter is refused before the YAML parser (which
+/// took 48 s on 160 KB of nesting), naming the file and line.
+#[test]
+fn d05_deeply_nested_or_huge_front_matter_is_refused_at_once() {
+    let fx = Fx::new();
+    let nested = format!("---\nfiles: {}{}\n---\n# A\n", "[".repeat(80_000), "]".repeat(80_000));
+    fx.write("prompts/a.md", nested);
+    let started = std::time::Instant::now();
+    fx.refuse_run_and_plan(&["prompts/a.md"], &["prompts/a.md:2:", "at most 64 KiB"]);
+    let nested = format!("---\nfiles: {}{}\n---\n# A\n", "[".repeat(5_000), "]".repeat(5_000));
+    fx.write("prompts/a.md", nested);
+    fx.refuse_run_and_plan(&["prompts/a.md"], &["prompts/a.md:2:", "nested more than 32 levels"]);
+    // Generous: the refusal takes milliseconds; the parser took 48 s on this input.
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(20),
+        "{:?}",
+        started.elapsed()
+    );
+    let blocks: String = (0..40).map(|i| format!("{}- x\n", "  ".repeat(i))).collect();
+    fx.write("prompts/a.md", format!("---\nfiles:\n{blocks}---\n# A\n"));
+    fx.refuse_run_and_plan(&["prompts/a.md"], &["prompts/a.md:", "nested more than 32 levels"]);
+    let huge = format!("---\nfiles: [{}]\n---\n# A\n", vec!["\"a.txt\""; 20_000].join(", "));
+    fx.write("prompts/a.md", huge);
+    fx.refuse_run_and_plan(&["prompts/a.md"], &["prompts/a.md:2:", "at most 64 KiB"]);
+}
+
+/// Defect 6 (the part that is bad input): a NUL byte in a prompt is refused before anything
+/// is created, not when the agent is spawned.
+#[test]
+fn d06_a_nul_byte_in_a_prompt_is_refused_before_anything_is_created() {
+    let fx = Fx::new();
+    fx.write("prompts/a.md", b"# A\n\nline two\nbad \0 byte\n");
+    fx.refuse_run_and_plan(&["prompts/a.md"], &["prompts/a.md:4:", "NUL byte"]);
+    fx.write("prompts/a.md", "---\nverify: \"make\\0test\"\n---\n# A\n");
+    fx.refuse_run_and_plan(&["prompts/a.md"], &["prompts/a.md:2:", "`verify` must be"]);
+}
+
+/// Defect 8: a FIFO named `*.md` is refused without blocking on it.
+#[test]
+fn d08_a_fifo_prompt_is_refused_without_blocking() {
+    let fx = Fx::new();
+    let fifo = fx.root.join("prompts/pipe.md");
+    std::fs::create_dir_all(fifo.parent().unwrap()).unwrap();
+    nix::unistd::mkfifo(&fifo, nix::sys::stat::Mode::S_IRWXU).unwrap();
+    fx.refuse_run_and_plan(&["prompts/pipe.md"], &["prompts/pipe.md", "not a regular file"]);
+}
+
+/// Defect 12: validation gaps in gadugi.toml.
+#[test]
+fn d12_gadugi_toml_values_out_of_range_are_refused() {
+    let fx = Fx::new();
+    fx.write("prompts/a.md", "# A\n");
+    let cases: &[(&str, &str)] = &[
+        ("max_parallel = 1000000000\n", "at most 256"),
+        ("branch_prefix = \"refs/heads/\"\n", "starts with refs/"),
+        ("retry_exit_codes = [300, -1]\n", "retry_exit_codes has 300"),
+        ("verify = \"make\\u0000test\"\n", "NUL character"),
+        ("[agent]\nargs = [\"--x\\u0000\"]\n", "NUL character"),
+        ("[worktree]\nsetup = [\"npm ci\\u0000\"]\n", "`setup` must be"),
+    ];
+    for (toml, expect) in cases {
+        fx.write("gadugi.toml", toml);
+        fx.refuse_run_and_plan(&["prompts/a.md"], &["gadugi.toml:", expect]);
+    }
+}
+
+/// Defect 13: unclear messages made clear.
+#[test]
+fn d13_messages_say_what_is_wrong() {
+    let fx = Fx::new();
+    fx.write("prompts/a.md", "# A\n");
+    // A timeout too large for any type is "too large", not "invalid type … as u128".
+    fx.write("gadugi.toml", "timeout = 18446744073709551616\n");
+    let err = fx.refuse_run_and_plan(&["prompts/a.md"], &["gadugi.toml:1:", "is too large"]);
+    assert!(!err.contains("i128") && !err.contains("u128"), "{err}");
+    fx.write("gadugi.toml", "timeout = \"9999999h\"\n");
+    fx.refuse_run_and_plan(&["prompts/a.md"], &["gadugi.toml:1:", "at most a year"]);
+    std::fs::remove_file(fx.root.join("gadugi.toml")).unwrap();
+    fx.write("prompts/a.md", "---\ntimeout: 99999999999999999999\n---\n# A\n");
+    let err = fx.refuse_run_and_plan(&["prompts/a.md"], &["prompts/a.md:2:", "is too large"]);
+    assert!(!err.contains("u128"), "{err}");
+    fx.write("prompts/a.md", "# A\n");
+    // A .worktreeinclude that is a folder.
+    std::fs::create_dir(fx.root.join(".worktreeinclude")).unwrap();
+    fx.refuse_run_and_plan(&["prompts/a.md"], &[".worktreeinclude: is a folder, not a file"]);
+    std::fs::remove_dir(fx.root.join(".worktreeinclude")).unwrap();
+    // An agent program that exists but is not executable is not "not found".
+    let program = fx.write("tools/agent", "#!/bin/sh\n");
+    let cmd = program.display().to_string();
+    expect_bad_input(
+        &fx.target(),
+        &["run", "--agent-command", &cmd, "prompts/a.md"],
+        &["exists but is not executable", "chmod +x"],
+    );
+}
+
+/// Defect 13: a SHA-256 repository gets a message that says libgit2 cannot read it.
+#[test]
+fn d13_a_sha256_repository_is_named_as_such() {
+    let fx = Fx::with_commit(false);
+    let repo = fx.root.clone();
+    std::fs::remove_dir_all(repo.join(".git")).unwrap();
+    git(&repo, &["init", "-q", "--object-format=sha256", "-b", "main"]);
+    fx.write("prompts/a.md", "# A\n");
+    fx.refuse_run_and_plan(&["prompts/a.md"], &["SHA-1 repositories only", "SHA-256"]);
 }

@@ -122,6 +122,12 @@ impl AgentProfile {
     pub fn find_program(&self) -> Result<PathBuf, InputError> {
         let program = self.argv.first().map(String::as_str).unwrap_or_default();
         find_on_path(program).ok_or_else(|| {
+            if let Some(why) = not_runnable(program) {
+                return InputError::new(
+                    format!("agent program `{program}` (profile `{}`) {why}", self.name),
+                    format!("make it executable (chmod +x {program}) or fix the command of agent profile `{}`", self.name),
+                );
+            }
             let fix = if self.name == "claude" {
                 "install Claude Code (npm install -g @anthropic-ai/claude-code) or choose another profile with --agent / --agent-command".to_string()
             } else {
@@ -179,6 +185,29 @@ impl AgentProfile {
             }
         }
     }
+}
+
+/// Why a program that exists is not runnable: a folder, or a file without execute
+/// permission (at the path given, or the first of that name on PATH).
+fn not_runnable(program: &str) -> Option<&'static str> {
+    use std::os::unix::fs::PermissionsExt;
+    let candidates: Vec<PathBuf> = if program.contains('/') {
+        vec![PathBuf::from(program)]
+    } else {
+        std::env::split_paths(&std::env::var_os("PATH")?)
+            .map(|dir| dir.join(program))
+            .collect()
+    };
+    candidates.iter().find_map(|p| {
+        let m = p.metadata().ok()?;
+        if m.is_dir() {
+            Some("is a folder, not a program")
+        } else if m.permissions().mode() & 0o111 == 0 {
+            Some("exists but is not executable")
+        } else {
+            None
+        }
+    })
 }
 
 fn self_exe() -> String {

@@ -78,6 +78,19 @@ fn file_paths(shared: &Shared, uris: &[String]) -> Result<(Root, Vec<PathBuf>)> 
     let mut paths = vec![];
     for s in uris {
         let uri = Uri::from_str(s).map_err(|e| invalid_params(format!("`{s}` is not a URI: {e}")))?;
+        let scheme = Some(uri.scheme().as_str().to_ascii_lowercase());
+        if scheme.as_deref() != Some("file") {
+            return Err(invalid_params(format!(
+                "`{s}` is not a file:// URI; only prompt files saved on this machine can be run (save the document first)"
+            )));
+        }
+        if let Some(host) = uri.authority().map(|a| a.host().to_string()) {
+            if !host.is_empty() && !host.eq_ignore_ascii_case("localhost") {
+                return Err(invalid_params(format!(
+                    "`{s}` names the host `{host}`; only files on this machine can be run (file:///path)"
+                )));
+            }
+        }
         let path = uri
             .to_file_path()
             .map(|p| p.into_owned())

@@ -8,13 +8,15 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::InputError;
 use crate::spec::plan::ConflictPolicy;
-use crate::spec::toml_text::{duration_value, find_key_line_in, line_of_offset};
+use crate::spec::toml_text::{duration_value, explain_parse_error, find_key_line_in, line_of_offset, read_config_text};
 
 /// File name of the configuration, at the repository root.
 pub const CONFIG_FILE: &str = "gadugi.toml";
 /// Default number of agents running at once. Agents mostly wait on a model API, so this is
 /// not tied to the core count; four keeps API rate limits and review load manageable.
 pub const DEFAULT_MAX_PARALLEL: usize = 4;
+/// Most agents at once (the command line's `-j` has the same bound).
+pub const MAX_PARALLEL: usize = 256;
 /// Default per-task timeout.
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(60 * 60);
 /// Default grace period between SIGTERM and SIGKILL when a task is stopped.
@@ -179,20 +181,10 @@ impl Config {
 
     fn load_file(root: &Path) -> Result<Config, InputError> {
         let path = root.join(CONFIG_FILE);
-        let text = match std::fs::read(&path) {
-            Ok(bytes) => String::from_utf8(bytes)
-                .map_err(|_| InputError::at(&path, None, "is not valid UTF-8", "save gadugi.toml as UTF-8"))?,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Config::defaults(root)),
-            Err(e) => {
-                return Err(InputError::at(
-                    &path,
-                    None,
-                    format!("cannot be read: {e}"),
-                    "check its permissions",
-                ))
-            }
-        };
-        Config::parse(root, &path, &text)
+        match read_config_text(&path)? {
+            Some(text) => Config::parse(root, &path, &text),
+            None => Ok(Config::defaults(root)),
+        }
     }
 
     /// Parses the text of a configuration file located at `path`.
@@ -202,19 +194,19 @@ impl Config {
             InputError::at(
                 path,
                 line,
-                e.message().trim().to_string(),
+                explain_parse_error(e.message().trim()),
                 "see the configuration section of the README for the keys and their types",
             )
         })?;
         let line_of = |key: &str| find_key_line_in(text, None, key);
         let mut config = Config::defaults(root);
         if let Some(n) = raw.max_parallel {
-            if n == 0 {
+            if n == 0 || n > MAX_PARALLEL {
                 return Err(InputError::at(
                     path,
                     line_of("max_parallel"),
-                    "max_parallel must be at least 1",
-                    "set max_parallel = 1 or more",
+                    format!("max_parallel must be at least 1 and at most {MAX_PARALLEL}, not {n}"),
+                    "set the agents to run at once, e.g. max_parallel = 8",
                 ));
             }
             config.max_parallel = n;
@@ -223,6 +215,14 @@ impl Config {
             config.worktree_dir = crate::fsutil::join_normalized(root, &PathBuf::from(dir));
         }
         if let Some(prefix) = raw.branch_prefix {
+            if prefix.starts_with("refs/") {
+                return Err(InputError::at(
+                    path,
+                    line_of("branch_prefix"),
+                    format!("branch_prefix `{prefix}` starts with refs/; branch names are already under refs/heads/"),
+                    "give the part after refs/heads/, for example branch_prefix = \"gadugi/\"",
+                ));
+            }
             if !crate::git::Repo::is_valid_branch_name(&format!("{prefix}x")) {
                 return Err(InputError::at(
                     path,
@@ -241,7 +241,7 @@ impl Config {
                 InputError::at(
                     path,
                     line_of("timeout"),
-                    "timeout must be a positive number of seconds or a string like \"30m\"",
+                    "timeout must be a positive number of seconds or a string like \"30m\", at most a year",
                     "for example: timeout = \"45m\"",
                 )
             })?;
@@ -261,7 +261,7 @@ impl Config {
                 InputError::at(
                     path,
                     line_of("stall_after"),
-                    "stall_after must be a positive duration",
+                    "stall_after must be a positive duration, at most a year",
                     "for example: stall_after = \"10m\"",
                 )
             })?;
@@ -292,6 +292,14 @@ impl Config {
             config.max_load = l;
         }
         if let Some(codes) = raw.retry_exit_codes {
+            if let Some(bad) = codes.iter().find(|c| !(1..=255).contains(*c)) {
+                return Err(InputError::at(
+                    path,
+                    line_of("retry_exit_codes"),
+                    format!("retry_exit_codes has {bad}; a failing exit code is from 1 to 255"),
+                    "list the codes your agent exits with on a temporary failure, e.g. retry_exit_codes = [75]",
+                ));
+            }
             config.retry_exit_codes = codes;
         }
         if let Some(p) = raw.retry_patterns {
@@ -304,6 +312,22 @@ impl Config {
             config.retries = r;
         }
         config.verify = raw.verify.filter(|v| !v.trim().is_empty());
+        let commands = config
+            .verify
+            .iter()
+            .map(|v| ("verify", None, v))
+            .chain(raw.agent.command.iter().map(|c| ("command", Some("agent"), c)))
+            .chain(raw.agent.args.iter().map(|a| ("args", Some("agent"), a)));
+        for (key, section, value) in commands {
+            if value.contains('\0') {
+                return Err(InputError::at(
+                    path,
+                    find_key_line_in(text, section, key),
+                    format!("`{key}` contains a NUL character, which no command line can hold"),
+                    "remove the \\u0000 from it",
+                ));
+            }
+        }
         config.agent = raw.agent;
         config.profiles = raw.profiles;
         if let Err((key, e)) = raw.claude.validate() {

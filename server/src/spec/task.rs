@@ -79,7 +79,7 @@ const KEYS: [(&str, &str, &str); 9] = [
     ("agent", "a non-empty string", "agent: claude"),
     (
         "timeout",
-        "a positive whole number of seconds or a duration like 90s, 15m, 2h or 1h30m",
+        "a positive whole number of seconds or a duration like 90s, 15m, 2h or 1h30m (at most a year)",
         "timeout: 30m",
     ),
     ("retries", "an integer from 0 to 100", "retries: 1"),
@@ -178,12 +178,18 @@ fn read_text(path: &Path) -> Result<String, InputError> {
             "pass the markdown files inside it, e.g. prompts/*.md",
         ));
     }
-    let bytes = std::fs::read(path).map_err(|e| match e.kind() {
+    let bytes = read_regular_file(path).map_err(|e| match e.kind() {
         std::io::ErrorKind::NotFound => InputError::at(
             path,
             None,
             "prompt file not found",
             "check the path; prompt files are markdown files such as prompts/task.md",
+        ),
+        std::io::ErrorKind::InvalidInput => InputError::at(
+            path,
+            None,
+            "is not a regular file (a FIFO, socket or device), so it cannot be a prompt file",
+            "name a markdown file such as prompts/task.md",
         ),
         _ => InputError::at(
             path,
@@ -205,9 +211,39 @@ fn read_text(path: &Path) -> Result<String, InputError> {
     check_text(path, text)
 }
 
-/// Strips a BOM and refuses a prompt without any text.
+/// Reads a regular file. Anything else (a FIFO, a socket, a device) is refused without
+/// blocking on it: it is opened non-blocking and checked before a byte is read.
+fn read_regular_file(path: &Path) -> std::io::Result<Vec<u8>> {
+    use std::io::Read;
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut file = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NONBLOCK)
+        .open(path)?;
+    if !file.metadata()?.is_file() {
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::InvalidInput,
+            "it is not a regular file (a FIFO, socket or device)",
+        ));
+    }
+    let mut bytes = vec![];
+    file.read_to_end(&mut bytes)?;
+    Ok(bytes)
+}
+
+/// Strips a BOM and refuses a prompt without any text, or with a NUL byte (no program can
+/// take it as an argument, and it is no text).
 fn check_text(path: &Path, text: String) -> Result<String, InputError> {
     let text = text.strip_prefix('\u{feff}').map(str::to_string).unwrap_or(text);
+    if let Some(at) = text.find('\0') {
+        let line = 1 + text[..at].matches('\n').count();
+        return Err(InputError::at(
+            path,
+            Some(line),
+            "prompt file contains a NUL byte",
+            "remove it (a prompt is text; binary data cannot be passed to an agent)",
+        ));
+    }
     if text.trim().is_empty() {
         return Err(InputError::at(
             path,
@@ -258,14 +294,82 @@ struct FrontMatter {
     setup: Vec<String>,
 }
 
+/// Largest front matter accepted: it holds a few keys, and the YAML parser's time grows
+/// faster than its size on pathological input.
+const MAX_FRONT_MATTER_BYTES: usize = 64 * 1024;
+/// Deepest nesting accepted in the front matter (flow `[`/`{` or block levels).
+const MAX_FRONT_MATTER_DEPTH: usize = 32;
+
+/// Refuses front matter too large or too deeply nested before the YAML parser sees it
+/// (deep nesting parses in quadratic time: 160 KB took 48 s).
+fn check_front_matter_bounds(path: &Path, yaml: &str) -> Result<(), InputError> {
+    if yaml.len() > MAX_FRONT_MATTER_BYTES {
+        return Err(InputError::at(
+            path,
+            Some(FRONT_MATTER_LINE),
+            format!(
+                "the front matter is {} KiB; at most {} KiB is accepted",
+                yaml.len() / 1024,
+                MAX_FRONT_MATTER_BYTES / 1024
+            ),
+            "keep only the task's settings in the front matter and move long text into the task text below it",
+        ));
+    }
+    let mut flow = 0usize;
+    for (i, line) in yaml.lines().enumerate() {
+        // Block nesting: indentation (2 columns a level) plus compact `- ` / `? ` markers.
+        let indent = line.len() - line.trim_start_matches([' ', '\t']).len();
+        let mut rest = line.trim_start();
+        let mut markers = 0;
+        while let Some(r) = rest.strip_prefix("- ").or_else(|| rest.strip_prefix("? ")) {
+            markers += 1;
+            rest = r.trim_start();
+        }
+        let mut deepest = indent / 2 + markers;
+        let mut quote: Option<char> = None;
+        for c in line.chars() {
+            match (quote, c) {
+                (Some(q), c) if c == q => quote = None,
+                (Some(_), _) => {}
+                (None, '"' | '\'') => quote = Some(c),
+                (None, '#') => break,
+                (None, '[' | '{') => {
+                    flow += 1;
+                    deepest = deepest.max(flow);
+                }
+                (None, ']' | '}') => flow = flow.saturating_sub(1),
+                _ => {}
+            }
+        }
+        if deepest > MAX_FRONT_MATTER_DEPTH {
+            return Err(InputError::at(
+                path,
+                Some(i + FRONT_MATTER_LINE),
+                format!("the front matter is nested more than {MAX_FRONT_MATTER_DEPTH} levels deep"),
+                "front matter values are strings and lists of strings, e.g. `depends_on: [schema.md]`",
+            ));
+        }
+    }
+    Ok(())
+}
+
 /// Parses and checks the front matter's YAML text (which starts at line 2 of the file).
 fn parse_front_matter(path: &Path, yaml: &str) -> Result<FrontMatter, InputError> {
+    check_front_matter_bounds(path, yaml)?;
     let value: Value = serde_yaml_ng::from_str(yaml).map_err(|e| {
         let line = e
             .location()
             .map_or(FRONT_MATTER_LINE, |l| l.line() + FRONT_MATTER_LINE - 1);
         let message = e.to_string();
         let problem = message.split_once(" at line ").map_or(message.as_str(), |(p, _)| p);
+        let problem = match problem.find("invalid type: integer") {
+            Some(i) => format!(
+                "{}{}",
+                &problem[..i],
+                crate::spec::toml_text::explain_parse_error(&problem[i..])
+            ),
+            None => problem.to_string(),
+        };
         InputError::at(
             path,
             Some(line),
@@ -318,11 +422,11 @@ fn parse_front_matter(path: &Path, yaml: &str) -> Result<FrontMatter, InputError
             }
             "title" => front.title = Some(text().ok_or_else(wrong)?),
             "agent" => front.agent = Some(text().ok_or_else(wrong)?),
-            "verify" => front.verify = Some(text().ok_or_else(wrong)?),
+            "verify" => front.verify = Some(text().filter(|v| !v.contains('\0')).ok_or_else(wrong)?),
             "setup" => {
                 let commands = string_list(value).ok_or_else(wrong)?;
                 let commands: Vec<String> = commands.iter().map(|c| c.trim().to_string()).collect();
-                if commands.is_empty() || commands.iter().any(String::is_empty) {
+                if commands.is_empty() || commands.iter().any(|c| c.is_empty() || c.contains('\0')) {
                     return Err(wrong());
                 }
                 front.setup = commands;
@@ -357,7 +461,11 @@ fn parse_front_matter(path: &Path, yaml: &str) -> Result<FrontMatter, InputError
             }
             "timeout" => {
                 let timeout = match value {
-                    Value::Number(n) => n.as_u64().filter(|&s| s > 0).map(Duration::from_secs),
+                    Value::Number(n) => n
+                        .as_u64()
+                        .filter(|&s| s > 0)
+                        .map(Duration::from_secs)
+                        .filter(|d| *d <= crate::spec::toml_text::MAX_DURATION),
                     Value::String(s) => parse_duration(s),
                     _ => None,
                 };
@@ -520,7 +628,12 @@ pub fn slugify(stem: &str) -> String {
 pub fn parse_duration(s: &str) -> Option<Duration> {
     let s = s.trim();
     if !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit()) {
-        return s.parse().ok().filter(|&n| n > 0).map(Duration::from_secs);
+        return s
+            .parse()
+            .ok()
+            .filter(|&n| n > 0)
+            .map(Duration::from_secs)
+            .filter(|d| *d <= crate::spec::toml_text::MAX_DURATION);
     }
     let mut total: u64 = 0;
     let mut rest = s;
@@ -538,7 +651,9 @@ pub fn parse_duration(s: &str) -> Option<Duration> {
         total = total.checked_add(seconds)?;
         rest = tail.as_str();
     }
-    (total > 0).then(|| Duration::from_secs(total))
+    (total > 0)
+        .then(|| Duration::from_secs(total))
+        .filter(|d| *d <= crate::spec::toml_text::MAX_DURATION)
 }
 
 /// What the body says besides its text.

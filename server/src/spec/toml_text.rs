@@ -1,7 +1,56 @@
-//! Reading `gadugi.toml` as text, for error messages that name a line: where a key is
-//! written, which line a byte offset is on, and durations as the file may write them.
+//! Reading configuration files as text, for error messages that name a line: reading the
+//! file itself, where a key is written, which line a byte offset is on, durations as the file
+//! may write them, and parser messages made readable.
 
+use std::path::Path;
 use std::time::Duration;
+
+use crate::error::InputError;
+
+/// Longest duration accepted anywhere (a timeout, a grace period): a year. Larger values are
+/// typing mistakes, and would overflow the clock arithmetic.
+pub const MAX_DURATION: Duration = Duration::from_secs(365 * 86_400);
+
+/// Reads a configuration file (`gadugi.toml`, `.worktreeinclude`) as UTF-8 text; `None`
+/// when it does not exist. A folder, or anything but a regular file, is refused with a fix.
+pub fn read_config_text(path: &Path) -> Result<Option<String>, InputError> {
+    match std::fs::metadata(path) {
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Ok(m) if m.is_dir() => {
+            return Err(InputError::at(
+                path,
+                None,
+                "is a folder, not a file",
+                "remove or rename the folder; the configuration is a text file of that name",
+            ))
+        }
+        Ok(m) if !m.is_file() => {
+            return Err(InputError::at(
+                path,
+                None,
+                "is not a regular file (a FIFO, socket or device)",
+                "replace it with a text file, or remove it",
+            ))
+        }
+        _ => {}
+    }
+    let bytes = std::fs::read(path)
+        .map_err(|e| InputError::at(path, None, format!("cannot be read: {e}"), "check its permissions"))?;
+    String::from_utf8(bytes)
+        .map(Some)
+        .map_err(|_| InputError::at(path, None, "is not valid UTF-8", "save it as UTF-8"))
+}
+
+/// A parser's message about a number too large for any type (`invalid type: integer
+/// `184...` as i128`) in words; other messages as they are.
+pub fn explain_parse_error(message: &str) -> String {
+    if let Some(rest) = message.strip_prefix("invalid type: integer `") {
+        if let Some((number, _)) = rest.split_once('`') {
+            return format!("the number {number} is too large");
+        }
+    }
+    message.to_string()
+}
 
 /// 1-based line of `key = ...` inside `[section]` (or before any section when `None`).
 pub fn find_key_line_in(text: &str, section: Option<&str>, key: &str) -> Option<usize> {
@@ -31,6 +80,7 @@ pub fn duration_value(v: &toml::Value) -> Option<Duration> {
         toml::Value::String(s) => crate::spec::task::parse_duration(s),
         _ => None,
     }
+    .filter(|d| *d <= MAX_DURATION)
 }
 
 /// 1-based line of a byte offset.

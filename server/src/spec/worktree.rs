@@ -232,18 +232,8 @@ impl WorktreeConfig {
     /// ones of gadugi.toml.
     pub fn read_include_file(&mut self, root: &Path) -> Result<(), InputError> {
         let file = root.join(INCLUDE_FILE);
-        let text = match std::fs::read(&file) {
-            Ok(bytes) => String::from_utf8(bytes)
-                .map_err(|_| InputError::at(&file, None, "is not valid UTF-8", "save it as UTF-8"))?,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
-            Err(e) => {
-                return Err(InputError::at(
-                    &file,
-                    None,
-                    format!("cannot be read: {e}"),
-                    "check its permissions",
-                ))
-            }
+        let Some(text) = crate::spec::toml_text::read_config_text(&file)? else {
+            return Ok(());
         };
         let text = text.strip_prefix('\u{feff}').unwrap_or(&text);
         let from_file: Vec<IncludePattern> = text
@@ -304,7 +294,7 @@ fn command_list(v: &toml::Value) -> Option<Vec<String>> {
             .collect::<Option<Vec<_>>>()?,
         _ => return None,
     };
-    (!list.is_empty() && list.iter().all(|c| !c.is_empty())).then_some(list)
+    (!list.is_empty() && list.iter().all(|c| !c.is_empty() && !c.contains('\0'))).then_some(list)
 }
 
 /// `"20000-32767"` → (20000, 32767), both in 1024..=65535, first ≤ last.
