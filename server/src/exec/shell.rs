@@ -77,7 +77,11 @@ pub enum ShellError {
     },
     /// It was still running after `after`; its group was stopped.
     #[error("{name} timed out after {} (log: {})", human(*after), log.display())]
-    TimedOut { name: String, after: Duration, log: PathBuf },
+    TimedOut {
+        name: String,
+        after: Duration,
+        log: PathBuf,
+    },
     /// The cancel signal came while it ran (or before it started); its group was stopped.
     #[error("{name} was stopped: the run was cancelled (log: {})", log.display())]
     Cancelled { name: String, log: PathBuf },
@@ -153,22 +157,13 @@ impl ShellCommand {
         }
     }
 
-    /// [`run`](Self::run) without a cancel signal, for synchronous callers: on a thread of
-    /// its own with a small runtime, so it works inside another runtime too.
+    /// [`run`](Self::run) without a cancel signal, for synchronous callers (see [`block_on`]).
     pub fn run_blocking(&self) -> Result<(), ShellError> {
-        std::thread::scope(|s| {
-            s.spawn(|| {
-                let runtime = tokio::runtime::Builder::new_current_thread()
-                    .enable_all()
-                    .build()
-                    .map_err(|source| ShellError::Start {
-                        name: self.name(),
-                        source,
-                    })?;
-                runtime.block_on(self.run(None))
+        block_on(self.run(None)).unwrap_or_else(|source| {
+            Err(ShellError::Start {
+                name: self.name(),
+                source,
             })
-            .join()
-            .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
         })
     }
 
@@ -211,6 +206,23 @@ impl ShellCommand {
             log: self.log.clone(),
         })
     }
+}
+
+/// Runs `future` to its end on a thread of its own with a small runtime, so that a
+/// synchronous caller can wait for [`ShellCommand::run`] even inside another runtime. An
+/// error when that runtime cannot be built.
+pub fn block_on<F: std::future::Future + Send>(future: F) -> std::io::Result<F::Output>
+where
+    F::Output: Send,
+{
+    std::thread::scope(|s| {
+        s.spawn(|| {
+            let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+            Ok(runtime.block_on(future))
+        })
+        .join()
+        .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
+    })
 }
 
 /// The last `lines` lines of the log, joined with ` | ` for a one-line message ("" when it
@@ -310,14 +322,24 @@ mod tests {
     #[test]
     fn output_goes_to_the_log_and_a_failure_reports_its_status_and_tail() {
         let dir = tempfile::tempdir().unwrap();
-        let ok = command(dir.path(), "echo out; echo err >&2; echo $GADUGI_TEST_VAR", Duration::from_secs(30));
+        let ok = command(
+            dir.path(),
+            "echo out; echo err >&2; echo $GADUGI_TEST_VAR",
+            Duration::from_secs(30),
+        );
         ok.note("$ first").unwrap();
         ok.run_blocking().unwrap();
         let bad = command(dir.path(), "echo one; echo two >&2; exit 7", Duration::from_secs(30));
         let e = bad.run_blocking().unwrap_err();
-        assert!(matches!(&e, ShellError::Failed { status, .. } if status.code() == Some(7)), "{e}");
+        assert!(
+            matches!(&e, ShellError::Failed { status, .. } if status.code() == Some(7)),
+            "{e}"
+        );
         let text = e.to_string();
-        assert!(text.starts_with("test `echo one; echo two >&2; exit 7` failed (exit status: 7)"), "{text}");
+        assert!(
+            text.starts_with("test `echo one; echo two >&2; exit 7` failed (exit status: 7)"),
+            "{text}"
+        );
         assert!(text.contains("from-env | one | two (log: "), "{text}");
         let log = std::fs::read_to_string(dir.path().join("logs/test.log")).unwrap();
         assert_eq!(log, "$ first\nout\nerr\nfrom-env\none\ntwo\n");
