@@ -147,12 +147,8 @@ fn is_ancestor(repo_root: &Path, ancestor: &str, descendant: &str) -> Result<boo
 }
 
 /// Runs `cmd` with the shell runner in `dir`, output to `log` (emptied first), stopped after
-/// `timeout`. `Ok(Some(why))` when it failed or timed out; an error when it could not run.
-fn run_verify(cmd: &str, dir: &Path, log: &Path, timeout: Duration, grace: Duration) -> Result<Option<String>> {
-    if let Some(parent) = log.parent() {
-        std::fs::create_dir_all(parent)?;
-    }
-    std::fs::File::create(log).with_context(|| format!("creating {}", log.display()))?;
+/// `timeout`.
+fn run_verify(cmd: &str, dir: &Path, log: &Path, timeout: Duration, grace: Duration) -> Result<(), ShellError> {
     let shell = ShellCommand {
         what: String::new(),
         line: cmd.to_string(),
@@ -162,12 +158,15 @@ fn run_verify(cmd: &str, dir: &Path, log: &Path, timeout: Duration, grace: Durat
         timeout,
         grace,
     };
-    match shell.run_blocking() {
-        Ok(()) => Ok(None),
-        Err(e @ ShellError::Failed { .. }) => Ok(Some(e.to_string())),
-        Err(e @ ShellError::TimedOut { .. }) => Ok(Some(format!("{e}; give it longer with --verify-timeout"))),
-        Err(e) => Err(e.into()),
-    }
+    let emptied = log
+        .parent()
+        .map_or(Ok(()), std::fs::create_dir_all)
+        .and_then(|()| std::fs::File::create(log).map(drop));
+    emptied.map_err(|source| ShellError::Log {
+        log: log.to_path_buf(),
+        source,
+    })?;
+    shell.run_blocking()
 }
 
 /// What `gadugi merge` was asked to do.
@@ -348,7 +347,13 @@ pub fn merge_run(
                 }
             };
             let log = log_dir.join(format!("verify-{}-{}.log", n + 1, t.id));
-            if let Some(e) = run_verify(cmd, &dir, &log, verify_timeout, config.kill_grace)? {
+            let failed = match run_verify(cmd, &dir, &log, verify_timeout, config.kill_grace) {
+                Ok(()) => None,
+                Err(e @ ShellError::Failed { .. }) => Some(e.to_string()),
+                Err(e @ ShellError::TimedOut { .. }) => Some(format!("{e}; give it longer with --verify-timeout")),
+                Err(e) => return Err(e.into()),
+            };
+            if let Some(e) = failed {
                 step.outcome = "verify_failed".into();
                 step.error = Some(format!(
                     "after merging {} (task {}): {e}; {branch} stays at {} (the failed merge is commit {})",
