@@ -150,6 +150,12 @@ impl Fixture {
         serde_json::from_slice(&state).unwrap()
     }
 
+    /// The `merge.json` of the run whose final state is `state`.
+    fn merge_json(&self, state: &Value) -> Value {
+        let run_dir = self.root.join(".gadugi/runs").join(state["run_id"].as_str().unwrap());
+        serde_json::from_slice(&std::fs::read(run_dir.join("merge.json")).unwrap()).unwrap()
+    }
+
     fn head(&self, branch: &str) -> String {
         git(&self.root, &["rev-parse", &format!("refs/heads/{branch}")])
     }
@@ -248,16 +254,7 @@ fn conflicts_are_predicted_live_and_merge_stops_at_the_first_conflict() {
     let worktrees = git(&f.root, &["worktree", "list"]);
     assert!(!worktrees.contains("gadugi-merge-"), "{worktrees}");
 
-    let merge_json: Value = serde_json::from_slice(
-        &std::fs::read(
-            f.root
-                .join(".gadugi/runs")
-                .join(state["run_id"].as_str().unwrap())
-                .join("merge.json"),
-        )
-        .unwrap(),
-    )
-    .unwrap();
+    let merge_json = f.merge_json(&state);
     assert_eq!(merge_json["complete"], false);
     assert_eq!(merge_json["steps"][1]["outcome"], "conflict");
 }
@@ -388,16 +385,7 @@ fn a_verify_that_outlives_its_timeout_is_stopped_with_everything_it_started() {
         "{said}"
     );
     assert_eq!(f.head(&integ), state["base_commit"].as_str().unwrap(), "not moved");
-    let merge_json: Value = serde_json::from_slice(
-        &std::fs::read(
-            f.root
-                .join(".gadugi/runs")
-                .join(state["run_id"].as_str().unwrap())
-                .join("merge.json"),
-        )
-        .unwrap(),
-    )
-    .unwrap();
+    let merge_json = f.merge_json(&state);
     assert_eq!(merge_json["steps"][0]["outcome"], "verify_failed");
     let pids: Vec<u32> = std::fs::read_to_string(&pids)
         .unwrap()
