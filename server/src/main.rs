@@ -133,6 +133,10 @@ enum Command {
         /// when it fails the integration branch stays at the last good merge.
         #[arg(long, value_name = "CMD")]
         verify: Option<String>,
+        /// Time limit of each --verify (90s, 10m, 1h30m); then its whole process group is
+        /// stopped and the merge stops there [default: timeout of gadugi.toml].
+        #[arg(long, value_name = "DURATION", requires = "verify")]
+        verify_timeout: Option<String>,
         /// Fast-forward this local branch to the integration branch when every task merged
         /// (refused when it is not a fast-forward or the branch is checked out).
         #[arg(long, value_name = "BRANCH")]
@@ -239,7 +243,12 @@ fn main() {
             force,
             dry_run,
         }),
-        Command::Merge { run, verify, onto } => merge::merge(run, verify, onto),
+        Command::Merge {
+            run,
+            verify,
+            verify_timeout,
+            onto,
+        } => merge::merge(run, verify, verify_timeout, onto),
         Command::Pr {
             run,
             dry_run,

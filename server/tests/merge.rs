@@ -1,6 +1,6 @@
 //! From parallel branches to one result, end to end on real repositories with a scripted
 //! agent: conflicts predicted during the run, `gadugi merge` (dependency order, stop at the
-//! first conflict, `--verify`, `--onto`), `gadugi report`, and `gadugi pr` against a local
+//! first conflict, `--verify` and its time limit, `--onto`), `gadugi report`, and `gadugi pr` against a local
 //! bare repository as the remote with `gh` replaced by a script that checks its arguments.
 
 use std::path::{Path, PathBuf};
@@ -9,7 +9,7 @@ use std::process::{Command, Output, Stdio};
 use serde_json::Value;
 
 mod common;
-use common::git;
+use common::{git, process_gone};
 
 /// Waits for the file a `WAIT: <path>` line names, then writes every `WRITE: <file> <text>`
 /// line of the prompt to <file> and commits each; then touches the file of a `TOUCH: <path>` line.
@@ -150,6 +150,12 @@ impl Fixture {
         serde_json::from_slice(&state).unwrap()
     }
 
+    /// The `merge.json` of the run whose final state is `state`.
+    fn merge_json(&self, state: &Value) -> Value {
+        let run_dir = self.root.join(".gadugi/runs").join(state["run_id"].as_str().unwrap());
+        serde_json::from_slice(&std::fs::read(run_dir.join("merge.json")).unwrap()).unwrap()
+    }
+
     fn head(&self, branch: &str) -> String {
         git(&self.root, &["rev-parse", &format!("refs/heads/{branch}")])
     }
@@ -248,16 +254,7 @@ fn conflicts_are_predicted_live_and_merge_stops_at_the_first_conflict() {
     let worktrees = git(&f.root, &["worktree", "list"]);
     assert!(!worktrees.contains("gadugi-merge-"), "{worktrees}");
 
-    let merge_json: Value = serde_json::from_slice(
-        &std::fs::read(
-            f.root
-                .join(".gadugi/runs")
-                .join(state["run_id"].as_str().unwrap())
-                .join("merge.json"),
-        )
-        .unwrap(),
-    )
-    .unwrap();
+    let merge_json = f.merge_json(&state);
     assert_eq!(merge_json["complete"], false);
     assert_eq!(merge_json["steps"][1]["outcome"], "conflict");
 }
@@ -353,6 +350,52 @@ fn failing_verify_leaves_the_integration_branch_at_the_last_good_merge() {
         "?? prompts/",
         "only the user's own files"
     );
+}
+
+#[test]
+fn a_verify_that_outlives_its_timeout_is_stopped_with_everything_it_started() {
+    let f = Fixture::new();
+    f.prompt("a", "id: a", &[("a.txt", "a")]);
+    let state = f.run();
+    let integ = integration(&state);
+
+    let out = f.gadugi(&["merge", "--verify", "true", "--verify-timeout", "soon"]);
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+    assert!(
+        text(&out).contains("--verify-timeout: `soon` is not a duration") && text(&out).contains("fix:"),
+        "{}",
+        text(&out)
+    );
+    assert!(!git_ok(&f.root, &["rev-parse", "--verify", "-q", &integ]));
+
+    // The verify, a shell in it and a background sleeper each write their pid.
+    let pids = f.tmp.join("verify-pids");
+    let cmd = format!(
+        "echo $$ >> {p}; sh -c 'sleep 300 & echo $! >> {p}; echo $$ >> {p}; exec sleep 300'",
+        p = pids.display()
+    );
+    let started = std::time::Instant::now();
+    let out = f.gadugi(&["merge", "--verify", &cmd, "--verify-timeout", "1s"]);
+    let said = text(&out);
+    assert!(started.elapsed() < std::time::Duration::from_secs(60), "{said}");
+    assert_eq!(out.status.code(), Some(1), "{said}");
+    assert!(said.contains("after merging gadugi/a (task a)"), "{said}");
+    assert!(
+        said.contains("timed out after 1s") && said.contains("--verify-timeout"),
+        "{said}"
+    );
+    assert_eq!(f.head(&integ), state["base_commit"].as_str().unwrap(), "not moved");
+    let merge_json = f.merge_json(&state);
+    assert_eq!(merge_json["steps"][0]["outcome"], "verify_failed");
+    let pids: Vec<u32> = std::fs::read_to_string(&pids)
+        .unwrap()
+        .lines()
+        .map(|l| l.trim().parse().unwrap())
+        .collect();
+    assert_eq!(pids.len(), 3, "{pids:?}");
+    for pid in pids {
+        assert!(process_gone(pid), "process {pid} of the verify still runs");
+    }
 }
 
 fn pr_fixture() -> (Fixture, Value, PathBuf, PathBuf) {

@@ -9,7 +9,7 @@ use std::sync::OnceLock;
 use serde_json::Value;
 
 mod common;
-use common::git;
+use common::{git, process_gone};
 
 struct Repo {
     _tmp: tempfile::TempDir,
@@ -272,17 +272,6 @@ fn a_failing_setup_fails_the_task_with_its_output_before_the_agent_starts() {
     assert!(stderr.contains("bad: setting up worktree"), "{stderr}");
     let log = std::fs::read_to_string(repo.run_dir(&summary).join("tasks/bad/setup.log")).unwrap();
     assert!(log.contains("preparing\n") && log.contains("bad thing\n"), "{log}");
-}
-
-/// Whether a process is gone (or a zombie nobody reaped yet).
-fn process_gone(pid: u32) -> bool {
-    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
-        Err(_) => true,
-        Ok(stat) => stat
-            .rsplit(')')
-            .next()
-            .is_some_and(|rest| rest.trim_start().starts_with('Z')),
-    }
 }
 
 #[test]

@@ -3,4 +3,5 @@
 
 pub mod lock;
 pub mod ports;
+pub mod shell;
 pub mod supervisor;

@@ -78,6 +78,25 @@ pub fn env(run: &str, task: &str) -> Vec<(String, String)> {
         .unwrap_or_default()
 }
 
+/// Why no port block could be taken.
+#[derive(Debug, thiserror::Error)]
+pub enum PortError {
+    /// The lock folder or a lock file could not be created or opened.
+    #[error("cannot {what} {}: {source}", path.display())]
+    LockFile {
+        what: &'static str,
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    /// The range is smaller than one block.
+    #[error("the port range {low}-{high} holds no block of {count} ports")]
+    RangeTooSmall { low: u16, high: u16, count: u16 },
+    /// Every block of the range is held or in use.
+    #[error("no block of {count} free ports left in {low}-{high}: other tasks or programs hold them all")]
+    NoneFree { low: u16, high: u16, count: u16 },
+}
+
 /// Folder of the per-port lock files (one per user, so another user's files never get in
 /// the way; blocks of other users are still avoided by the test bind).
 fn lock_dir() -> PathBuf {
@@ -88,13 +107,17 @@ fn lock_dir() -> PathBuf {
 /// Takes a free block of `count` ports from `range` (inclusive). Tries every aligned block
 /// once, starting at a block picked from the process id and time so that runs started
 /// together rarely race for the same one.
-pub fn allocate(count: u16, range: (u16, u16)) -> Result<PortBlock, String> {
+pub fn allocate(count: u16, range: (u16, u16)) -> Result<PortBlock, PortError> {
     let dir = lock_dir();
-    std::fs::create_dir_all(&dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+    std::fs::create_dir_all(&dir).map_err(|source| PortError::LockFile {
+        what: "create",
+        path: dir.clone(),
+        source,
+    })?;
     let (low, high) = range;
     let blocks = (u32::from(high) + 1).saturating_sub(u32::from(low)) / u32::from(count.max(1));
     if count == 0 || blocks == 0 {
-        return Err(format!("the port range {low}-{high} holds no block of {count} ports"));
+        return Err(PortError::RangeTooSmall { low, high, count });
     }
     let seed = std::process::id() ^ chrono::Utc::now().timestamp_subsec_nanos();
     for k in 0..blocks {
@@ -109,14 +132,12 @@ pub fn allocate(count: u16, range: (u16, u16)) -> Result<PortBlock, String> {
             });
         }
     }
-    Err(format!(
-        "no block of {count} free ports left in {low}-{high}: other tasks or programs hold them all"
-    ))
+    Err(PortError::NoneFree { low, high, count })
 }
 
 /// Locks every port of the block and checks nothing listens on it; `None` when any port is
 /// taken (the locks taken so far are released).
-fn try_block(dir: &std::path::Path, first: u16, count: u16) -> Result<Option<Vec<Flock<File>>>, String> {
+fn try_block(dir: &std::path::Path, first: u16, count: u16) -> Result<Option<Vec<Flock<File>>>, PortError> {
     let mut locks = Vec::with_capacity(usize::from(count));
     for port in first..first.saturating_add(count) {
         let path = dir.join(format!("{port}.lock"));
@@ -125,7 +146,11 @@ fn try_block(dir: &std::path::Path, first: u16, count: u16) -> Result<Option<Vec
             .truncate(false)
             .write(true)
             .open(&path)
-            .map_err(|e| format!("cannot open {}: {e}", path.display()))?;
+            .map_err(|source| PortError::LockFile {
+                what: "open",
+                path: path.clone(),
+                source,
+            })?;
         match Flock::lock(file, FlockArg::LockExclusiveNonblock) {
             Ok(lock) => locks.push(lock),
             Err(_) => return Ok(None),
@@ -162,7 +187,7 @@ mod tests {
         let mut firsts = [a.first, b.first];
         firsts.sort();
         assert_eq!(firsts, [41000, 41010], "two aligned, disjoint blocks");
-        let err = allocate(10, range).unwrap_err();
+        let err = allocate(10, range).unwrap_err().to_string();
         assert!(err.contains("no block of 10 free ports"), "{err}");
         let first_a = a.first;
         drop(a);
@@ -174,7 +199,7 @@ mod tests {
         let listener = TcpListener::bind((Ipv4Addr::UNSPECIFIED, 0)).unwrap();
         let busy = listener.local_addr().unwrap().port();
         assert!(!is_free(busy));
-        let err = allocate(1, (busy, busy)).unwrap_err();
+        let err = allocate(1, (busy, busy)).unwrap_err().to_string();
         assert!(err.contains("no block"), "{err}");
         drop(listener);
         assert_eq!(allocate(1, (busy, busy)).unwrap().first, busy);

@@ -1,5 +1,6 @@
 //! `gadugi merge`'s engine: builds a run's integration branch from its succeeded task
-//! branches, in dependency order, with an optional verify command after each merge.
+//! branches, in dependency order, with an optional verify command after each merge (run by
+//! the shell runner, `exec::shell`: its own process group, stopped at its time limit).
 //!
 //! It never touches the user's checkout and never pushes: it merges inside a temporary
 //! detached worktree and moves the integration branch only after each merge (and its
@@ -9,7 +10,7 @@
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::time::Duration;
 
 use anyhow::{bail, Context, Result};
 use git2::{Oid, Repository};
@@ -18,6 +19,7 @@ use serde::{Deserialize, Serialize};
 use crate::core::events::{describe_file, ConflictFile, RunStatus, TaskStatus};
 use crate::core::state::RunState;
 use crate::error::InputError;
+use crate::exec::shell::{ShellCommand, ShellError};
 use crate::git::{MergeError, Repo};
 use crate::integrate::predict::predict;
 use crate::layout::Layout;
@@ -144,33 +146,27 @@ fn is_ancestor(repo_root: &Path, ancestor: &str, descendant: &str) -> Result<boo
     Ok(a == d || repo.graph_descendant_of(d, a)?)
 }
 
-/// Runs `cmd` through `sh -c` (the user's own command line) in `dir`, output to `log`.
-fn run_verify(cmd: &str, dir: &Path, log: &Path) -> Result<std::result::Result<(), String>> {
-    if let Some(parent) = log.parent() {
-        std::fs::create_dir_all(parent)?;
-    }
-    let out = std::fs::File::create(log).with_context(|| format!("creating {}", log.display()))?;
-    let err = out.try_clone()?;
-    let status = Command::new("sh")
-        .arg("-c")
-        .arg(cmd)
-        .current_dir(dir)
-        .stdin(Stdio::null())
-        .stdout(out)
-        .stderr(err)
-        .status()
-        .with_context(|| format!("running `{cmd}`"))?;
-    if status.success() {
-        return Ok(Ok(()));
-    }
-    let text = std::fs::read_to_string(log).unwrap_or_default();
-    let tail: Vec<&str> = text.lines().rev().take(3).collect();
-    let tail: Vec<&str> = tail.into_iter().rev().collect();
-    Ok(Err(format!(
-        "`{cmd}` failed ({status}): {} (log: {})",
-        tail.join(" | "),
-        log.display()
-    )))
+/// Runs `cmd` with the shell runner in `dir`, output to `log` (emptied first), stopped after
+/// `timeout`.
+fn run_verify(cmd: &str, dir: &Path, log: &Path, timeout: Duration, grace: Duration) -> Result<(), ShellError> {
+    let shell = ShellCommand {
+        what: String::new(),
+        line: cmd.to_string(),
+        dir: dir.to_path_buf(),
+        env: vec![],
+        log: log.to_path_buf(),
+        timeout,
+        grace,
+    };
+    let emptied = log
+        .parent()
+        .map_or(Ok(()), std::fs::create_dir_all)
+        .and_then(|()| std::fs::File::create(log).map(drop));
+    emptied.map_err(|source| ShellError::Log {
+        log: log.to_path_buf(),
+        source,
+    })?;
+    shell.run_blocking()
 }
 
 /// What `gadugi merge` was asked to do.
@@ -178,6 +174,8 @@ fn run_verify(cmd: &str, dir: &Path, log: &Path) -> Result<std::result::Result<(
 pub struct MergeOptions {
     /// A command (the user's own, through `sh -c`) that must pass after each merge.
     pub verify: Option<String>,
+    /// Time limit of each verify [default: `timeout` of gadugi.toml].
+    pub verify_timeout: Option<Duration>,
     /// A local branch to fast-forward to the integration branch when every merge succeeded.
     pub onto: Option<String>,
 }
@@ -201,7 +199,12 @@ pub fn merge_run(
     options: MergeOptions,
     say: &mut dyn FnMut(String),
 ) -> Result<MergeReport> {
-    let MergeOptions { verify, onto } = options;
+    let MergeOptions {
+        verify,
+        verify_timeout,
+        onto,
+    } = options;
+    let verify_timeout = verify_timeout.unwrap_or(config.timeout);
     if state.status == RunStatus::Running && crate::exec::supervisor::process_is_alive(state.orchestrator_pid, None) {
         return Err(InputError::new(
             format!("run {} is still running", state.run_id),
@@ -344,7 +347,13 @@ pub fn merge_run(
                 }
             };
             let log = log_dir.join(format!("verify-{}-{}.log", n + 1, t.id));
-            if let Err(e) = run_verify(cmd, &dir, &log)? {
+            let failed = match run_verify(cmd, &dir, &log, verify_timeout, config.kill_grace) {
+                Ok(()) => None,
+                Err(e @ ShellError::Failed { .. }) => Some(e.to_string()),
+                Err(e @ ShellError::TimedOut { .. }) => Some(format!("{e}; give it longer with --verify-timeout")),
+                Err(e) => return Err(e.into()),
+            };
+            if let Some(e) = failed {
                 step.outcome = "verify_failed".into();
                 step.error = Some(format!(
                     "after merging {} (task {}): {e}; {branch} stays at {} (the failed merge is commit {})",

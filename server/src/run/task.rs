@@ -1,6 +1,7 @@
 //! The life of one task: its worktree and branch, its generated prompt, its attempts (each
 //! through a supervisor, adopted after a restart when one is still running), leftovers,
-//! `verify`, and its final status. Everything it learns it sends to the run loop as events.
+//! `verify` (through the shell runner, `exec::shell`), and its final status. Everything it
+//! learns it sends to the run loop as events.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -8,15 +9,46 @@ use std::time::{Duration, Instant};
 
 use chrono::Utc;
 
-use crate::agent::follower::{read_tail, OutputFollower};
+use crate::agent::follower::OutputFollower;
 use crate::agent::profile::Placeholders;
 use crate::agent::report::{FailureClass, OutputProtocol};
 use crate::core::events::{Event, TaskPhase, TaskStatus};
+use crate::exec::shell::{ShellCommand, ShellError};
 use crate::exec::supervisor::{process_is_alive, AgentExit, AgentStarted, LaunchSpec, SupervisorInfo};
 use crate::fsutil::{read_json, write_json_atomic};
 use crate::git::MergeError;
 use crate::run::classify::{classify, AttemptOutcome};
 use crate::run::context::{Ctx, TaskHandle};
+
+/// Why a task's worktree and branch could not be made or found.
+#[derive(Debug, thiserror::Error)]
+pub enum WorktreeError {
+    #[error("{0:#}")]
+    Git(anyhow::Error),
+    /// The task's own branch no longer exists.
+    #[error("branch {0} is gone")]
+    BranchGone(String),
+    /// The task's branch disappeared right after it was made.
+    #[error("branch {0} vanished")]
+    BranchVanished(String),
+    #[error("branch {0} of a dependency no longer exists")]
+    DependencyGone(String),
+    /// The folder of the worktrees could not be created.
+    #[error("cannot create {}: {source}", path.display())]
+    Folder {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("cannot create the worktree: {0:#}")]
+    Create(anyhow::Error),
+    #[error("merging the branches of its dependencies conflicts: {branch} conflicts in {}", files.join(", "))]
+    Conflict { branch: String, files: Vec<String> },
+    #[error("merging the branches of its dependencies failed: {0:#}")]
+    Merge(anyhow::Error),
+    #[error("internal error: {0}")]
+    Internal(#[from] tokio::task::JoinError),
+}
 
 /// Where a task picks up after an orchestrator restart.
 #[derive(Debug, Clone, Default)]
@@ -53,7 +85,7 @@ pub(crate) async fn run_task(
         None if task.worktree.is_dir() && ctx.req.repo.branch_exists(&task.branch).unwrap_or(false) => {
             match branch_head(ctx, task).await {
                 Ok(c) => c,
-                Err(e) => return finish(TaskStatus::Failed, e),
+                Err(e) => return finish(TaskStatus::Failed, e.to_string()),
             }
         }
         _ => {
@@ -63,7 +95,7 @@ pub(crate) async fn run_task(
             });
             match prepare_worktree(ctx, task, &merge_from).await {
                 Ok(c) => c,
-                Err(e) => return finish(TaskStatus::Failed, e),
+                Err(e) => return finish(TaskStatus::Failed, e.to_string()),
             }
         }
     };
@@ -98,7 +130,7 @@ pub(crate) async fn run_task(
     } else {
         match crate::run::workspace::prepare(&ctx.req, i, ctx.cancel.clone(), |e| task.send(e)).await {
             Ok(w) => Some(w),
-            Err(e) => return finish(e.status(), e.message),
+            Err(e) => return finish(e.status(), e.to_string()),
         }
     };
     let prompt_file = ctx.req.layout.prompt_file(&ctx.req.run_id, &id);
@@ -142,7 +174,7 @@ pub(crate) async fn run_task(
                 });
                 if let Err(e) = run_verify(ctx, task, attempt, cmd).await {
                     outcome = AttemptOutcome {
-                        error: Some(e),
+                        error: Some(e.to_string()),
                         class: Some(FailureClass::Task),
                         ..outcome
                     };
@@ -266,20 +298,19 @@ pub fn millis(d: Duration) -> u64 {
     u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
 }
 
-async fn branch_head(ctx: &Arc<Ctx>, task: &TaskHandle) -> Result<String, String> {
+async fn branch_head(ctx: &Arc<Ctx>, task: &TaskHandle) -> Result<String, WorktreeError> {
     let (repo, branch) = (ctx.req.repo.clone(), task.branch.clone());
     tokio::task::spawn_blocking(move || {
         repo.branch_head(&branch)
-            .map_err(|e| format!("{e:#}"))?
-            .ok_or_else(|| format!("branch {branch} is gone"))
+            .map_err(WorktreeError::Git)?
+            .ok_or(WorktreeError::BranchGone(branch))
     })
-    .await
-    .unwrap_or_else(|e| Err(format!("internal error: {e}")))
+    .await?
 }
 
 /// Creates the task's worktree and branch: from the base commit, or from its dependencies'
 /// branches (merged when there are several). Returns the commit the task starts from.
-async fn prepare_worktree(ctx: &Arc<Ctx>, task: &TaskHandle, merge_from: &[String]) -> Result<String, String> {
+async fn prepare_worktree(ctx: &Arc<Ctx>, task: &TaskHandle, merge_from: &[String]) -> Result<String, WorktreeError> {
     let (repo, wt, branch, base) = (
         ctx.req.repo.clone(),
         task.worktree.clone(),
@@ -288,16 +319,19 @@ async fn prepare_worktree(ctx: &Arc<Ctx>, task: &TaskHandle, merge_from: &[Strin
     );
     let merge_from = merge_from.to_vec();
     let lock = ctx.worktree_lock.clone();
-    tokio::task::spawn_blocking(move || -> Result<String, String> {
+    tokio::task::spawn_blocking(move || -> Result<String, WorktreeError> {
         let start = match merge_from.first() {
             None => base,
             Some(b) => repo
                 .branch_head(b)
-                .map_err(|e| format!("{e:#}"))?
-                .ok_or_else(|| format!("branch {b} of a dependency no longer exists"))?,
+                .map_err(WorktreeError::Git)?
+                .ok_or_else(|| WorktreeError::DependencyGone(b.clone()))?,
         };
         if let Some(parent) = wt.parent() {
-            std::fs::create_dir_all(parent).map_err(|e| format!("cannot create {}: {e}", parent.display()))?;
+            std::fs::create_dir_all(parent).map_err(|source| WorktreeError::Folder {
+                path: parent.to_path_buf(),
+                source,
+            })?;
         }
         {
             let _serialized = lock.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
@@ -308,23 +342,19 @@ async fn prepare_worktree(ctx: &Arc<Ctx>, task: &TaskHandle, merge_from: &[Strin
             } else {
                 repo.create_worktree(&wt, &branch, &start)
             };
-            created.map_err(|e| format!("cannot create the worktree: {e:#}"))?;
+            created.map_err(WorktreeError::Create)?;
         }
         if merge_from.len() > 1 {
             repo.merge_branches(&wt, &merge_from[1..]).map_err(|e| match e {
-                MergeError::Conflict { branch, files } => format!(
-                    "merging the branches of its dependencies conflicts: {branch} conflicts in {}",
-                    files.join(", ")
-                ),
-                MergeError::Other(e) => format!("merging the branches of its dependencies failed: {e:#}"),
+                MergeError::Conflict { branch, files } => WorktreeError::Conflict { branch, files },
+                MergeError::Other(e) => WorktreeError::Merge(e),
             })?;
         }
         repo.branch_head(&branch)
-            .map_err(|e| format!("{e:#}"))?
-            .ok_or_else(|| format!("branch {branch} vanished"))
+            .map_err(WorktreeError::Git)?
+            .ok_or(WorktreeError::BranchVanished(branch))
     })
-    .await
-    .unwrap_or_else(|e| Err(format!("internal error: {e}")))
+    .await?
 }
 
 fn generated_prompt(ctx: &Ctx, task: &TaskHandle, start_commit: &str, dep_context: &str) -> String {
@@ -635,50 +665,19 @@ async fn commit_leftovers(ctx: &Arc<Ctx>, task: &TaskHandle) {
     }
 }
 
-/// Runs the task's `verify` command in its worktree (through `sh -c`: it is the user's own
-/// command line from a committed file). Output goes to `verify.log` in the attempt directory.
-async fn run_verify(ctx: &Arc<Ctx>, task: &TaskHandle, attempt: u32, cmd: &str) -> Result<(), String> {
+/// Runs the task's `verify` command in its worktree with the shell runner, under the task's
+/// time limit. Output goes to `verify.log` in the attempt directory.
+async fn run_verify(ctx: &Arc<Ctx>, task: &TaskHandle, attempt: u32, cmd: &str) -> Result<(), ShellError> {
     let spec = &ctx.req.plan.tasks[task.index].spec;
-    let log_path = ctx.req.layout.attempt(&ctx.req.run_id, &task.id, attempt).verify_log;
-    let log = crate::fsutil::open_append(&log_path).map_err(|e| format!("{e:#}"))?;
-    let log2 = log.try_clone().map_err(|e| e.to_string())?;
-    let mut command = tokio::process::Command::new("sh");
-    command
-        .arg("-c")
-        .arg(cmd)
-        .current_dir(&task.worktree)
-        .stdin(std::process::Stdio::null())
-        .stdout(log)
-        .stderr(log2)
-        .process_group(0)
-        .kill_on_drop(true);
-    let mut child = command.spawn().map_err(|e| format!("cannot run verify `{cmd}`: {e}"))?;
-    let timeout = spec.timeout.unwrap_or(ctx.req.config.timeout);
-    let status = match tokio::time::timeout(timeout, child.wait()).await {
-        Ok(s) => s.map_err(|e| e.to_string())?,
-        Err(_) => {
-            if let Some(pid) = child.id() {
-                let _ = nix::sys::signal::kill(
-                    nix::unistd::Pid::from_raw(-(pid as i32)),
-                    nix::sys::signal::Signal::SIGKILL,
-                );
-            }
-            return Err(format!(
-                "verify `{cmd}` timed out after {}s (log: {})",
-                timeout.as_secs(),
-                log_path.display()
-            ));
-        }
-    };
-    if status.success() {
-        return Ok(());
+    ShellCommand {
+        what: "verify".into(),
+        line: cmd.to_string(),
+        dir: task.worktree.clone(),
+        env: vec![],
+        log: ctx.req.layout.attempt(&ctx.req.run_id, &task.id, attempt).verify_log,
+        timeout: spec.timeout.unwrap_or(ctx.req.config.timeout),
+        grace: ctx.req.config.kill_grace,
     }
-    let tail = read_tail(&log_path, 4096);
-    let tail: Vec<&str> = tail.lines().rev().take(3).collect();
-    let tail: Vec<&str> = tail.into_iter().rev().collect();
-    Err(format!(
-        "verify `{cmd}` failed ({status}): {} (log: {})",
-        tail.join(" | "),
-        log_path.display()
-    ))
+    .run(None)
+    .await
 }

@@ -14,9 +14,7 @@
 //! - Cache folders are added to `info/exclude`, so a symlink or copy is never committed.
 
 use std::io::Write;
-use std::os::unix::process::CommandExt;
 use std::path::{Component, Path, PathBuf};
-use std::process::{Command, Stdio};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
@@ -24,7 +22,8 @@ use tokio::sync::watch;
 
 use crate::core::events::{Event, TaskPhase, TaskStatus};
 use crate::core::state::TaskState;
-use crate::exec::ports::PortBlock;
+use crate::exec::ports::{PortBlock, PortError};
+use crate::exec::shell::{ShellCommand, ShellError};
 use crate::layout::{Layout, STATE_DIR};
 use crate::run::request::RunRequest;
 use crate::spec::config::Config;
@@ -38,19 +37,35 @@ pub struct Workspace {
     _ports: Option<PortBlock>,
 }
 
-/// Why a worktree could not be made ready.
-#[derive(Debug)]
-pub struct SetupFailure {
-    /// The run was cancelled while setup ran.
-    pub cancelled: bool,
-    /// What went wrong, with the tail of the output and the log's path.
-    pub message: String,
+/// Why a worktree could not be made ready, or should be kept instead of removed.
+#[derive(Debug, thiserror::Error)]
+pub enum WorkspaceError {
+    /// The task's `setup.log` could not be opened.
+    #[error("{0:#}")]
+    Log(anyhow::Error),
+    #[error(transparent)]
+    Ports(#[from] PortError),
+    /// Copying the local files or bringing in the cache folders failed.
+    #[error("preparing the worktree failed: {0}")]
+    Files(#[from] FilesError),
+    /// A setup or teardown command failed, could not start, or was cancelled.
+    #[error(transparent)]
+    Command(ShellError),
+    /// The setup or teardown commands ran out of their time (`kind` is which).
+    #[error("{shell}; raise {kind}_timeout in gadugi.toml if it needs longer")]
+    TimedOut { shell: ShellError, kind: &'static str },
+    #[error("the teardown left uncommitted changes")]
+    LeftChanges,
+    #[error("{0:#}")]
+    Git(anyhow::Error),
+    #[error("internal error: {0}")]
+    Internal(#[from] tokio::task::JoinError),
 }
 
-impl SetupFailure {
+impl WorkspaceError {
     /// The status the task ends with.
     pub fn status(&self) -> TaskStatus {
-        if self.cancelled {
+        if matches!(self, WorkspaceError::Command(ShellError::Cancelled { .. })) {
             TaskStatus::Cancelled
         } else {
             TaskStatus::Failed
@@ -58,10 +73,32 @@ impl SetupFailure {
     }
 }
 
-fn failure(message: String) -> SetupFailure {
-    SetupFailure {
-        cancelled: false,
-        message,
+/// Why the local files or the cache folders could not be brought into a worktree.
+#[derive(Debug, thiserror::Error)]
+pub enum FilesError {
+    /// Listing the repository's files failed, or its `info/exclude` could not be written.
+    #[error("{0:#}")]
+    Git(anyhow::Error),
+    /// The include patterns do not compile.
+    #[error("{0}")]
+    Include(String),
+    /// Reading, creating, linking or copying: `what` says which, on what.
+    #[error("{what}: {source}")]
+    Io {
+        what: String,
+        #[source]
+        source: std::io::Error,
+    },
+    /// A folder on the way is a symlink or a file.
+    #[error("{} is not a folder (a symlink or file); nothing is written through it", .0.display())]
+    NotAFolder(PathBuf),
+}
+
+/// An [`FilesError::Io`] saying `what` failed.
+fn io(what: impl std::fmt::Display) -> impl FnOnce(std::io::Error) -> FilesError {
+    move |source| FilesError::Io {
+        what: what.to_string(),
+        source,
     }
 }
 
@@ -73,7 +110,7 @@ pub async fn prepare(
     i: usize,
     cancel: watch::Receiver<bool>,
     emit: impl Fn(Event),
-) -> Result<Workspace, SetupFailure> {
+) -> Result<Workspace, WorkspaceError> {
     let started = Instant::now();
     let spec = &req.plan.tasks[i].spec;
     let id = spec.id.clone();
@@ -84,7 +121,7 @@ pub async fn prepare(
     });
     let activity = |line: String| emit(Event::TaskActivity { task: id.clone(), line });
     let log_path = req.layout.task_dir(&req.run_id, &id).join("setup.log");
-    let mut log = crate::fsutil::open_append(&log_path).map_err(|e| failure(format!("{e:#}")))?;
+    let mut log = crate::fsutil::open_append(&log_path).map_err(WorkspaceError::Log)?;
     let mut note = |line: &str| {
         let _ = writeln!(log, "gadugi: {line}");
     };
@@ -92,7 +129,7 @@ pub async fn prepare(
     let ports = if wc.ports == 0 {
         None
     } else {
-        let mut block = crate::exec::ports::allocate(wc.ports, wc.port_range).map_err(failure)?;
+        let mut block = crate::exec::ports::allocate(wc.ports, wc.port_range)?;
         block.register(&req.run_id, &id);
         note(&format!(
             "ports {}-{} (GADUGI_PORT={}, GADUGI_PORT_COUNT={})",
@@ -110,14 +147,12 @@ pub async fn prepare(
         req.config.worktree_path(&id),
         req.config.clone(),
     );
-    let copied = tokio::task::spawn_blocking(move || -> Result<(CopyReport, Vec<String>), String> {
+    let (report, caches) = tokio::task::spawn_blocking(move || -> Result<(CopyReport, Vec<String>), FilesError> {
         let report = copy_local_files(&repo, &root, &wt, &config)?;
         let caches = link_caches(&repo, &root, &wt, &config.worktree.cache)?;
         Ok((report, caches))
     })
-    .await
-    .map_err(|e| failure(format!("internal error: {e}")))?;
-    let (report, caches) = copied.map_err(|e| failure(format!("preparing the worktree failed: {e}")))?;
+    .await??;
     for p in &report.copied {
         note(&format!("copied {p}"));
     }
@@ -155,9 +190,7 @@ pub async fn prepare(
             grace: req.config.kill_grace,
         };
         drop(log);
-        tokio::task::spawn_blocking(move || run.run(&|| *cancel.borrow()))
-            .await
-            .map_err(|e| failure(format!("internal error: {e}")))??;
+        run.run(Some(cancel)).await?;
     }
     let listed = |v: &[String]| -> Vec<String> {
         let mut out: Vec<String> = v.iter().take(EVENT_LIST_LIMIT).cloned().collect();
@@ -222,7 +255,7 @@ pub fn teardown_before_removal(
     layout: &Layout,
     state: &crate::core::state::RunState,
     task: &TaskState,
-) -> Result<(), String> {
+) -> Result<(), WorkspaceError> {
     let wc = &config.worktree;
     if wc.teardown.is_empty() {
         return Ok(());
@@ -245,11 +278,16 @@ pub fn teardown_before_removal(
         timeout: wc.teardown_timeout,
         grace: config.kill_grace,
     };
-    run.run(&|| false).map_err(|f| f.message)?;
+    crate::exec::shell::block_on(run.run(None)).map_err(|source| {
+        WorkspaceError::Command(ShellError::Start {
+            name: "teardown".into(),
+            source,
+        })
+    })??;
     match repo.is_dirty(&task.worktree) {
         Ok(false) => Ok(()),
-        Ok(true) => Err("the teardown left uncommitted changes".into()),
-        Err(e) => Err(format!("{e:#}")),
+        Ok(true) => Err(WorkspaceError::LeftChanges),
+        Err(e) => Err(WorkspaceError::Git(e)),
     }
 }
 
@@ -265,102 +303,37 @@ struct Commands {
 }
 
 impl Commands {
-    /// Runs each command through `sh -c` (they are the user's own command lines from
-    /// committed files) in its own process group, stdin closed, output appended to the log.
-    /// Stops at the first failure. On timeout or cancel the whole group gets SIGTERM, then
-    /// SIGKILL after the grace period.
-    fn run(&self, cancelled: &dyn Fn() -> bool) -> Result<(), SetupFailure> {
+    /// Runs each command with the shell runner (`exec::shell`), in the worktree, output
+    /// appended to the log after a `$ command` line. Stops at the first failure. The time
+    /// limit is for all of them together; on timeout or `cancel` the running command's whole
+    /// process group is stopped.
+    async fn run(&self, cancel: Option<watch::Receiver<bool>>) -> Result<(), WorkspaceError> {
         let deadline = Instant::now() + self.timeout;
-        for cmd in &self.commands {
-            let mut log = crate::fsutil::open_append(&self.log).map_err(|e| failure(format!("{e:#}")))?;
-            let _ = writeln!(log, "$ {cmd}");
-            let err_log = log.try_clone().map_err(|e| failure(e.to_string()))?;
-            let mut child = Command::new("sh")
-                .arg("-c")
-                .arg(cmd)
-                .current_dir(&self.cwd)
-                .envs(self.env.iter().cloned())
-                .stdin(Stdio::null())
-                .stdout(log)
-                .stderr(err_log)
-                .process_group(0)
-                .spawn()
-                .map_err(|e| failure(format!("cannot run {} `{cmd}`: {e}", self.kind)))?;
-            let pgid = nix::unistd::Pid::from_raw(child.id() as i32);
-            let status = loop {
-                match child.try_wait() {
-                    Ok(Some(status)) => break status,
-                    Ok(None) => {}
-                    Err(e) => return Err(failure(format!("waiting for {} `{cmd}`: {e}", self.kind))),
-                }
-                let stop = if cancelled() {
-                    Some(true)
-                } else if Instant::now() >= deadline {
-                    Some(false)
-                } else {
-                    None
-                };
-                if let Some(cancel) = stop {
-                    stop_group(&mut child, pgid, self.grace);
-                    let message = if cancel {
-                        format!(
-                            "{} `{cmd}` was stopped: the run was cancelled (log: {})",
-                            self.kind,
-                            self.log.display()
-                        )
-                    } else {
-                        format!(
-                            "{} `{cmd}` timed out after {} (log: {}); raise {}_timeout in gadugi.toml if it needs longer",
-                            self.kind,
-                            human(self.timeout),
-                            self.log.display(),
-                            self.kind
-                        )
-                    };
-                    return Err(SetupFailure {
-                        cancelled: cancel,
-                        message,
-                    });
-                }
-                std::thread::sleep(Duration::from_millis(50));
+        for line in &self.commands {
+            let shell = ShellCommand {
+                what: self.kind.into(),
+                line: line.clone(),
+                dir: self.cwd.clone(),
+                env: self.env.clone(),
+                log: self.log.clone(),
+                timeout: deadline.saturating_duration_since(Instant::now()),
+                grace: self.grace,
             };
-            if !status.success() {
-                let text = std::fs::read_to_string(&self.log).unwrap_or_default();
-                let tail: Vec<&str> = text.lines().rev().take(5).collect();
-                let tail: Vec<&str> = tail.into_iter().rev().collect();
-                return Err(failure(format!(
-                    "{} `{cmd}` failed ({status}): {} (log: {})",
-                    self.kind,
-                    tail.join(" | "),
-                    self.log.display()
-                )));
+            shell.note(&format!("$ {line}")).map_err(WorkspaceError::Command)?;
+            match shell.run(cancel.clone()).await {
+                Ok(()) => {}
+                Err(ShellError::TimedOut { name, log, .. }) => {
+                    let shell = ShellError::TimedOut {
+                        name,
+                        after: self.timeout,
+                        log,
+                    };
+                    return Err(WorkspaceError::TimedOut { shell, kind: self.kind });
+                }
+                Err(e) => return Err(WorkspaceError::Command(e)),
             }
         }
         Ok(())
-    }
-}
-
-/// SIGTERM to the group, up to `grace` for it to end, then SIGKILL; reaps the child.
-fn stop_group(child: &mut std::process::Child, pgid: nix::unistd::Pid, grace: Duration) {
-    use nix::sys::signal::{killpg, Signal};
-    let _ = killpg(pgid, Signal::SIGTERM);
-    let until = Instant::now() + grace;
-    while Instant::now() < until {
-        if matches!(child.try_wait(), Ok(Some(_))) && killpg(pgid, None).is_err() {
-            return;
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    let _ = killpg(pgid, Signal::SIGKILL);
-    let _ = child.wait();
-}
-
-fn human(d: Duration) -> String {
-    let s = d.as_secs();
-    if s >= 60 && s % 60 == 0 {
-        format!("{}m", s / 60)
-    } else {
-        format!("{:.0}s", d.as_secs_f64())
     }
 }
 
@@ -374,20 +347,25 @@ struct CopyReport {
 }
 
 /// Copies the files git ignores in the main checkout that the include patterns match.
-fn copy_local_files(repo: &crate::git::Repo, root: &Path, wt: &Path, config: &Config) -> Result<CopyReport, String> {
+fn copy_local_files(
+    repo: &crate::git::Repo,
+    root: &Path,
+    wt: &Path,
+    config: &Config,
+) -> Result<CopyReport, FilesError> {
     let mut report = CopyReport::default();
     let wc = &config.worktree;
     if wc.include.is_empty() {
         return Ok(report);
     }
-    let matcher = wc.matcher(root)?;
+    let matcher = wc.matcher(root).map_err(FilesError::Include)?;
     let skip_prefixes: Vec<PathBuf> = [PathBuf::from(STATE_DIR), PathBuf::from(".git")]
         .into_iter()
         .chain(config.worktree_dir.strip_prefix(root).ok().map(Path::to_path_buf))
         .chain(wc.cache.iter().map(|c| PathBuf::from(&c.path)))
         .collect();
     let skipped_area = |rel: &Path| skip_prefixes.iter().any(|p| rel.starts_with(p));
-    let entries = repo.ignored_paths().map_err(|e| format!("{e:#}"))?;
+    let entries = repo.ignored_paths().map_err(FilesError::Git)?;
     let mut files: Vec<PathBuf> = vec![];
     for entry in entries {
         let is_dir = entry.ends_with('/');
@@ -417,7 +395,7 @@ fn copy_local_files(repo: &crate::git::Repo, root: &Path, wt: &Path, config: &Co
             continue;
         }
         if meta.file_type().is_symlink() {
-            let target = std::fs::read_link(root.join(&rel)).map_err(|e| format!("reading the link {shown}: {e}"))?;
+            let target = std::fs::read_link(root.join(&rel)).map_err(io(format!("reading the link {shown}")))?;
             if !link_stays_inside(&rel, &target) {
                 report.skipped.push(format!(
                     "{shown}: symlink to {} leaves the repository",
@@ -426,10 +404,10 @@ fn copy_local_files(repo: &crate::git::Repo, root: &Path, wt: &Path, config: &Co
                 continue;
             }
             real_dirs(wt, rel.parent().unwrap_or(Path::new("")))?;
-            std::os::unix::fs::symlink(&target, &dst).map_err(|e| format!("linking {shown}: {e}"))?;
+            std::os::unix::fs::symlink(&target, &dst).map_err(io(format!("linking {shown}")))?;
         } else if meta.is_file() {
             real_dirs(wt, rel.parent().unwrap_or(Path::new("")))?;
-            copy_file(&root.join(&rel), &dst, &meta, &mut true).map_err(|e| format!("copying {shown}: {e}"))?;
+            copy_file(&root.join(&rel), &dst, &meta, &mut true).map_err(io(format!("copying {shown}")))?;
         } else {
             report.skipped.push(format!("{shown}: not a regular file"));
             continue;
@@ -437,7 +415,7 @@ fn copy_local_files(repo: &crate::git::Repo, root: &Path, wt: &Path, config: &Co
         report.copied.push(shown);
     }
     // Matched files git does not ignore would be committed on the task's branch.
-    let untracked = repo.untracked_paths().map_err(|e| format!("{e:#}"))?;
+    let untracked = repo.untracked_paths().map_err(FilesError::Git)?;
     for entry in untracked {
         let rel = PathBuf::from(entry.trim_end_matches('/'));
         if !skipped_area(&rel)
@@ -455,19 +433,17 @@ fn copy_local_files(repo: &crate::git::Repo, root: &Path, wt: &Path, config: &Co
 
 /// Adds every file and symlink below `rel` (relative to `root`) to `out`, never following
 /// symlinks and never entering `.git` folders or skipped areas.
-fn walk(root: &Path, rel: &Path, out: &mut Vec<PathBuf>, skipped: &dyn Fn(&Path) -> bool) -> Result<(), String> {
+fn walk(root: &Path, rel: &Path, out: &mut Vec<PathBuf>, skipped: &dyn Fn(&Path) -> bool) -> Result<(), FilesError> {
     let dir = root.join(rel);
     let entries = match std::fs::read_dir(&dir) {
         Ok(e) => e,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
-        Err(e) => return Err(format!("reading {}: {e}", dir.display())),
+        Err(e) => return Err(io(format!("reading {}", dir.display()))(e)),
     };
     for entry in entries {
-        let entry = entry.map_err(|e| format!("reading {}: {e}", dir.display()))?;
+        let entry = entry.map_err(io(format!("reading {}", dir.display())))?;
         let child = rel.join(entry.file_name());
-        let kind = entry
-            .file_type()
-            .map_err(|e| format!("reading {}: {e}", child.display()))?;
+        let kind = entry.file_type().map_err(io(format!("reading {}", child.display())))?;
         if kind.is_dir() {
             if entry.file_name() != ".git" && !skipped(&child) {
                 walk(root, &child, out, skipped)?;
@@ -501,22 +477,17 @@ fn link_stays_inside(rel: &Path, target: &Path) -> bool {
 
 /// Creates `rel` (relative to `base`) folder by folder, refusing to go through anything
 /// that is not a real folder: nothing is ever written through a symlink.
-fn real_dirs(base: &Path, rel: &Path) -> Result<(), String> {
+fn real_dirs(base: &Path, rel: &Path) -> Result<(), FilesError> {
     let mut here = base.to_path_buf();
     for c in rel.components() {
         here.push(c);
         match std::fs::symlink_metadata(&here) {
             Ok(m) if m.is_dir() => {}
-            Ok(_) => {
-                return Err(format!(
-                    "{} is not a folder (a symlink or file); nothing is written through it",
-                    here.display()
-                ))
-            }
+            Ok(_) => return Err(FilesError::NotAFolder(here)),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                std::fs::create_dir(&here).map_err(|e| format!("creating {}: {e}", here.display()))?;
+                std::fs::create_dir(&here).map_err(io(format!("creating {}", here.display())))?;
             }
-            Err(e) => return Err(format!("reading {}: {e}", here.display())),
+            Err(e) => return Err(io(format!("reading {}", here.display()))(e)),
         }
     }
     Ok(())
@@ -543,7 +514,12 @@ static EXCLUDE_LOCK: Mutex<()> = Mutex::new(());
 
 /// Brings each cache folder into the worktree; returns one line per folder saying what
 /// happened.
-fn link_caches(repo: &crate::git::Repo, root: &Path, wt: &Path, caches: &[CacheDir]) -> Result<Vec<String>, String> {
+fn link_caches(
+    repo: &crate::git::Repo,
+    root: &Path,
+    wt: &Path,
+    caches: &[CacheDir],
+) -> Result<Vec<String>, FilesError> {
     let mut out = vec![];
     for cache in caches {
         let (src, dst) = (root.join(&cache.path), wt.join(&cache.path));
@@ -567,14 +543,13 @@ fn link_caches(repo: &crate::git::Repo, root: &Path, wt: &Path, caches: &[CacheD
         }
         {
             let _one_at_a_time = EXCLUDE_LOCK.lock().unwrap_or_else(|p| p.into_inner());
-            repo.ensure_excluded(&format!("/{name}"))
-                .map_err(|e| format!("{e:#}"))?;
+            repo.ensure_excluded(&format!("/{name}")).map_err(FilesError::Git)?;
         }
         let parent = Path::new(name).parent().unwrap_or(Path::new(""));
         real_dirs(wt, parent)?;
         match cache.mode {
             CacheMode::Symlink => {
-                std::os::unix::fs::symlink(&src, &dst).map_err(|e| format!("linking {name}: {e}"))?;
+                std::os::unix::fs::symlink(&src, &dst).map_err(io(format!("linking {name}")))?;
                 out.push(format!("{name}: symlinked to {}", src.display()));
             }
             CacheMode::Copy => {
@@ -582,7 +557,7 @@ fn link_caches(repo: &crate::git::Repo, root: &Path, wt: &Path, caches: &[CacheD
                     reflink: true,
                     ..CopyStats::default()
                 };
-                copy_tree(&src, &dst, &src, &dst, &mut stats).map_err(|e| format!("copying {name}: {e}"))?;
+                copy_tree(&src, &dst, &src, &dst, &mut stats).map_err(io(format!("copying {name}")))?;
                 let how = if stats.cloned > 0 && stats.copied == 0 {
                     "copy-on-write clones"
                 } else if stats.cloned > 0 {
@@ -731,7 +706,7 @@ mod tests {
         let wt = dir.path().join("wt");
         std::fs::create_dir(&wt).unwrap();
         std::os::unix::fs::symlink(&outside, wt.join("config")).unwrap();
-        let e = real_dirs(&wt, Path::new("config/local")).unwrap_err();
+        let e = real_dirs(&wt, Path::new("config/local")).unwrap_err().to_string();
         assert!(e.contains("not a folder"), "{e}");
         assert!(!outside.join("local").exists());
         real_dirs(&wt, Path::new("a/b")).unwrap();
