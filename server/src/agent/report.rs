@@ -134,6 +134,7 @@ fn has_code(text: &str, code: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::testing::check_table;
 
     /// `(error text an agent reported, class)`.
     const CASES: &[(&str, FailureClass)] = &[
@@ -183,17 +184,8 @@ mod tests {
 
     #[test]
     fn reported_errors_are_classified_by_their_text() {
-        let failures: Vec<String> = CASES
-            .iter()
-            .filter(|(text, class)| classify_reported_error(text) != *class)
-            .map(|(text, class)| format!("{text:?}: expected {class:?}, got {:?}", classify_reported_error(text)))
-            .collect();
-        assert!(
-            failures.is_empty(),
-            "{} of {} cases:\n{}",
-            failures.len(),
-            CASES.len(),
-            failures.join("\n")
-        );
+        check_table(CASES, |&(text, class)| {
+            (format!("{text:?}"), class, classify_reported_error(text))
+        });
     }
 }

@@ -22,6 +22,7 @@ use chrono::{DateTime, Duration, TimeZone, Utc};
 use crate::agent::report::AgentReport;
 use crate::core::events::{parse_event_log, ConflictFile, Event, EventRecord, PredictedConflict, TaskInit, TaskStatus};
 use crate::core::state::RunState;
+use crate::testing::check_table;
 
 /// `(events, expected state)`.
 const CASES: &[(&str, &str)] = &[
@@ -197,21 +198,9 @@ const CASES: &[(&str, &str)] = &[
 
 #[test]
 fn the_reducer_turns_events_into_state() {
-    let failures: Vec<String> = CASES
-        .iter()
-        .filter_map(|(events, expected)| {
-            let state = applied(events);
-            let got = render(&state);
-            (got != *expected).then(|| format!("events:   {events}\nexpected: {expected}\ngot:      {got}\n"))
-        })
-        .collect();
-    assert!(
-        failures.is_empty(),
-        "{} of {} cases:\n{}",
-        failures.len(),
-        CASES.len(),
-        failures.join("\n")
-    );
+    check_table(CASES, |(events, expected)| {
+        (events.to_string(), expected.to_string(), render(&applied(events)))
+    });
 }
 
 /// `events.jsonl` written and read back gives the state the run loop had: the same events

@@ -96,6 +96,7 @@ fn output_matches(patterns: &[String], launch: &LaunchSpec) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::testing::check_table;
 
     /// `(exit, agent report, output tail, resumable profile, expected outcome)`.
     ///
@@ -239,30 +240,16 @@ mod tests {
         let mut config = Config::defaults(dir.path());
         config.retry_exit_codes = vec![75];
         config.retry_patterns = vec!["try again later".into()];
-        let failures: Vec<String> = CASES
-            .iter()
-            .enumerate()
-            .filter_map(|(i, &(exit, report, output, resumable, expected))| {
-                let launch = launch(&dir.path().join(i.to_string()), output);
-                let got = render(&classify(
-                    &config,
-                    &agent_exit(exit),
-                    agent_report(report),
-                    &launch,
-                    resumable,
-                ));
-                (got != expected).then(|| {
-                    format!("{exit:?} {report:?} {output:?} {resumable}\n  expected: {expected}\n  got:      {got}")
-                })
-            })
-            .collect();
-        assert!(
-            failures.is_empty(),
-            "{} of {} cases:\n{}",
-            failures.len(),
-            CASES.len(),
-            failures.join("\n")
-        );
+        check_table(CASES, |&(exit, report, output, resumable, expected)| {
+            // Each case writes its own output over the last one's.
+            let launch = launch(dir.path(), output);
+            let outcome = classify(&config, &agent_exit(exit), agent_report(report), &launch, resumable);
+            (
+                format!("{exit} {report:?} {output:?} {resumable}"),
+                expected.to_string(),
+                render(&outcome),
+            )
+        });
     }
 
     #[test]

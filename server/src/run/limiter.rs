@@ -121,6 +121,7 @@ pub fn pressure_reason(available: u64, load: f64, min_memory_mb: u64, max_load: 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::testing::check_table;
 
     /// `(max, breaker, attempts ended, machine pressure, expected)`. An attempt is `ok`,
     /// `sys:<cause>`, `task:<cause>` or `transient:<cause>`. Expected: what each attempt
@@ -155,46 +156,34 @@ mod tests {
 
     #[test]
     fn the_limiter_decides_from_the_streak_and_the_pressure() {
-        let failures: Vec<String> = CASES
-            .iter()
-            .filter_map(|&(max, breaker, attempts, pressure, expected)| {
-                let mut limiter = Limiter::new(max, breaker);
-                let mut got: Vec<String> = attempts
-                    .split_whitespace()
-                    .map(|a| {
-                        let (kind, cause) = a.split_once(':').unwrap_or((a, ""));
-                        let class = match kind {
-                            "ok" => None,
-                            "sys" => Some(FailureClass::Systemic),
-                            "task" => Some(FailureClass::Task),
-                            "transient" => Some(FailureClass::Transient),
-                            other => panic!("unknown attempt `{other}`"),
-                        };
-                        match limiter.attempt_ended(class, cause.to_string()) {
-                            Some(tripped) => format!("trip({tripped})"),
-                            None => ".".into(),
-                        }
-                    })
-                    .collect();
-                let (limit, reason) = limiter.decide(pressure.map(String::from));
-                got.push(format!("| streak {} |", limiter.streak()));
-                got.push(match reason {
-                    Some(r) => format!("{limit}: {r}"),
-                    None => limit.to_string(),
-                });
-                let got = got.join(" ");
-                (got != expected).then(|| {
-                    format!("{max} {breaker} {attempts:?} {pressure:?}\n  expected: {expected}\n  got:      {got}")
+        check_table(CASES, |&(max, breaker, attempts, pressure, expected)| {
+            let mut limiter = Limiter::new(max, breaker);
+            let mut got: Vec<String> = attempts
+                .split_whitespace()
+                .map(|a| {
+                    let (kind, cause) = a.split_once(':').unwrap_or((a, ""));
+                    let class = match kind {
+                        "ok" => None,
+                        "sys" => Some(FailureClass::Systemic),
+                        "task" => Some(FailureClass::Task),
+                        "transient" => Some(FailureClass::Transient),
+                        other => panic!("unknown attempt `{other}`"),
+                    };
+                    match limiter.attempt_ended(class, cause.to_string()) {
+                        Some(tripped) => format!("trip({tripped})"),
+                        None => ".".into(),
+                    }
                 })
-            })
-            .collect();
-        assert!(
-            failures.is_empty(),
-            "{} of {} cases:\n{}",
-            failures.len(),
-            CASES.len(),
-            failures.join("\n")
-        );
+                .collect();
+            let (limit, reason) = limiter.decide(pressure.map(String::from));
+            got.push(format!("| streak {} |", limiter.streak()));
+            got.push(match reason {
+                Some(r) => format!("{limit}: {r}"),
+                None => limit.to_string(),
+            });
+            let case = format!("max {max}, breaker {breaker}, {attempts:?}, pressure {pressure:?}");
+            (case, expected.to_string(), got.join(" "))
+        });
     }
 
     /// `(available MiB, load, min_available_memory_mb, max_load, reason)`.
@@ -223,12 +212,13 @@ mod tests {
 
     #[test]
     fn pressure_is_low_memory_or_high_load() {
-        for &(available, load, min, max, expected) in PRESSURE {
-            assert_eq!(
-                pressure_reason(available, load, min, max).as_deref(),
-                expected,
-                "{available} MiB, load {load}, min {min}, max {max}"
-            );
-        }
+        check_table(PRESSURE, |&(available, load, min, max, expected)| {
+            let case = format!("{available} MiB, load {load}, min {min}, max {max}");
+            (
+                case,
+                expected.map(String::from),
+                pressure_reason(available, load, min, max),
+            )
+        });
     }
 }
