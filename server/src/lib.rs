@@ -10,6 +10,8 @@ pub mod error;
 pub mod fsutil;
 pub mod git;
 pub mod layout;
+#[cfg(test)]
+mod testing;
 // What the user wrote.
 pub mod spec;
 // Agents: profiles, their output, their programs.

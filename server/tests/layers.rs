@@ -13,7 +13,7 @@ use std::path::{Path, PathBuf};
 /// the layer that names it. Modules of one layer may use each other only when the layer
 /// says so (`shared`); the leaves may, the two front ends may not.
 const LAYERS: &[(&str, &[&str], bool)] = &[
-    ("leaves", &["error", "fsutil", "git", "layout"], true),
+    ("leaves", &["error", "fsutil", "git", "layout", "testing"], true),
     ("spec", &["spec"], true),
     ("agent", &["agent"], true),
     ("core", &["core"], true),

@@ -79,8 +79,14 @@ impl Repo {
     }
 
     fn gadugi(&self, args: &[&str]) -> Output {
+        self.gadugi_env(&[], args)
+    }
+
+    /// `gadugi args...` with extra environment variables.
+    fn gadugi_env(&self, env: &[(&str, &str)], args: &[&str]) -> Output {
         Command::new(env!("CARGO_BIN_EXE_gadugi"))
             .args(args)
+            .envs(env.iter().copied())
             .current_dir(&self.root)
             .stdin(Stdio::null())
             .output()
@@ -89,13 +95,19 @@ impl Repo {
 
     /// `gadugi run --json` with the scripted agent; returns (exit code, summary, stderr).
     fn run(&self, extra: &[&str], files: &[&str]) -> (i32, Value, String) {
+        let (code, json, stderr) = self.run_env(&[], extra, files);
+        assert!(!stderr.contains("panicked"), "{stderr}");
+        (code, json, stderr)
+    }
+
+    /// `run` with extra environment variables; a panic on stderr is the caller's business.
+    fn run_env(&self, env: &[(&str, &str)], extra: &[&str], files: &[&str]) -> (i32, Value, String) {
         let cmd = format!("sh {}", self.agent.display());
         let mut args = vec!["run", "--json", "--agent-command", cmd.as_str()];
         args.extend_from_slice(extra);
         args.extend_from_slice(files);
-        let out = self.gadugi(&args);
+        let out = self.gadugi_env(env, &args);
         let stderr = String::from_utf8_lossy(&out.stderr).to_string();
-        assert!(!stderr.contains("panicked"), "{stderr}");
         let json: Value = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
             panic!(
                 "stdout is not JSON ({e}): {}\nstderr: {stderr}",
@@ -558,4 +570,47 @@ fn retry_runs_a_failed_task_again_on_its_branch_with_its_skipped_dependents() {
     );
     assert_eq!(git(&r.root, &["show", "gadugi/after:flaky.txt"]), "shaky");
     assert_eq!(git(&r.root, &["rev-parse", "gadugi/steady"]), steady_head, "untouched");
+}
+
+#[test]
+fn a_panicking_task_fails_only_that_task() {
+    let r = Repo::new();
+    for n in ["a", "b", "c"] {
+        r.prompt(n, "", "commit");
+    }
+    // The debug binary's test hook: task b's future panics as it starts.
+    let (code, summary, stderr) = r.run_env(&[("GADUGI_TEST_PANIC_TASK", "b")], &["-j", "3"], &["prompts"]);
+    assert_eq!(code, 1, "tasks failed, not an internal error (3) nor a crash: {stderr}");
+    assert!(stderr.contains("injected panic for task b"), "{stderr}");
+    assert_eq!(summary["status"], "failed");
+    let b = task(&summary, "b");
+    assert_eq!(b["status"], "failed", "{summary}");
+    let err = b["error"].as_str().unwrap();
+    assert!(
+        err.contains("panicked") && err.contains("injected panic for task b"),
+        "{err}"
+    );
+    for n in ["a", "c"] {
+        assert_eq!(task(&summary, n)["status"], "succeeded", "{summary}");
+        assert_eq!(git(&r.root, &["show", &format!("gadugi/{n}:out-{n}.txt")]), n);
+    }
+    let run_dir = r.root.join(".gadugi/runs").join(summary["run_id"].as_str().unwrap());
+    let events: Vec<Value> = std::fs::read_to_string(run_dir.join("events.jsonl"))
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    for n in ["a", "b", "c"] {
+        let finished = events
+            .iter()
+            .filter(|e| e["type"] == "task_finished" && e["task"] == n)
+            .count();
+        assert_eq!(finished, 1, "task_finished for {n}");
+    }
+    assert_eq!(events.iter().filter(|e| e["type"] == "run_finished").count(), 1);
+    assert_eq!(events.last().unwrap()["type"], "run_finished");
+    // The state on disk and the report agree: the process ended the run itself.
+    let state: Value = serde_json::from_slice(&std::fs::read(run_dir.join("state.json")).unwrap()).unwrap();
+    assert_eq!(state["status"], "failed");
+    assert!(run_dir.join("report.json").is_file());
 }

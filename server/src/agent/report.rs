@@ -105,11 +105,87 @@ pub fn classify_reported_error(text: &str) -> FailureClass {
         "503",
         "502",
     ];
-    if systemic.iter().any(|k| t.contains(k)) {
+    // A status code counts as a number of its own: "4013" or "req_8a4291c" holds no 401 or 429.
+    let found = |k: &&str| {
+        if k.bytes().all(|b| b.is_ascii_digit()) {
+            has_code(&t, k)
+        } else {
+            t.contains(k)
+        }
+    };
+    if systemic.iter().any(found) {
         FailureClass::Systemic
-    } else if transient.iter().any(|k| t.contains(k)) {
+    } else if transient.iter().any(found) {
         FailureClass::Transient
     } else {
         FailureClass::Task
+    }
+}
+
+/// Whether `text` holds `code` with no letter or digit right before or after it.
+fn has_code(text: &str, code: &str) -> bool {
+    text.match_indices(code).any(|(i, _)| {
+        let before = text[..i].chars().next_back();
+        let after = text[i + code.len()..].chars().next();
+        !(before.is_some_and(|c| c.is_ascii_alphanumeric()) || after.is_some_and(|c| c.is_ascii_alphanumeric()))
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::testing::check_table;
+
+    /// `(error text an agent reported, class)`.
+    const CASES: &[(&str, FailureClass)] = &[
+        // Systemic: the same for every task.
+        ("Not logged in · Please run /login", FailureClass::Systemic),
+        ("Invalid API key · Fix external API key", FailureClass::Systemic),
+        ("authentication_error: invalid x-api-key", FailureClass::Systemic),
+        ("API Error: 401 {\"type\":\"error\"}", FailureClass::Systemic),
+        ("HTTP 401", FailureClass::Systemic),
+        ("403 Forbidden", FailureClass::Systemic),
+        ("Unauthorized", FailureClass::Systemic),
+        (
+            "Your credit balance is too low to access the Anthropic API",
+            FailureClass::Systemic,
+        ),
+        // Transient: worth another attempt.
+        (
+            "API Error: 529 {\"type\":\"overloaded_error\"}",
+            FailureClass::Transient,
+        ),
+        ("Overloaded", FailureClass::Transient),
+        (
+            "rate_limit_error: Number of request tokens has exceeded your rate limit",
+            FailureClass::Transient,
+        ),
+        ("HTTP 429 Too Many Requests", FailureClass::Transient),
+        ("Request timed out.", FailureClass::Transient),
+        ("stream timeout after 600s", FailureClass::Transient),
+        ("Connection error.", FailureClass::Transient),
+        ("read ECONNRESET", FailureClass::Transient),
+        ("502 Bad Gateway", FailureClass::Transient),
+        ("503 Service Unavailable", FailureClass::Transient),
+        // Systemic wins over transient.
+        ("API Error: 401 after a connection retry", FailureClass::Systemic),
+        // The task's own failure.
+        ("Reached max turns (30)", FailureClass::Task),
+        ("error_during_execution", FailureClass::Task),
+        ("tests failed: 3 of 12", FailureClass::Task),
+        ("", FailureClass::Task),
+        // A status code is a number of its own, not digits inside a longer one.
+        ("the build failed at src/parser.rs:4013", FailureClass::Task),
+        ("wrote 15290 lines of output", FailureClass::Task),
+        ("request id req_8a4291c failed", FailureClass::Task),
+        ("status=429", FailureClass::Transient),
+        ("(401)", FailureClass::Systemic),
+    ];
+
+    #[test]
+    fn reported_errors_are_classified_by_their_text() {
+        check_table(CASES, |&(text, class)| {
+            (format!("{text:?}"), class, classify_reported_error(text))
+        });
     }
 }

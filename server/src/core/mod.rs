@@ -5,3 +5,6 @@
 pub mod events;
 pub mod scheduler;
 pub mod state;
+
+#[cfg(test)]
+mod reducer_tests;

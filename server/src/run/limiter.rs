@@ -117,3 +117,108 @@ pub fn pressure_reason(available: u64, load: f64, min_memory_mb: u64, max_load: 
         None
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::testing::check_table;
+
+    /// `(max, breaker, attempts ended, machine pressure, expected)`. An attempt is `ok`,
+    /// `sys:<cause>`, `task:<cause>` or `transient:<cause>`. Expected: what each attempt
+    /// returned (`.`, or `trip(<cause>)` when the breaker trips), then `| streak N |` and the
+    /// decision: the limit, and after `: ` why it is below the maximum.
+    const CASES: &[(usize, u32, &str, Option<&str>, &str)] = &[
+        (4, 3, "", None, "| streak 0 | 4"),
+        (4, 3, "ok ok", None, ". . | streak 0 | 4"),
+        (0, 3, "", None, "| streak 0 | 1"),
+        // Pressure: one at a time.
+        (4, 3, "", Some("low memory"), "| streak 0 | 1: low memory; starting one task at a time"),
+        // A systemic failure: one at a time until one succeeds; N in a row trip the breaker.
+        (4, 3, "sys:auth", None, ". | streak 1 | 1: an attempt failed (auth); starting one task at a time until one succeeds"),
+        (4, 3, "sys:auth sys:auth sys:auth", None, ". . trip(auth) | streak 3 | 1: an attempt failed (auth); starting one task at a time until one succeeds"),
+        (4, 3, "sys:auth sys:auth sys:auth sys:auth", None, ". . trip(auth) trip(auth) | streak 4 | 1: an attempt failed (auth); starting one task at a time until one succeeds"),
+        (4, 1, "sys:auth", None, "trip(auth) | streak 1 | 1: an attempt failed (auth); starting one task at a time until one succeeds"),
+        (4, 0, "sys:auth", None, "trip(auth) | streak 1 | 1: an attempt failed (auth); starting one task at a time until one succeeds"),
+        // A different cause starts the streak again.
+        (4, 3, "sys:auth sys:auth sys:spawn", None, ". . . | streak 1 | 1: an attempt failed (spawn); starting one task at a time until one succeeds"),
+        (4, 3, "sys:auth sys:spawn sys:auth sys:auth", None, ". . . . | streak 2 | 1: an attempt failed (auth); starting one task at a time until one succeeds"),
+        // A success clears it.
+        (4, 3, "sys:auth sys:auth ok sys:auth", None, ". . . . | streak 1 | 1: an attempt failed (auth); starting one task at a time until one succeeds"),
+        (4, 3, "sys:auth sys:auth ok", None, ". . . | streak 0 | 4"),
+        (4, 3, "sys:auth sys:auth sys:auth ok", None, ". . trip(auth) . | streak 0 | 4"),
+        // The task's own and transient failures neither count nor break the streak.
+        (4, 3, "task:exit1 transient:overloaded", None, ". . | streak 0 | 4"),
+        (4, 3, "sys:auth task:exit1 sys:auth transient:overloaded sys:auth", None, ". . . . trip(auth) | streak 3 | 1: an attempt failed (auth); starting one task at a time until one succeeds"),
+        // The streak's reason wins over the machine's.
+        (4, 3, "sys:auth", Some("low memory"), ". | streak 1 | 1: an attempt failed (auth); starting one task at a time until one succeeds"),
+        (4, 3, "sys:auth ok", Some("load 9"), ". . | streak 0 | 1: load 9; starting one task at a time"),
+    ];
+
+    #[test]
+    fn the_limiter_decides_from_the_streak_and_the_pressure() {
+        check_table(CASES, |&(max, breaker, attempts, pressure, expected)| {
+            let mut limiter = Limiter::new(max, breaker);
+            let mut got: Vec<String> = attempts
+                .split_whitespace()
+                .map(|a| {
+                    let (kind, cause) = a.split_once(':').unwrap_or((a, ""));
+                    let class = match kind {
+                        "ok" => None,
+                        "sys" => Some(FailureClass::Systemic),
+                        "task" => Some(FailureClass::Task),
+                        "transient" => Some(FailureClass::Transient),
+                        other => panic!("unknown attempt `{other}`"),
+                    };
+                    match limiter.attempt_ended(class, cause.to_string()) {
+                        Some(tripped) => format!("trip({tripped})"),
+                        None => ".".into(),
+                    }
+                })
+                .collect();
+            let (limit, reason) = limiter.decide(pressure.map(String::from));
+            got.push(format!("| streak {} |", limiter.streak()));
+            got.push(match reason {
+                Some(r) => format!("{limit}: {r}"),
+                None => limit.to_string(),
+            });
+            let case = format!("max {max}, breaker {breaker}, {attempts:?}, pressure {pressure:?}");
+            (case, expected.to_string(), got.join(" "))
+        });
+    }
+
+    /// `(available MiB, load, min_available_memory_mb, max_load, reason)`.
+    const PRESSURE: &[(u64, f64, u64, f64, Option<&str>)] = &[
+        (4096, 1.0, 512, 8.0, None),
+        (512, 8.0, 512, 8.0, None),
+        (
+            511,
+            1.0,
+            512,
+            8.0,
+            Some("available memory 511 MiB is under min_available_memory_mb = 512"),
+        ),
+        (0, 0.0, 0, 8.0, None),
+        (4096, 12.0, 512, 8.0, Some("load average 12.0 is over max_load = 8.0")),
+        (4096, 8.5, 512, 8.0, Some("load average 8.5 is over max_load = 8.0")),
+        // Memory is named first when both are short.
+        (
+            100,
+            12.0,
+            512,
+            8.0,
+            Some("available memory 100 MiB is under min_available_memory_mb = 512"),
+        ),
+    ];
+
+    #[test]
+    fn pressure_is_low_memory_or_high_load() {
+        check_table(PRESSURE, |&(available, load, min, max, expected)| {
+            let case = format!("{available} MiB, load {load}, min {min}, max {max}");
+            (
+                case,
+                expected.map(String::from),
+                pressure_reason(available, load, min, max),
+            )
+        });
+    }
+}

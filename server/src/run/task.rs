@@ -66,6 +66,12 @@ pub(crate) async fn run_task(
     dep_context: String,
     resume: Option<Resume>,
 ) -> TaskStatus {
+    // Test hook, debug builds only: `GADUGI_TEST_PANIC_TASK=<task id>` makes this task's
+    // future panic, so the tests can check that a panic fails only that task.
+    #[cfg(debug_assertions)]
+    if std::env::var("GADUGI_TEST_PANIC_TASK").is_ok_and(|v| v == task.id) {
+        panic!("injected panic for task {}", task.id);
+    }
     let (i, id) = (task.index, task.id.clone());
     let finish = |status: TaskStatus, error: String| {
         task.finish_with_error(status, error);
