@@ -945,3 +945,96 @@ fn settings_worktrees_diff_and_removing_one_worktree() {
     assert_eq!(list["result"]["worktrees"], json!([]), "{list}");
     assert_eq!(c.shutdown(), 0);
 }
+
+/// Cancel is one code path (`ops::cancel`) for the CLI and the editor: the editor cancels a
+/// run the CLI drives, and `gadugi cancel` cancels a run the language server drives.
+#[test]
+fn cancel_crosses_front_ends_both_ways() {
+    let repo = Repo::new();
+    let one = repo.root.join("prompts/one.md");
+    std::fs::write(&one, "# One\n\nBEHAVIOR: commit\nSLEEP: 60\n").unwrap();
+    let mut c = Client::start(&repo.root);
+    c.initialize(&repo.root, true);
+    // 1. The CLI drives; the editor cancels.
+    let cli = Command::new(env!("CARGO_BIN_EXE_gadugi"))
+        .args(["run", "--json"])
+        .arg(&one)
+        .current_dir(&repo.root)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let running = c.wait_for("the CLI's run with its agent running", |m| {
+        m["method"] == "gadugi/treeChanged"
+            && m["params"]["runs"][0]["tasks"][0]["phase"] == "agent"
+            && m["params"]["runs"][0]["owned"] == false
+    });
+    let run_id = running["params"]["runs"][0]["runId"].as_str().unwrap().to_string();
+    let r = c.command("gadugi.cancelRun", json!({"runId": run_id}));
+    assert_eq!(r["result"]["cancelled"], true, "{r}");
+    let out = cli.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(1), "{}", String::from_utf8_lossy(&out.stderr));
+    let summary: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(summary["status"], "cancelled", "{summary}");
+    // 2. The editor drives; the CLI cancels.
+    let two = repo.root.join("prompts/two.md");
+    std::fs::write(&two, "# Two\n\nBEHAVIOR: commit\nSLEEP: 60\n").unwrap();
+    let resp = c.command("gadugi.orchestrate", json!({"files": [uri(&two)]}));
+    let run_id = resp["result"]["runId"]
+        .as_str()
+        .unwrap_or_else(|| panic!("{resp}"))
+        .to_string();
+    c.wait_for("the editor's run with its agent running", |m| {
+        m["method"] == "gadugi/treeChanged"
+            && m["params"]["runs"].as_array().is_some_and(|runs| {
+                runs.iter()
+                    .any(|r| r["runId"] == run_id.as_str() && r["tasks"][0]["phase"] == "agent")
+            })
+    });
+    let out = Command::new(env!("CARGO_BIN_EXE_gadugi"))
+        .args(["cancel", "--run", &run_id])
+        .current_dir(&repo.root)
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+    c.wait_for("the editor's run cancelled", |m| {
+        m["method"] == "gadugi/treeChanged"
+            && m["params"]["runs"].as_array().is_some_and(|runs| {
+                runs.iter()
+                    .any(|r| r["runId"] == run_id.as_str() && r["status"] == "cancelled")
+            })
+    });
+    assert_eq!(c.shutdown(), 0);
+}
+
+/// Issue 14, defect 13: only `file://` URIs of this machine name prompt files; another host
+/// or another scheme gets a message that says so.
+#[test]
+fn d13_prompt_uris_must_be_local_files() {
+    let repo = Repo::new();
+    let one = repo.prompt("one", "", "commit");
+    let mut c = Client::start(&repo.root);
+    c.initialize(&repo.root, false);
+    let remote = format!("file://otherhost{}", one.display());
+    let r = c.command("gadugi.plan", json!({"files": [remote]}));
+    assert_eq!(error_code(&r), -32602, "{r}");
+    assert!(
+        r["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("names the host `otherhost`"),
+        "{r}"
+    );
+    let r = c.command("gadugi.plan", json!({"files": ["untitled:Untitled-1"]}));
+    assert_eq!(error_code(&r), -32602, "{r}");
+    assert!(
+        r["error"]["message"].as_str().unwrap().contains("is not a file:// URI"),
+        "{r}"
+    );
+    let local = format!("file://localhost{}", one.display());
+    let r = c.command("gadugi.plan", json!({"files": [local]}));
+    assert!(r["result"]["tasks"].is_array(), "{r}");
+    assert_eq!(c.shutdown(), 0);
+}

@@ -293,8 +293,20 @@ mod tests {
         }
     }
 
-    /// Whether a process is gone (or a zombie nobody reaped yet).
+    /// Whether a process is gone (or a zombie nobody reaped yet), allowing a killed process
+    /// a moment to die: SIGKILL is delivered at once, but the exit takes a scheduler turn.
     fn gone(pid: &str) -> bool {
+        let deadline = std::time::Instant::now() + Duration::from_secs(5);
+        while !gone_now(pid) {
+            if std::time::Instant::now() >= deadline {
+                return false;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        true
+    }
+
+    fn gone_now(pid: &str) -> bool {
         match std::fs::read_to_string(format!("/proc/{}/stat", pid.trim())) {
             Err(_) => true,
             Ok(stat) => stat
