@@ -15,7 +15,7 @@ pub fn merge(
 ) -> Result<i32> {
     let verify_timeout = match verify_timeout {
         None => None,
-        Some(text) => Some(crate::spec::task::parse_duration(&text).ok_or_else(|| {
+        Some(text) => Some(crate::spec::toml_text::parse_duration(&text).ok_or_else(|| {
             InputError::new(
                 format!("--verify-timeout: `{text}` is not a duration"),
                 "write it like 90s, 10m or 1h30m, e.g. --verify-timeout 10m",
