@@ -394,3 +394,23 @@ exit 0
         );
     }
 }
+
+/// Issue 15: the agent sees `PWD` equal to its working directory — the task's worktree —
+/// never the directory gadugi was started in (the user's checkout). opencode takes its
+/// working directory from `$PWD` and edited the user's checkout before this. The agent here
+/// is `printenv PWD` itself, started without a shell (a shell would correct `PWD` itself).
+#[test]
+fn the_agent_sees_pwd_as_its_worktree() {
+    let repo = Repo::new();
+    std::fs::write(repo.root.join("prompts/a.md"), "# A\n\ndo it\n").unwrap();
+    let out = repo
+        .command(&["run", "--json", "--agent-command", "printenv PWD", "prompts"])
+        .env("PWD", &repo.root)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", show(&out));
+    let stdout = repo.run_dir().unwrap().join("tasks/a/attempt-1/stdout.log");
+    let seen = std::fs::read_to_string(&stdout).unwrap();
+    let wt = repo.root.parent().unwrap().join("repo.gadugi-worktrees/a");
+    assert_eq!(PathBuf::from(seen.trim()), wt, "the agent saw PWD={seen}");
+}

@@ -116,6 +116,8 @@ impl ShellCommand {
             .arg(&self.line)
             .current_dir(&self.dir)
             .envs(self.env.iter().cloned())
+            // $PWD is the folder the command runs in, not gadugi's own (the user's checkout).
+            .env("PWD", &self.dir)
             .stdin(Stdio::null())
             .stdout(out)
             .stderr(err)

@@ -201,6 +201,9 @@ fn run_agent(spec: &LaunchSpec) -> AgentExit {
         .args(args)
         .current_dir(&spec.cwd)
         .envs(spec.env.iter().map(|(k, v)| (k, v)))
+        // Programs that take their working directory from $PWD (opencode does) must see the
+        // worktree, never the directory gadugi was started in: the user's checkout.
+        .env("PWD", &spec.cwd)
         .stdin(Stdio::null())
         .stdout(stdout)
         .stderr(stderr);
