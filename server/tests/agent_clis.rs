@@ -28,7 +28,8 @@
 //!   answer says `retry-after-ms`, which the fake sends (10 ms); `OPENCODE_DISABLE_MODELS_FETCH`,
 //!   `OPENCODE_DISABLE_AUTOUPDATE`, `OPENCODE_DISABLE_SHARE`, `OPENCODE_DISABLE_LSP_DOWNLOAD`,
 //!   `OPENCODE_DISABLE_DEFAULT_PLUGINS` (else it resolves models.opencode.ai and
-//!   registry.npmjs.org).
+//!   registry.npmjs.org), and `~/.config/opencode/{node_modules/,package-lock.json}` listing
+//!   `@opencode-ai/plugin` (else, with a fresh HOME, it npm-installs that package there).
 //! - aider: retries a 429/5xx itself for about 64 s (0.25 s doubling to 32 s, built in), each
 //!   time through the OpenAI SDK's own 2 retries: the rate-limit and overload tests take over a
 //!   minute. The model's metadata in `~/.aider.model.metadata.json` and
@@ -310,6 +311,12 @@ stream_max_retries = {}
                     }},
                 });
                 std::fs::write(home.join(".config/opencode/opencode.json"), config.to_string()).unwrap();
+                // opencode npm-installs `@opencode-ai/plugin` into each config folder at start
+                // (registry.npmjs.org) unless it has node_modules/ and a package-lock.json that
+                // lists it: as if installed before.
+                std::fs::create_dir_all(home.join(".config/opencode/node_modules")).unwrap();
+                let lock = json!({"packages": {"": {"dependencies": {"@opencode-ai/plugin": "1.18.33"}}}});
+                std::fs::write(home.join(".config/opencode/package-lock.json"), lock.to_string()).unwrap();
             }
             Agent::Aider => {
                 // USD per token: 1000 in + 50 out = $0.0025 a message.
