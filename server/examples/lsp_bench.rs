@@ -165,7 +165,11 @@ fn main() -> anyhow::Result<()> {
     let started = response(&rx, &mut w, 2)?;
     anyhow::ensure!(started.get("result").is_some(), "orchestrate failed: {started}");
 
+    // Latencies while all `parallel` agents ran (the figure the suite reports), and while any
+    // ran: on a loaded machine the agents may never all run at once, and the smoke run checks
+    // that the benchmark yields numbers, not how fast the machine is (issue 14, defect 15).
     let mut latencies = vec![];
+    let mut any_running = vec![];
     let mut rss_max = 0;
     let mut id = 10;
     let mut full_parallel_samples = 0;
@@ -189,6 +193,9 @@ fn main() -> anyhow::Result<()> {
             latencies.push(ms);
             full_parallel_samples += 1;
         }
+        if running > 0 || any_running.is_empty() {
+            any_running.push(ms);
+        }
         if last_rss.elapsed() >= Duration::from_millis(50) {
             rss_max = rss_max.max(status_kb(pid, "VmRSS:").unwrap_or(0));
             last_rss = Instant::now();
@@ -205,7 +212,11 @@ fn main() -> anyhow::Result<()> {
     response(&rx, &mut w, 3)?;
     send(&mut w, &json!({"jsonrpc": "2.0", "method": "exit"}))?;
     let _ = child.wait();
-    anyhow::ensure!(!latencies.is_empty(), "never saw {parallel} agents running at once");
+    if latencies.is_empty() {
+        eprintln!("lsp_bench: never saw {parallel} agents running at once; reporting the samples taken while any ran");
+        latencies = any_running;
+    }
+    anyhow::ensure!(!latencies.is_empty(), "no treeState answer at all");
     latencies.sort_by(f64::total_cmp);
     // The suite's figure format: `key value` (see scripts/bench.sh).
     println!("lsp.tasks {tasks}");
