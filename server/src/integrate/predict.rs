@@ -108,7 +108,9 @@ fn clone_entry(e: &IndexEntry) -> IndexEntry {
 }
 
 /// The prediction that runs when a task succeeded: its branch against the base branch (when
-/// that moved since the run started) and every other succeeded branch of the run.
+/// that moved since the run started) and every other succeeded branch of the run whose
+/// changed files overlap its own (branches that change disjoint files merge cleanly, so a run
+/// of n tasks merges only the pairs that can conflict, not all n²/2).
 #[derive(Debug, Clone)]
 pub struct PredictJob {
     repo_root: PathBuf,
@@ -120,9 +122,16 @@ pub struct PredictJob {
 }
 
 impl PredictJob {
-    /// The job for `task`, which just succeeded in `state`.
+    /// The job for `task`, which just succeeded in `state`. A side whose changed files are
+    /// unknown (none recorded) is always compared.
     pub fn after_success(state: &RunState, task: &str) -> PredictJob {
         let branch = state.task(task).map(|t| t.branch.clone()).unwrap_or_default();
+        let mine: std::collections::HashSet<&str> = state
+            .task(task)
+            .map(|t| t.files_changed.iter().map(String::as_str).collect())
+            .unwrap_or_default();
+        let may_conflict =
+            |files: &[String]| mine.is_empty() || files.is_empty() || files.iter().any(|f| mine.contains(f.as_str()));
         PredictJob {
             repo_root: state.repo_root.clone(),
             task: task.to_string(),
@@ -132,23 +141,42 @@ impl PredictJob {
             others: state
                 .tasks
                 .iter()
-                .filter(|t| t.id != task && t.status == TaskStatus::Succeeded)
+                .filter(|t| t.id != task && t.status == TaskStatus::Succeeded && may_conflict(&t.files_changed))
                 .map(|t| (t.id.clone(), t.branch.clone()))
                 .collect(),
         }
     }
 
-    /// Runs the prediction on a blocking thread and returns the event to emit.
+    /// Runs the prediction and returns the event to emit. Predictions never compete with the
+    /// agents for the CPU: one at a time (per process), each on a thread of its own at a
+    /// lower scheduling priority (nice 10). Not on tokio's blocking pool: a thread cannot
+    /// raise its priority back, and the pool's threads also create worktrees.
     pub async fn run(self) -> Event {
+        static ONE_AT_A_TIME: tokio::sync::Semaphore = tokio::sync::Semaphore::const_new(1);
         let task = self.task.clone();
-        match tokio::task::spawn_blocking(move || self.compute()).await {
-            Ok(event) => event,
-            Err(e) => Event::ConflictsPredicted {
-                task,
-                checked: vec![],
-                conflicts: vec![],
-                error: Some(format!("the prediction thread failed: {e}")),
-            },
+        let _turn = ONE_AT_A_TIME.acquire().await;
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        let spawned = std::thread::Builder::new()
+            .name("gadugi-predict".into())
+            .spawn(move || {
+                // SAFETY: setpriority on the calling thread (Linux: PRIO_PROCESS with tid 0
+                // means this thread) has no memory effects; a failure only leaves the priority.
+                unsafe {
+                    libc::setpriority(libc::PRIO_PROCESS, 0, 10);
+                }
+                let _ = tx.send(self.compute());
+            });
+        let failed = |why: String| Event::ConflictsPredicted {
+            task: task.clone(),
+            checked: vec![],
+            conflicts: vec![],
+            error: Some(why),
+        };
+        match spawned {
+            Err(e) => failed(format!("cannot start the prediction thread: {e}")),
+            Ok(_) => rx
+                .await
+                .unwrap_or_else(|_| failed("the prediction thread stopped without an answer".into())),
         }
     }
 
@@ -518,5 +546,30 @@ mod tests {
             ["w|base main|a.txt (1 hunk)", "y|x|a.txt (1 hunk)"],
             "the x–y pair is kept once, whichever side predicted it last"
         );
+    }
+
+    #[test]
+    fn only_branches_with_overlapping_changes_are_compared() {
+        let (_tmp, root) = repo();
+        let base = git(&root, &["rev-parse", "HEAD"]);
+        branch(&root, "x", &[("a.txt", Some("x\n"))]);
+        branch(&root, "y", &[("a.txt", Some("y\n"))]);
+        branch(&root, "w", &[("b.txt", Some("w\n"))]);
+        branch(&root, "u", &[("c.txt", Some("u\n"))]);
+        let mut state = state_with(&root, &base, &["x", "y", "w", "u"]);
+        let files = [("x", "a.txt"), ("y", "a.txt"), ("w", "b.txt")];
+        for t in state.tasks.iter_mut() {
+            if let Some((_, f)) = files.iter().find(|(id, _)| *id == t.id) {
+                t.files_changed = vec![f.to_string()];
+            }
+        }
+        let Event::ConflictsPredicted { checked, conflicts, .. } = PredictJob::after_success(&state, "x").compute()
+        else {
+            unreachable!()
+        };
+        // y overlaps (a.txt); w does not (b.txt); u's changes are unknown, so it is compared.
+        assert_eq!(checked, ["y", "u"]);
+        assert_eq!(conflicts.len(), 1);
+        assert_eq!(conflicts[0].with_task.as_deref(), Some("y"));
     }
 }
