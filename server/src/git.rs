@@ -226,11 +226,22 @@ impl Repo {
             .with_context(|| format!("cannot write {}", exclude.display()))
     }
 
-    /// Create a worktree at `path` on a new branch `branch` starting at `start_commit`.
-    ///
-    /// Refuses, changing nothing, when the branch or `path` already exists. Uses `git
-    /// worktree add -b`, so post-checkout hooks and smudge filters (Git LFS) run.
+    /// Create a worktree at `path` on a new branch `branch` starting at `start_commit`:
+    /// [`Repo::register_worktree`], then [`Repo::populate_worktree`]; when populating fails,
+    /// the new worktree and branch are removed again.
     pub fn create_worktree(&self, path: &Path, branch: &str, start_commit: &str) -> anyhow::Result<()> {
+        self.register_worktree(path, branch, start_commit)?;
+        self.populate_worktree(path, branch)
+            .inspect_err(|_| self.discard_new_worktree(path, branch))
+    }
+
+    /// The cheap half of creating a worktree: `git worktree add --no-checkout -b`, git's
+    /// metadata and the branch, no files. Two of these at once on one repository fail on
+    /// git's metadata ("failed to read .git/worktrees/X/commondir"), so callers serialize
+    /// this step only; [`Repo::populate_worktree`], the expensive one, runs in parallel.
+    ///
+    /// Refuses, changing nothing, when the branch or `path` already exists.
+    pub fn register_worktree(&self, path: &Path, branch: &str, start_commit: &str) -> anyhow::Result<()> {
         if !Self::is_valid_branch_name(branch) {
             bail!("{branch:?} is not a valid branch name");
         }
@@ -242,13 +253,49 @@ impl Repo {
             bail!("{} already exists", path.display());
         }
         let commit = self.open()?.revparse_single(start_commit)?.peel_to_commit()?.id();
-        let mut args = vec![OsString::from("worktree"), "add".into(), "-q".into(), "-b".into()];
+        let mut args = vec![
+            OsString::from("worktree"),
+            "add".into(),
+            "-q".into(),
+            "--no-checkout".into(),
+            "-b".into(),
+        ];
         args.extend([branch.into(), path.into_os_string(), commit.to_string().into()]);
         self.git(&self.root, &args).map(drop)
     }
 
-    /// Creates a worktree at `path` for the EXISTING branch `branch` (resuming a task whose
-    /// branch was created before a crash). Fails if `path` exists.
+    /// The expensive half of creating a worktree: checks out its branch's files (`git
+    /// checkout -f`, so post-checkout hooks and smudge filters such as Git LFS run). Does
+    /// nothing when the worktree already has an index: it was populated before (a resumed
+    /// task), and its files may hold work.
+    pub fn populate_worktree(&self, path: &Path, branch: &str) -> anyhow::Result<()> {
+        if worktree_index(path).is_some_and(|index| index.exists()) {
+            return Ok(());
+        }
+        self.git(path, &["checkout", "-q", "-f", branch]).map(drop)
+    }
+
+    /// Removes a worktree that [`Repo::register_worktree`] just made and its branch (still at
+    /// its start commit, so no work is lost), after populating it failed: a failed creation
+    /// leaves neither a folder nor a branch behind.
+    pub fn discard_new_worktree(&self, path: &Path, branch: &str) {
+        let args = [
+            OsString::from("worktree"),
+            "remove".into(),
+            "--force".into(),
+            path.as_os_str().to_os_string(),
+        ];
+        if let Err(e) = self.git(&self.root, &args) {
+            tracing::warn!("removing the half-made worktree {}: {e:#}", path.display());
+        }
+        if let Err(e) = self.git(&self.root, &["branch", "-D", branch]) {
+            tracing::warn!("removing the branch {branch} of a half-made worktree: {e:#}");
+        }
+    }
+
+    /// Registers a worktree at `path` for the EXISTING branch `branch` (resuming a task whose
+    /// branch was created before a crash), without its files: [`Repo::populate_worktree`]
+    /// checks them out. Fails if `path` exists.
     pub fn add_worktree_for_branch(&self, path: &Path, branch: &str) -> anyhow::Result<()> {
         if !self.branch_exists(branch)? {
             bail!("branch {branch} does not exist");
@@ -263,6 +310,7 @@ impl Repo {
             OsString::from("worktree"),
             "add".into(),
             "-q".into(),
+            "--no-checkout".into(),
             path.into_os_string(),
             branch.into(),
         ];
@@ -517,6 +565,14 @@ fn normalize(path: &Path) -> PathBuf {
     path.components().collect()
 }
 
+/// The index file of the linked worktree at `wt` (from its `.git` file, `gitdir: DIR`), if
+/// `wt` is one.
+fn worktree_index(wt: &Path) -> Option<PathBuf> {
+    let text = std::fs::read_to_string(wt.join(".git")).ok()?;
+    let dir = PathBuf::from(text.strip_prefix("gitdir:")?.trim());
+    Some(if dir.is_absolute() { dir } else { wt.join(dir) }.join("index"))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -658,6 +714,85 @@ mod tests {
 
         let err = repo.create_worktree(&tmp.path().join("x"), "-x", &head).unwrap_err();
         assert!(err.to_string().contains("not a valid branch name"), "{err}");
+    }
+
+    #[test]
+    fn creating_a_worktree_runs_hooks_and_smudge_filters() {
+        let (tmp, repo) = fixture();
+        let root = repo.root().to_path_buf();
+        write(&root.join(".gitattributes"), "*.txt filter=upper\n");
+        run(&root, &["add", "-A"]);
+        run(&root, &["commit", "-q", "-m", "attributes"]);
+        run(&root, &["config", "filter.upper.smudge", "tr a-z A-Z"]);
+        run(&root, &["config", "filter.upper.clean", "tr A-Z a-z"]);
+        let hook = root.join(".git/hooks/post-checkout");
+        write(
+            &hook,
+            "#!/bin/sh\necho \"$3\" >> \"$(git rev-parse --git-common-dir)/hook-ran\"\n",
+        );
+        fs::set_permissions(&hook, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+        let wt = worktree(&tmp, &repo, "task");
+        assert_eq!(
+            fs::read_to_string(wt.join("a.txt")).unwrap(),
+            "A\n",
+            "smudged on checkout"
+        );
+        assert_eq!(
+            fs::read_to_string(root.join(".git/hook-ran")).unwrap(),
+            "1\n",
+            "post-checkout ran"
+        );
+        assert!(!repo.is_dirty(&wt).unwrap());
+    }
+
+    #[test]
+    fn a_failed_checkout_leaves_no_folder_and_no_branch() {
+        let (tmp, repo) = fixture();
+        let root = repo.root().to_path_buf();
+        write(&root.join(".gitattributes"), "*.txt filter=broken\n");
+        run(&root, &["add", "-A"]);
+        run(&root, &["commit", "-q", "-m", "attributes"]);
+        run(&root, &["config", "filter.broken.smudge", "false"]);
+        run(&root, &["config", "filter.broken.required", "true"]);
+        let path = tmp.path().join("task");
+        let err = repo.create_worktree(&path, "task", &repo.head_commit().unwrap());
+        assert!(err.is_err());
+        assert!(!path.exists(), "no folder left behind");
+        assert!(!repo.branch_exists("task").unwrap(), "no branch left behind");
+        let registered = repo.list_worktrees().unwrap();
+        assert!(registered.iter().all(|w| !w.path.ends_with("task")), "{registered:?}");
+    }
+
+    #[test]
+    fn worktrees_are_registered_one_at_a_time_and_populated_in_parallel() {
+        let (tmp, repo) = fixture();
+        let repo = std::sync::Arc::new(repo);
+        let head = repo.head_commit().unwrap();
+        let lock = std::sync::Arc::new(std::sync::Mutex::new(()));
+        let threads: Vec<_> = (0..8)
+            .map(|i| {
+                let (repo, lock, head) = (repo.clone(), lock.clone(), head.clone());
+                let path = tmp.path().join(format!("t{i}"));
+                std::thread::spawn(move || {
+                    {
+                        let _one = lock.lock().unwrap();
+                        repo.register_worktree(&path, &format!("t{i}"), &head).unwrap();
+                    }
+                    repo.populate_worktree(&path, &format!("t{i}")).unwrap();
+                    path
+                })
+            })
+            .collect();
+        for t in threads {
+            let path = t.join().unwrap();
+            assert_eq!(fs::read_to_string(path.join("d/c.txt")).unwrap(), "c\n");
+            assert!(!repo.is_dirty(&path).unwrap(), "{}", path.display());
+        }
+        // A populated worktree is never checked out again: its files may hold work.
+        let wt = tmp.path().join("t0");
+        write(&wt.join("a.txt"), "work in progress\n");
+        repo.populate_worktree(&wt, "t0").unwrap();
+        assert_eq!(fs::read_to_string(wt.join("a.txt")).unwrap(), "work in progress\n");
     }
 
     #[test]

@@ -89,6 +89,16 @@ pub(crate) async fn run_task(
         Some(c) if task.worktree.is_dir() => c,
         // Worktree made, start not yet recorded: nothing ran in it, its head is the start.
         None if task.worktree.is_dir() && ctx.req.repo.branch_exists(&task.branch).unwrap_or(false) => {
+            // A crash may have come between registering the worktree and checking out its
+            // files: finish that (it does nothing to a worktree that has its files).
+            let (repo, wt, branch) = (ctx.req.repo.clone(), task.worktree.clone(), task.branch.clone());
+            let populated = tokio::task::spawn_blocking(move || repo.populate_worktree(&wt, &branch)).await;
+            if let Err(e) = populated.map_err(|e| anyhow::anyhow!("{e}")).and_then(|r| r) {
+                return finish(
+                    TaskStatus::Failed,
+                    format!("cannot check out the worktree's files: {e:#}"),
+                );
+            }
             match branch_head(ctx, task).await {
                 Ok(c) => c,
                 Err(e) => return finish(TaskStatus::Failed, e.to_string()),
@@ -339,16 +349,27 @@ async fn prepare_worktree(ctx: &Arc<Ctx>, task: &TaskHandle, merge_from: &[Strin
                 source,
             })?;
         }
-        {
+        // Only git's metadata step is serialized (two `git worktree add` at once fail on it);
+        // the checkout of the files, the expensive part, runs in parallel with the others.
+        let new_branch = {
             let _serialized = lock.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
             // After a crash between creating the branch and recording it, the branch is ours:
             // check it out again instead of refusing.
-            let created = if repo.branch_exists(&branch).unwrap_or(false) {
+            if repo.branch_exists(&branch).unwrap_or(false) {
                 repo.add_worktree_for_branch(&wt, &branch)
+                    .map_err(WorktreeError::Create)?;
+                false
             } else {
-                repo.create_worktree(&wt, &branch, &start)
-            };
-            created.map_err(WorktreeError::Create)?;
+                repo.register_worktree(&wt, &branch, &start)
+                    .map_err(WorktreeError::Create)?;
+                true
+            }
+        };
+        if let Err(e) = repo.populate_worktree(&wt, &branch) {
+            if new_branch {
+                repo.discard_new_worktree(&wt, &branch);
+            }
+            return Err(WorktreeError::Create(e));
         }
         if merge_from.len() > 1 {
             repo.merge_branches(&wt, &merge_from[1..]).map_err(|e| match e {
