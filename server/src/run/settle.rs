@@ -63,10 +63,11 @@ pub enum SettleError {
     Internal(#[from] tokio::task::JoinError),
 }
 
-/// What settling found that the user should see even when the task succeeds.
+/// What settling did: warnings the user should see even when the task succeeds, and the
+/// leftover commit (or why the work could not be settled).
 struct Settled {
     warnings: Vec<String>,
-    commit: Option<String>,
+    result: Result<Option<String>, Failed>,
 }
 
 /// Settles attempt `attempt` of `task` (see the module's documentation). Warnings not yet
@@ -76,7 +77,7 @@ pub(crate) async fn settle_attempt(
     task: &TaskHandle,
     attempt: u32,
     warned: &mut Vec<String>,
-) -> Result<(), SettleError> {
+) -> Result<(), Failed> {
     task.send(Event::TaskPhase {
         task: task.id.clone(),
         phase: TaskPhase::Committing,
@@ -87,11 +88,9 @@ pub(crate) async fn settle_attempt(
         task.branch.clone(),
         task.id.clone(),
     );
-    let settled = tokio::task::spawn_blocking(move || settle(&repo, &wt, &branch, &id, attempt)).await?;
-    let (warnings, result) = match settled {
-        Ok(s) => (s.warnings, Ok(s.commit)),
-        Err((w, e)) => (w, Err(e)),
-    };
+    let Settled { warnings, result } = tokio::task::spawn_blocking(move || settle(&repo, &wt, &branch, &id, attempt))
+        .await
+        .map_err(|e| Box::new(SettleError::Internal(e)))?;
     for warning in warnings {
         if !warned.contains(&warning) {
             warned.push(warning.clone());
@@ -110,35 +109,42 @@ pub(crate) async fn settle_attempt(
     Ok(())
 }
 
-type Failed = (Vec<String>, SettleError);
+type Failed = Box<SettleError>;
 
 /// Turns an error while looking at worktree `wt` into a failure.
 fn inspecting(wt: &std::path::Path) -> impl Fn(anyhow::Error) -> Failed + Copy + '_ {
     move |source| {
-        (
-            vec![],
-            SettleError::Inspect {
-                source,
-                worktree: wt.to_path_buf(),
-            },
-        )
+        Box::new(SettleError::Inspect {
+            source,
+            worktree: wt.to_path_buf(),
+        })
     }
 }
 
-fn settle(repo: &Repo, wt: &std::path::Path, branch: &str, id: &str, attempt: u32) -> Result<Settled, Failed> {
+fn settle(repo: &Repo, wt: &std::path::Path, branch: &str, id: &str, attempt: u32) -> Settled {
+    let mut warnings = vec![];
+    let result = settle_into(repo, wt, branch, id, attempt, &mut warnings);
+    Settled { warnings, result }
+}
+
+fn settle_into(
+    repo: &Repo,
+    wt: &std::path::Path,
+    branch: &str,
+    id: &str,
+    attempt: u32,
+    warnings: &mut Vec<String>,
+) -> Result<Option<String>, Failed> {
     let worktree = wt.to_path_buf();
     let inspect = inspecting(wt);
     if let Some((what, marker)) = repo.operation_in_progress(wt).map_err(inspect)? {
-        return Err((vec![], SettleError::Unfinished { what, marker, worktree }));
+        return Err(Box::new(SettleError::Unfinished { what, marker, worktree }));
     }
     let files = repo.unmerged_paths(wt).map_err(inspect)?;
     if !files.is_empty() {
-        return Err((vec![], SettleError::Unresolved { files, worktree }));
+        return Err(Box::new(SettleError::Unresolved { files, worktree }));
     }
-    let mut warnings = vec![];
-    if let Some(w) = bring_head_onto_branch(repo, wt, branch, id, attempt)? {
-        warnings.push(w);
-    }
+    warnings.extend(bring_head_onto_branch(repo, wt, branch, id, attempt)?);
     let message = format!("gadugi: changes left uncommitted by the agent of task {id}");
     match repo.commit_leftovers(wt, &message) {
         Ok(left) => {
@@ -148,10 +154,7 @@ fn settle(repo: &Repo, wt: &std::path::Path, branch: &str, id: &str, attempt: u3
                     wt.display()
                 )
             }));
-            Ok(Settled {
-                warnings,
-                commit: left.commit,
-            })
+            Ok(left.commit)
         }
         Err(source) => {
             let lock = repo
@@ -159,11 +162,10 @@ fn settle(repo: &Repo, wt: &std::path::Path, branch: &str, id: &str, attempt: u3
                 .map(|d| d.join("index.lock"))
                 .ok()
                 .filter(|l| l.exists());
-            let error = match lock {
+            Err(Box::new(match lock {
                 Some(lock) => SettleError::Locked { lock, worktree },
                 None => SettleError::Commit { source, worktree },
-            };
-            Err((warnings, error))
+            }))
         }
     }
 }
@@ -196,16 +198,13 @@ fn bring_head_onto_branch(
         (None, None) => "left HEAD nowhere".to_string(),
     };
     let Some(commit) = head.commit else {
-        return Err((
-            vec![],
-            SettleError::Diverged {
-                how,
-                branch: branch.to_string(),
-                tip: short(&tip),
-                kept: "no reference (there is no commit)".into(),
-                worktree,
-            },
-        ));
+        return Err(Box::new(SettleError::Diverged {
+            how,
+            branch: branch.to_string(),
+            tip: short(&tip),
+            kept: "no reference (there is no commit)".into(),
+            worktree,
+        }));
     };
     if repo.is_ancestor(&tip, &commit).map_err(inspect)? {
         let ahead = repo.commits_ahead(&commit, &tip).unwrap_or(0);
@@ -218,14 +217,11 @@ fn bring_head_onto_branch(
     let kept = repo
         .keep_commit(&format!("refs/gadugi/orphans/{id}/{attempt}"), &commit)
         .map_err(inspect)?;
-    Err((
-        vec![],
-        SettleError::Diverged {
-            how,
-            branch: branch.to_string(),
-            tip: short(&tip),
-            kept,
-            worktree,
-        },
-    ))
+    Err(Box::new(SettleError::Diverged {
+        how,
+        branch: branch.to_string(),
+        tip: short(&tip),
+        kept,
+        worktree,
+    }))
 }
