@@ -5,56 +5,53 @@
 //! its fix.
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
+use std::process::Output;
 
 use serde_json::Value;
 
 mod common;
-use common::git;
+use common::{gadugi_in, git, init_repo, show_output as show};
 
 /// `git commit` as the agent.
 const COMMIT: &str = "git -c user.name=agent -c user.email=agent@test commit -q";
 
-/// A repository with one prompt, `a`, and an agent script written by each test.
+/// A repository with one prompt, `a`, and an agent script written by each test (in the
+/// temporary folder the repository lives in, dropped with it).
 struct Repo {
-    tmp: tempfile::TempDir,
     root: PathBuf,
+    agent_command: String,
+    _tmp: tempfile::TempDir,
 }
 
 impl Repo {
     fn new(agent_script: &str) -> Repo {
-        let tmp = tempfile::tempdir().unwrap();
-        let root = tmp.path().join("repo");
-        std::fs::create_dir_all(root.join("prompts")).unwrap();
-        git(&root, &["init", "-q", "-b", "main"]);
-        git(&root, &["config", "user.name", "Test"]);
-        git(&root, &["config", "user.email", "test@example.com"]);
-        std::fs::write(root.join("README.md"), "hello\n").unwrap();
-        std::fs::write(root.join("gadugi.toml"), "kill_grace = \"1s\"\n").unwrap();
-        std::fs::write(root.join("prompts/a.md"), "# Task a\n\nDo it.\n").unwrap();
-        git(&root, &["add", "-A"]);
-        git(&root, &["commit", "-qm", "init"]);
-        std::fs::write(
-            tmp.path().join("agent.sh"),
-            format!("#!/bin/sh\nset -e\n{agent_script}\n"),
-        )
-        .unwrap();
-        Repo { tmp, root }
+        let _tmp = tempfile::tempdir().unwrap();
+        let root = _tmp.path().join("repo");
+        init_repo(
+            &root,
+            &[
+                ("README.md", "hello\n"),
+                ("gadugi.toml", "kill_grace = \"1s\"\n"),
+                ("prompts/a.md", "# Task a\n\nDo it.\n"),
+            ],
+        );
+        let agent = _tmp.path().join("agent.sh");
+        std::fs::write(&agent, format!("#!/bin/sh\nset -e\n{agent_script}\n")).unwrap();
+        let agent_command = format!("sh {}", agent.display());
+        Repo {
+            root,
+            agent_command,
+            _tmp,
+        }
     }
 
     fn gadugi(&self, args: &[&str]) -> Output {
-        Command::new(env!("CARGO_BIN_EXE_gadugi"))
-            .args(args)
-            .current_dir(&self.root)
-            .stdin(Stdio::null())
-            .output()
-            .unwrap()
+        gadugi_in(&self.root, args)
     }
 
     /// `gadugi run --json` with the scripted agent; returns the output and task `a`'s entry.
     fn run(&self) -> (Output, Value) {
-        let agent = format!("sh {}", self.tmp.path().join("agent.sh").display());
-        let out = self.gadugi(&["run", "--json", "--agent-command", &agent, "prompts"]);
+        let out = self.gadugi(&["run", "--json", "--agent-command", &self.agent_command, "prompts"]);
         let summary: Value =
             serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("--json output ({e}):\n{}", show(&out)));
         let task = summary["tasks"][0].clone();
@@ -69,15 +66,6 @@ impl Repo {
         let log = std::fs::read_to_string(ids.pop().unwrap().join("events.jsonl")).unwrap();
         log.lines().map(|l| serde_json::from_str(l).unwrap()).collect()
     }
-}
-
-fn show(out: &Output) -> String {
-    format!(
-        "exit {:?}\nstdout: {}\nstderr: {}",
-        out.status.code(),
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    )
 }
 
 fn warnings(task: &Value) -> Vec<String> {
@@ -98,42 +86,40 @@ fn warned_in_events(repo: &Repo, needle: &str) -> bool {
         .any(|e| e["type"] == "task_warning" && e["warning"].as_str().is_some_and(|w| w.contains(needle)))
 }
 
-/// Defect 3: the agent detached HEAD and committed there. The commit is a fast-forward of the
-/// task branch: the branch is moved to it, checked out again, and the run says so.
-#[test]
-fn d03_commit_on_a_detached_head_is_brought_onto_the_task_branch() {
+/// Runs an agent that ends with `work.txt` committed off the task branch (`leave` says
+/// how), and checks the commit was brought onto the branch with a warning naming `needle`.
+/// Returns the task's branch.
+fn assert_brought_onto_branch(leave: &str, needle: &str) -> (Repo, String) {
     let repo = Repo::new(&format!(
-        "git checkout -q --detach\necho work > work.txt\ngit add work.txt\n{COMMIT} -m 'detached work'"
+        "{leave}\necho work > work.txt\ngit add work.txt\n{COMMIT} -m 'work off the branch'"
     ));
     let (out, task) = repo.run();
     assert_eq!(out.status.code(), Some(0), "{}", show(&out));
     assert_eq!(task["status"], "succeeded", "{task}");
-    assert_eq!(task["commits"], 1, "the detached commit counts: {task}");
-    let branch = str_of(&task, "branch");
+    assert_eq!(task["commits"], 1, "the commit off the branch counts: {task}");
+    let branch = str_of(&task, "branch").to_string();
     assert_eq!(git(&repo.root, &["show", &format!("{branch}:work.txt")]), "work");
-    let w = warnings(&task);
-    assert!(w.iter().any(|w| w.contains("detached")), "{task}");
-    assert!(warned_in_events(&repo, "detached"));
+    assert!(warnings(&task).iter().any(|w| w.contains(needle)), "{task}");
+    assert!(warned_in_events(&repo, needle));
+    (repo, branch)
+}
+
+/// Defect 3: the agent detached HEAD and committed there. The commit is a fast-forward of the
+/// task branch: the branch is moved to it, checked out again, and the run says so.
+#[test]
+fn d03_commit_on_a_detached_head_is_brought_onto_the_task_branch() {
+    assert_brought_onto_branch("git checkout -q --detach", "detached");
 }
 
 /// Defect 3: the agent switched to a new branch and committed there: a fast-forward too.
 /// Its branch is left as it is (Gadugi never deletes a branch).
 #[test]
 fn d03_commit_on_another_branch_is_brought_onto_the_task_branch() {
-    let repo = Repo::new(&format!(
-        "git checkout -q -b agent-side\necho work > work.txt\ngit add work.txt\n{COMMIT} -m 'side work'"
-    ));
-    let (out, task) = repo.run();
-    assert_eq!(out.status.code(), Some(0), "{}", show(&out));
-    assert_eq!(task["status"], "succeeded", "{task}");
-    assert_eq!(task["commits"], 1, "{task}");
-    let branch = str_of(&task, "branch");
-    assert_eq!(git(&repo.root, &["show", &format!("{branch}:work.txt")]), "work");
+    let (repo, branch) = assert_brought_onto_branch("git checkout -q -b agent-side", "agent-side");
     assert_eq!(
-        git(&repo.root, &["rev-parse", branch]),
+        git(&repo.root, &["rev-parse", &branch]),
         git(&repo.root, &["rev-parse", "agent-side"])
     );
-    assert!(warnings(&task).iter().any(|w| w.contains("agent-side")), "{task}");
 }
 
 /// Defect 3: the agent committed on the task branch, then detached HEAD at an older commit
