@@ -623,38 +623,8 @@ pub fn slugify(stem: &str) -> String {
     }
 }
 
-/// Parses a positive duration: whole seconds (`30`) or numbers with units `h`, `m` and `s`
-/// (`90s`, `15m`, `2h`, `1h30m`). Returns `None` for anything else, including zero.
-pub fn parse_duration(s: &str) -> Option<Duration> {
-    let s = s.trim();
-    if !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit()) {
-        return s
-            .parse()
-            .ok()
-            .filter(|&n| n > 0)
-            .map(Duration::from_secs)
-            .filter(|d| *d <= crate::spec::toml_text::MAX_DURATION);
-    }
-    let mut total: u64 = 0;
-    let mut rest = s;
-    while !rest.is_empty() {
-        let digits = rest.find(|c: char| !c.is_ascii_digit()).unwrap_or(rest.len());
-        let (number, tail) = rest.split_at(digits);
-        let mut tail = tail.chars();
-        let unit = match tail.next()? {
-            'h' => 3600,
-            'm' => 60,
-            's' => 1,
-            _ => return None,
-        };
-        let seconds = number.parse::<u64>().ok()?.checked_mul(unit)?;
-        total = total.checked_add(seconds)?;
-        rest = tail.as_str();
-    }
-    (total > 0)
-        .then(|| Duration::from_secs(total))
-        .filter(|d| *d <= crate::spec::toml_text::MAX_DURATION)
-}
+/// Durations are parsed with the rest of the TOML text helpers (one direction of imports).
+pub use crate::spec::toml_text::parse_duration;
 
 /// What the body says besides its text.
 #[derive(Default)]

@@ -72,12 +72,45 @@ pub fn find_key_line_in(text: &str, section: Option<&str>, key: &str) -> Option<
     None
 }
 
+/// Parses a positive duration: whole seconds (`30`) or numbers with units `h`, `m` and `s`
+/// (`90s`, `15m`, `2h`, `1h30m`). Returns `None` for anything else, including zero.
+pub fn parse_duration(s: &str) -> Option<Duration> {
+    let s = s.trim();
+    if !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit()) {
+        return s
+            .parse()
+            .ok()
+            .filter(|&n| n > 0)
+            .map(Duration::from_secs)
+            .filter(|d| *d <= MAX_DURATION);
+    }
+    let mut total: u64 = 0;
+    let mut rest = s;
+    while !rest.is_empty() {
+        let digits = rest.find(|c: char| !c.is_ascii_digit()).unwrap_or(rest.len());
+        let (number, tail) = rest.split_at(digits);
+        let mut tail = tail.chars();
+        let unit = match tail.next()? {
+            'h' => 3600,
+            'm' => 60,
+            's' => 1,
+            _ => return None,
+        };
+        let seconds = number.parse::<u64>().ok()?.checked_mul(unit)?;
+        total = total.checked_add(seconds)?;
+        rest = tail.as_str();
+    }
+    (total > 0)
+        .then(|| Duration::from_secs(total))
+        .filter(|d| *d <= MAX_DURATION)
+}
+
 /// A positive duration from a TOML value: seconds (integer or float) or a string like "15m".
 pub fn duration_value(v: &toml::Value) -> Option<Duration> {
     match v {
         toml::Value::Integer(n) if *n > 0 => Some(Duration::from_secs(*n as u64)),
         toml::Value::Float(f) if *f > 0.0 => Duration::try_from_secs_f64(*f).ok(),
-        toml::Value::String(s) => crate::spec::task::parse_duration(s),
+        toml::Value::String(s) => parse_duration(s),
         _ => None,
     }
     .filter(|d| *d <= MAX_DURATION)
