@@ -692,6 +692,16 @@ pub fn cleanup(repo: &Repo, options: CleanupOptions) -> Result<Vec<String>> {
                     kept += 1;
                     continue;
                 }
+                let nested = crate::git::nested_repositories(&t.worktree)?;
+                if !nested.is_empty() && !force {
+                    lines.push(format!(
+                        "kept    {}: it holds a nested git repository in {} whose commits exist nowhere else (move them, or --force)",
+                        t.worktree.display(),
+                        nested.join(", ")
+                    ));
+                    kept += 1;
+                    continue;
+                }
                 if repo.is_dirty(&t.worktree)? {
                     if !force {
                         lines.push(format!("kept    {}: it has uncommitted changes (commit them, or --force to commit them onto {} and remove it)", t.worktree.display(), t.branch));

@@ -8,5 +8,6 @@ pub mod emitter;
 pub mod limiter;
 pub mod request;
 pub mod run_loop;
+pub mod settle;
 pub mod task;
 pub mod workspace;
