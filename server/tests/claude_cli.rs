@@ -10,7 +10,7 @@ use std::process::{Command, Output};
 use serde_json::{json, Value};
 
 mod common;
-use common::git;
+use common::{git, show};
 #[path = "common/claude_api.rs"]
 mod claude_api;
 use claude_api::{claude_dir, offline_claude_env, FakeApi, Reply};
@@ -103,15 +103,6 @@ fn task<'a>(state: &'a Value, id: &str) -> &'a Value {
 
 fn reports(events: &[Value]) -> Vec<&Value> {
     events.iter().filter(|e| e["type"] == "agent_reported").collect()
-}
-
-fn show(out: &Output) -> String {
-    format!(
-        "exit {:?}\nstdout: {}\nstderr: {}",
-        out.status.code(),
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    )
 }
 
 fn write_hello(repo: &Repo) -> Reply {

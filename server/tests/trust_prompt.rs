@@ -11,7 +11,7 @@ use std::process::{Command, Output, Stdio};
 use serde_json::Value;
 
 mod common;
-use common::git;
+use common::{git, init_repo, show};
 #[path = "common/claude_api.rs"]
 mod claude_api;
 use claude_api::{offline_claude_env, FakeApi};
@@ -36,11 +36,8 @@ impl Repo {
     fn new() -> Repo {
         let tmp = tempfile::tempdir().unwrap();
         let root = tmp.path().join("repo");
-        std::fs::create_dir_all(root.join("prompts")).unwrap();
+        init_repo(&root);
         std::fs::create_dir_all(tmp.path().join("home")).unwrap();
-        git(&root, &["init", "-q", "-b", "main"]);
-        git(&root, &["config", "user.name", "Test"]);
-        git(&root, &["config", "user.email", "test@example.com"]);
         std::fs::write(root.join("README.md"), "hello\n").unwrap();
         std::fs::write(root.join("gadugi.toml"), "kill_grace = \"1s\"\ntimeout = \"120s\"\n").unwrap();
         let mut body = String::from("# A huge task\n\n");
@@ -60,8 +57,10 @@ impl Repo {
         Repo { tmp, root }
     }
 
-    fn agent(&self) -> PathBuf {
-        self.tmp.path().join("agent.sh")
+    /// `gadugi run` with the scripted agent as `--agent-command`, given the prompt as `arg`.
+    fn run_agent_command(&self, arg: &str) -> Output {
+        let command = format!("sh {} {arg}", self.tmp.path().join("agent.sh").display());
+        self.gadugi(&["run", "--json", "--agent-command", &command, "prompts/big.md"], None)
     }
 
     fn gadugi(&self, args: &[&str], api: Option<&FakeApi>) -> Output {
@@ -80,15 +79,6 @@ impl Repo {
     }
 }
 
-fn show(out: &Output) -> String {
-    format!(
-        "exit {:?}\nstdout: {}\nstderr: {}",
-        out.status.code(),
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    )
-}
-
 fn file_size(p: &Path) -> usize {
     std::fs::metadata(p).unwrap().len() as usize
 }
@@ -97,8 +87,7 @@ fn file_size(p: &Path) -> usize {
 #[test]
 fn d06_a_huge_prompt_reaches_an_agent_that_reads_its_file() {
     let repo = Repo::new();
-    let command = format!("sh {} {{prompt_file}}", repo.agent().display());
-    let out = repo.gadugi(&["run", "--json", "--agent-command", &command, "prompts/big.md"], None);
+    let out = repo.run_agent_command("{prompt_file}");
     assert_eq!(out.status.code(), Some(0), "{}", show(&out));
     let size: usize = git(&repo.root, &["show", "gadugi/big:size.txt"]).parse().unwrap();
     assert!(size > file_size(&repo.root.join("prompts/big.md")), "{size}");
@@ -110,8 +99,7 @@ fn d06_a_huge_prompt_reaches_an_agent_that_reads_its_file() {
 #[test]
 fn d06_a_huge_prompt_for_an_argument_only_agent_is_refused_before_anything_is_created() {
     let repo = Repo::new();
-    let command = format!("sh {} {{prompt}}", repo.agent().display());
-    let out = repo.gadugi(&["run", "--json", "--agent-command", &command, "prompts/big.md"], None);
+    let out = repo.run_agent_command("{prompt}");
     assert_eq!(out.status.code(), Some(2), "{}", show(&out));
     let stderr = String::from_utf8_lossy(&out.stderr);
     for needle in [

@@ -32,3 +32,24 @@ pub fn process_gone(pid: u32) -> bool {
             .is_some_and(|rest| rest.trim_start().starts_with('Z')),
     }
 }
+
+/// A process's exit code, stdout and stderr, for an assertion message.
+#[allow(dead_code)] // not every test file runs processes it shows
+pub fn show(out: &std::process::Output) -> String {
+    format!(
+        "exit {:?}\nstdout: {}\nstderr: {}",
+        out.status.code(),
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
+}
+
+/// A new repository at `root` on branch `main` with a committer, and its `prompts/` folder;
+/// nothing committed yet.
+#[allow(dead_code)] // not every test file makes its repositories this way
+pub fn init_repo(root: &Path) {
+    std::fs::create_dir_all(root.join("prompts")).unwrap();
+    git(root, &["init", "-q", "-b", "main"]);
+    git(root, &["config", "user.name", "Test"]);
+    git(root, &["config", "user.email", "test@example.com"]);
+}
