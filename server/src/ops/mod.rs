@@ -184,7 +184,7 @@ pub fn plan(repo: Option<PathBuf>, files: &[PathBuf]) -> Result<(Repo, Plan), In
 }
 
 /// Everything checked before a run creates anything: repository, configuration, prompt files,
-/// plan, agent programs, branch and worktree names.
+/// plan, agent programs, prompts the agent can receive, branch and worktree names.
 pub fn prepare(args: &RunOptions, repo: Option<PathBuf>, files: &[PathBuf]) -> Result<RunRequest, InputErrors> {
     let repo = open_repo(repo)?;
     check_state_dir(&repo)?;
@@ -208,6 +208,12 @@ pub fn prepare(args: &RunOptions, repo: Option<PathBuf>, files: &[PathBuf]) -> R
                     if let Err(e) = p.find_program() {
                         errors.push(blame_profile(e, t, args, &config));
                     }
+                }
+                // A prompt the agent cannot receive is refused now, not after the branch and
+                // worktree exist (E2BIG when the agent is spawned).
+                if let Err(mut e) = p.check_prompt_size(&t.spec.body) {
+                    e.file = Some(t.spec.prompt_file.clone());
+                    errors.push(e);
                 }
                 profiles.push(p);
             }

@@ -442,7 +442,10 @@ async fn start_attempt(
         return AttemptOutcome::failed(format!("cannot create {}: {e}", dir.display()), FailureClass::Systemic);
     }
     let (worktree, branch) = (task.worktree.clone(), task.branch.clone());
-    let argv = profile.expand(
+    // A prompt too long for the command line goes on stdin, or (for a profile that takes it
+    // only as an argument) fails here, never as E2BIG from the spawn: this task's own
+    // failure, not one that trips the circuit breaker.
+    let invocation = profile.invocation(
         &Placeholders {
             prompt_file,
             prompt,
@@ -453,6 +456,10 @@ async fn start_attempt(
         },
         resume_session,
     );
+    let invocation = match invocation {
+        Ok(i) => i,
+        Err(e) => return AttemptOutcome::failed(e, FailureClass::Task),
+    };
     let mut env = vec![
         ("GADUGI_RUN_ID".to_string(), ctx.req.run_id.clone()),
         ("GADUGI_TASK_ID".to_string(), id.clone()),
@@ -468,7 +475,8 @@ async fn start_attempt(
     env.extend(crate::exec::ports::env(&ctx.req.run_id, &id));
     let launch = LaunchSpec::for_attempt(
         &files,
-        argv,
+        invocation.argv,
+        invocation.stdin,
         worktree,
         env,
         spec.timeout.unwrap_or(ctx.req.config.timeout),

@@ -71,3 +71,13 @@ pub fn show_output(out: &std::process::Output) -> String {
         String::from_utf8_lossy(&out.stderr)
     )
 }
+
+/// A new repository at `root` on branch `main` with a committer, and its `prompts/` folder;
+/// nothing committed yet.
+#[allow(dead_code)] // not every test file makes its repositories this way
+pub fn init_empty_repo(root: &Path) {
+    std::fs::create_dir_all(root.join("prompts")).unwrap();
+    git(root, &["init", "-q", "-b", "main"]);
+    git(root, &["config", "user.name", "Test"]);
+    git(root, &["config", "user.email", "test@example.com"]);
+}
