@@ -28,10 +28,15 @@ impl Backend {
         }
     }
 
-    /// `gadugi/treeState`.
+    /// `gadugi/treeState`: built from the published view, so it never waits for the tree's
+    /// lock (held by a run's sink or the file watcher); the worktree stats run on the
+    /// blocking pool, off the workers that read and answer messages.
     pub async fn tree_state(&self, params: Option<TreeStateParams>) -> Result<TreeState> {
         let _ = params;
-        Ok(lock(&self.shared.tree).snapshot())
+        let view = self.shared.tree_view();
+        tokio::task::spawn_blocking(move || view.snapshot())
+            .await
+            .map_err(|e| crate::lsp::errors::from_anyhow(anyhow::anyhow!("building the tree state failed: {e}")))
     }
 
     /// `gadugi/worktrees`.

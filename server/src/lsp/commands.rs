@@ -275,7 +275,7 @@ async fn cleanup(shared: &Arc<Shared>, args: CleanupArgs) -> Result<Value> {
     })
     .await?
     .map_err(from_anyhow)?;
-    lock_map(&shared.tree).bump();
+    shared.change_tree(|tree| tree.bump());
     shared.touch();
     Ok(serde_json::to_value(CleanupResult { lines }).expect("serializable"))
 }
@@ -304,7 +304,12 @@ fn spawn_run(shared: &Arc<Shared>, drive: Drive) -> String {
     let (shared, id) = (shared.clone(), run_id.clone());
     tokio::spawn(async move {
         let sinks: Vec<Box<dyn crate::run::emitter::EventSink>> = vec![Box::new(TreeSink { shared: shared.clone() })];
-        if let Err(e) = ops::drive(drive, sinks, cancel_rx).await {
+        // The run loop persists every event (fsync), writes reports and reads agents' output
+        // on the thread that drives it: on its own runtime, that never stalls the workers
+        // that read, route and answer the client's messages.
+        let driven = runs_runtime().spawn(ops::drive(drive, sinks, cancel_rx)).await;
+        let driven = driven.unwrap_or_else(|e| Err(anyhow::anyhow!("the run's task failed: {e}")));
+        if let Err(e) = driven {
             tracing::error!("run {id} stopped: {e:#}");
             shared
                 .client
@@ -312,10 +317,24 @@ fn spawn_run(shared: &Arc<Shared>, drive: Drive) -> String {
                 .await;
         }
         lock_map(&shared.cancels).remove(&id);
-        lock_map(&shared.tree).release(&id);
+        shared.change_tree(|tree| tree.release(&id));
         shared.touch();
     });
     run_id
+}
+
+/// The runtime the runs this server drives live on, apart from the one serving the protocol.
+/// Never dropped: own runs end with the process (their agents live on, see `ops::resume`).
+fn runs_runtime() -> &'static tokio::runtime::Runtime {
+    static RUNTIME: std::sync::OnceLock<tokio::runtime::Runtime> = std::sync::OnceLock::new();
+    RUNTIME.get_or_init(|| {
+        tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .thread_name("gadugi-run")
+            .enable_all()
+            .build()
+            .expect("cannot start the runtime for runs")
+    })
 }
 
 /// The recorded state of a run, from disk (the authority, whoever drives the run).
