@@ -323,6 +323,18 @@ fn spawn_run(shared: &Arc<Shared>, drive: Drive) -> String {
     run_id
 }
 
+/// Waits (a few seconds at most) until this server's own driver of a finished run has let go
+/// of it: the run shows as finished as soon as its last event is out, while the driver, on its
+/// own runtime, still writes the reports and then releases the run's lock.
+async fn finished_driving(shared: &Shared, run_id: &str) {
+    for _ in 0..250 {
+        if !lock_map(&shared.cancels).contains_key(run_id) {
+            return;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+}
+
 /// The runtime the runs this server drives live on, apart from the one serving the protocol.
 /// Never dropped: own runs end with the process (their agents live on, see `ops::resume`).
 fn runs_runtime() -> &'static tokio::runtime::Runtime {
@@ -386,7 +398,10 @@ fn task_of<'a>(state: &'a RunState, task_id: &str) -> Result<&'a TaskState> {
 /// `gadugi.retryTask`: like `gadugi retry`: queues a finished task of an ended run again and
 /// drives the run from this server.
 async fn retry_task(shared: &Arc<Shared>, args: TaskRef) -> Result<Value> {
-    let (repo_root, _) = recorded(shared, &args.run_id)?;
+    let (repo_root, state) = recorded(shared, &args.run_id)?;
+    if state.status != RunStatus::Running {
+        finished_driving(shared, &args.run_id).await;
+    }
     let drive = blocking(move || -> anyhow::Result<Drive> {
         ops::retry(ops::load_run(Some(repo_root), Some(args.run_id))?, &args.task_id)
     })

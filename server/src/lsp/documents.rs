@@ -112,11 +112,14 @@ fn keep(shared: &Arc<Shared>, path: PathBuf, text: String) {
 /// moment later, once the message's own buffers (framing, JSON) are freed too.
 fn release_memory_soon() {
     tokio::spawn(async {
-        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
-        #[cfg(all(target_os = "linux", target_env = "gnu"))]
-        // SAFETY: malloc_trim only returns free memory of the allocator's arenas to the system.
-        unsafe {
-            libc::malloc_trim(0);
+        // Twice: the buffers of the message and of its handling are freed at different times.
+        for wait in [200, 2000] {
+            tokio::time::sleep(std::time::Duration::from_millis(wait)).await;
+            #[cfg(all(target_os = "linux", target_env = "gnu"))]
+            // SAFETY: malloc_trim only returns free memory of the allocator's arenas to the system.
+            unsafe {
+                libc::malloc_trim(0);
+            }
         }
     });
 }

@@ -39,8 +39,17 @@ impl Tree {
     /// Replaces (or adds) a run's state. An owned run is never replaced by a state read from
     /// disk: its own event stream is newer. Returns whether anything changed.
     pub fn update(&mut self, state: RunState, owned: bool) -> bool {
-        if let Some(known) = self.runs.get(&state.run_id) {
-            if (known.owned && !owned) || *known.state == state {
+        if let Some(known) = self.runs.get_mut(&state.run_id) {
+            if known.owned && !owned {
+                return false;
+            }
+            if *known.state == state {
+                // The same state, now from its own driver: only ownership changes.
+                if owned && !known.owned {
+                    known.owned = true;
+                    self.version += 1;
+                    return true;
+                }
                 return false;
             }
         }

@@ -126,7 +126,9 @@ fn handle_batch(shared: &Arc<Shared>, repos: &BTreeSet<PathBuf>, batch: Vec<Path
 /// preferred: it has every activity line, the snapshot only lifecycle events.
 fn reload_run(shared: &Shared, repo: &Path, id: &str) -> bool {
     let layout = Layout::new(repo);
-    if lock(&shared.tree).is_owned(id) {
+    // A run this process drives is known by its cancel switch from before its first event:
+    // its files on disk must not make it look like someone else's run meanwhile.
+    if lock(&shared.tree).is_owned(id) || lock(&shared.cancels).contains_key(id) {
         return false;
     }
     let log = layout.events_file(id);
