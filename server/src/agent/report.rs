@@ -16,6 +16,8 @@ pub enum OutputProtocol {
     GeminiStreamJson,
     /// `opencode run --format json`: JSON lines (`step_start`, `tool_use`, `text`, `step_finish`).
     OpenCodeJson,
+    /// aider's plain text (`--no-pretty`): `Tokens: … Cost: …` lines and `litellm.*Error` lines.
+    AiderText,
 }
 
 /// A resolved agent profile.
@@ -79,14 +81,58 @@ pub struct TokenUsage {
     pub cache_creation_input_tokens: u64,
 }
 
-/// Classifies an error text an agent reported.
+/// How a failure is treated given the HTTP status the model API answered: the one mapping of
+/// status codes to classes, whichever agent reported it.
+pub fn class_of_status(status: u16) -> Option<FailureClass> {
+    match status {
+        // Credentials, billing, permissions, a wrong model or base URL: the same for every task.
+        401 | 402 | 403 | 404 => Some(FailureClass::Systemic),
+        // Rate limits, timeouts and the server's own trouble (529 = overloaded): try again.
+        408 | 409 | 425 | 429 | 500..=599 => Some(FailureClass::Transient),
+        _ => None,
+    }
+}
+
+/// Classifies an error an agent reported: by the HTTP status when it gave one (or its text
+/// names one, as Codex's `unexpected status 401` or `last status: 429`), then by whether it
+/// called the error retryable, then by the words of the text.
+pub fn classify_error(status: Option<u16>, retryable: Option<bool>, text: &str) -> FailureClass {
+    if let Some(class) = status.or_else(|| status_in_text(text)).and_then(class_of_status) {
+        return class;
+    }
+    if retryable == Some(true) {
+        return FailureClass::Transient;
+    }
+    classify_reported_error(text)
+}
+
+/// The HTTP status a message names after the word `status` (`unexpected status 401
+/// Unauthorized`, `last status: 429`, `statusCode=503`).
+pub fn status_in_text(text: &str) -> Option<u16> {
+    let lower = text.to_ascii_lowercase();
+    lower.match_indices("status").find_map(|(i, word)| {
+        let rest = lower[i + word.len()..].trim_start_matches(|c: char| c.is_ascii_alphabetic() || c == '_');
+        let rest = rest.trim_start_matches([':', '=', ' ', '"']);
+        let digits: String = rest.chars().take_while(char::is_ascii_digit).collect();
+        (digits.len() == 3)
+            .then(|| digits.parse().ok())
+            .flatten()
+            .filter(|s| (100..600).contains(s))
+    })
+}
+
+/// Classifies an error text an agent reported, by its words (the fallback of
+/// [`classify_error`] when no status code is known).
 pub fn classify_reported_error(text: &str) -> FailureClass {
     let t = text.to_ascii_lowercase();
     let systemic = [
         "not logged in",
         "authentication",
+        "not able to authenticate",
         "invalid api key",
         "api key",
+        "api_key",
+        "missing environment variable",
         "unauthorized",
         "401",
         "forbidden",
@@ -96,11 +142,20 @@ pub fn classify_reported_error(text: &str) -> FailureClass {
         "overloaded",
         "rate limit",
         "rate_limit",
+        "ratelimit",
+        "too many requests",
+        "resource has been exhausted",
+        "resource_exhausted",
         "429",
         "529",
         "timed out",
         "timeout",
         "connection",
+        "error sending request",
+        "stream disconnected",
+        "stream ended",
+        "serviceunavailable",
+        "service unavailable",
         "econnreset",
         "503",
         "502",

@@ -418,7 +418,7 @@ async fn start_attempt(
         return AttemptOutcome::failed(format!("cannot create {}: {e}", dir.display()), FailureClass::Systemic);
     }
     let (worktree, branch) = (task.worktree.clone(), task.branch.clone());
-    let argv = profile.expand(
+    let mut argv = profile.expand(
         &Placeholders {
             prompt_file,
             prompt,
@@ -429,6 +429,9 @@ async fn start_attempt(
         },
         resume_session,
     );
+    if let Ok((git_dir, common_dir)) = crate::git::worktree_git_dirs(&worktree) {
+        crate::agent::builtins::add_writable_dirs(profile, &mut argv, &[common_dir, git_dir]);
+    }
     let mut env = vec![
         ("GADUGI_RUN_ID".to_string(), ctx.req.run_id.clone()),
         ("GADUGI_TASK_ID".to_string(), id.clone()),
@@ -633,7 +636,7 @@ async fn follow_attempt(
         }
         Err(e) => return AttemptOutcome::failed(format!("{e:#}"), FailureClass::Transient),
     };
-    let report = profile.report(&launch.stdout);
+    let report = profile.report(&launch.stdout, &launch.stderr, exit.exit_code);
     if profile.protocol != OutputProtocol::Plain {
         task.send(Event::AgentReported {
             task: id.clone(),
