@@ -190,7 +190,8 @@ fn gemini_exit(r: &mut AgentReport, stderr: &str, exit_code: Option<i32>) {
         _ => return,
     };
     r.class = Some(class);
-    if r.error.is_none() || !r.error.as_deref().unwrap_or("").contains("reported an error") {
+    // Keep the error gemini printed; replace "ended without reporting a finished turn".
+    if !r.error.as_deref().is_some_and(|e| e.contains("reported an error")) {
         r.error = Some(format!(
             "gemini {what}{}",
             said.map(|s| format!(": {s}")).unwrap_or_default()
@@ -528,6 +529,239 @@ pub fn summarize(protocol: OutputProtocol, line: &str) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::testing::check_table;
+
+    /// `(protocol, stdout, stderr, exit code, outcome)`; outcome: `ok`, or the class and a
+    /// piece of the error. Lines as the real programs print them (agents_report.md).
+    const ATTEMPTS: &[(OutputProtocol, &str, &str, Option<i32>, &str)] = &[
+        // Codex: a retry it recovered from is no error; one not followed by a turn is.
+        (
+            OutputProtocol::CodexJson,
+            "{\"type\":\"error\",\"message\":\"Reconnecting... 1/1 (stream disconnected before completion: stream closed before response.completed)\"}\n{\"type\":\"turn.completed\",\"usage\":{}}",
+            "",
+            Some(0),
+            "ok",
+        ),
+        (
+            OutputProtocol::CodexJson,
+            "{\"type\":\"error\",\"message\":\"Reconnecting... 5/5 (stream disconnected before completion: error sending request)\"}",
+            "",
+            Some(1),
+            "transient: error sending request",
+        ),
+        (
+            OutputProtocol::CodexJson,
+            "{\"type\":\"turn.failed\",\"error\":{\"message\":\"Missing environment variable: `OPENAI_API_KEY`.\"}}",
+            "",
+            Some(1),
+            "systemic: OPENAI_API_KEY",
+        ),
+        (
+            OutputProtocol::CodexJson,
+            "{\"type\":\"turn.failed\",\"error\":{\"message\":\"exceeded retry limit, last status: 429 Too Many Requests, request id: req_fake\"}}",
+            "",
+            Some(1),
+            "transient: last status: 429",
+        ),
+        // Gemini: the exit code is the HTTP status mod 256; 41 is a missing key.
+        (OutputProtocol::GeminiStreamJson, "", "When using Gemini API, you must specify the GEMINI_API_KEY environment variable.\n", Some(41), "systemic: GEMINI_API_KEY"),
+        (
+            OutputProtocol::GeminiStreamJson,
+            "{\"type\":\"result\",\"status\":\"error\",\"error\":{\"type\":\"unknown\",\"message\":\"[API Error: Resource has been exhausted (e.g. check quota).]\"}}",
+            "",
+            Some(173),
+            "transient: Resource has been exhausted",
+        ),
+        (
+            OutputProtocol::GeminiStreamJson,
+            "{\"type\":\"result\",\"status\":\"error\",\"error\":{\"type\":\"unknown\",\"message\":\"[API Error: {}]\"}}",
+            "",
+            Some(145),
+            "systemic: [API Error",
+        ),
+        (OutputProtocol::GeminiStreamJson, "", "", Some(247), "transient: HTTP status 503"),
+        // A result with status error fails the task even when gemini exits 0.
+        (
+            OutputProtocol::GeminiStreamJson,
+            "{\"type\":\"error\",\"severity\":\"error\",\"message\":\"Model stream ended without a finish reason.\"}\n{\"type\":\"result\",\"status\":\"error\",\"stats\":{}}",
+            "",
+            Some(0),
+            "transient: Model stream ended",
+        ),
+        // opencode: statusCode and isRetryable.
+        (
+            OutputProtocol::OpenCodeJson,
+            "{\"type\":\"error\",\"error\":{\"name\":\"APIError\",\"data\":{\"message\":\"Too busy\",\"statusCode\":503,\"isRetryable\":true}}}",
+            "",
+            Some(1),
+            "transient: Too busy",
+        ),
+        (
+            OutputProtocol::OpenCodeJson,
+            "{\"type\":\"error\",\"error\":{\"name\":\"APIError\",\"data\":{\"message\":\"Incorrect API key provided: dummy.\",\"statusCode\":401,\"isRetryable\":false}}}",
+            "",
+            Some(1),
+            "systemic: Incorrect API key",
+        ),
+        // aider exits 0 whatever the API said.
+        (
+            OutputProtocol::AiderText,
+            "litellm.AuthenticationError: AuthenticationError: OpenAIException - Incorrect \nAPI key provided: dummy.\nThe API provider is not able to authenticate you. Check your API key.\n",
+            "",
+            Some(0),
+            "systemic: not able to authenticate",
+        ),
+        (
+            OutputProtocol::AiderText,
+            "litellm.RateLimitError: RateLimitError: OpenAIException - Rate limit reached for\nrequests\nRetrying in 0.2 seconds...\nlitellm.RateLimitError: RateLimitError: OpenAIException - Rate limit reached for\nrequests\n",
+            "",
+            Some(0),
+            "transient: RateLimitError",
+        ),
+        (
+            OutputProtocol::AiderText,
+            "litellm.ServiceUnavailableError: ServiceUnavailableError: OpenAIException - busy\n",
+            "",
+            Some(0),
+            "transient: ServiceUnavailableError",
+        ),
+        (
+            OutputProtocol::AiderText,
+            "litellm.APIConnectionError: APIConnectionError: OpenAIException - Connection error.\nRetrying in 0.2 seconds...\n",
+            "",
+            Some(0),
+            "transient: APIConnectionError",
+        ),
+        // An error aider recovered from (an exchange succeeded after it) is no error.
+        (
+            OutputProtocol::AiderText,
+            "litellm.APIConnectionError: APIConnectionError: cut\nRetrying in 0.2 seconds...\nhello.txt\nTokens: 1.0k sent, 50 received. Cost: $0.0025 message, $0.0025 session.\nApplied edit to hello.txt\n",
+            "",
+            Some(0),
+            "ok",
+        ),
+        (OutputProtocol::AiderText, "Applied edit to hello.txt\n", "", Some(0), "ok"),
+    ];
+
+    #[test]
+    fn attempts_are_read_from_output_stderr_and_exit() {
+        check_table(ATTEMPTS, |&(protocol, stdout, stderr, exit, expected)| {
+            let r = report_of_attempt(protocol, stdout, stderr, exit);
+            let got = match (r.class, &r.error) {
+                (None, None) => "ok".to_string(),
+                (class, error) => {
+                    let class = class.map(|c| serde_json::to_value(c).unwrap().as_str().unwrap().to_string());
+                    let piece = expected.split_once(": ").map_or("", |(_, p)| p);
+                    let error = error.clone().unwrap_or_default();
+                    // Show the whole error only when it lacks the expected piece.
+                    let shown = if error.contains(piece) {
+                        piece.to_string()
+                    } else {
+                        error
+                    };
+                    format!("{}: {shown}", class.unwrap_or_default())
+                }
+            };
+            (
+                format!("{protocol:?} {stdout:?} {stderr:?} {exit:?}"),
+                expected.to_string(),
+                got,
+            )
+        });
+    }
+
+    #[test]
+    fn aider_tokens_and_session_cost_are_read() {
+        let text = "Tokens: 1.0k sent, 50 received. Cost: $0.0025 message, $0.0025 session.\nTokens: 2.3M sent, 1.5k cache write, 500 cache hit, 12 received. Cost: $0.10 message,\n$0.1025 session.\n";
+        let r = report_from_text(OutputProtocol::AiderText, text);
+        assert_eq!(r.error, None);
+        assert_eq!(r.turns, Some(2));
+        assert!((r.cost_usd.unwrap() - 0.1025).abs() < 1e-9, "{:?}", r.cost_usd);
+        let u = r.usage.unwrap();
+        assert_eq!(
+            (
+                u.input_tokens,
+                u.output_tokens,
+                u.cache_creation_input_tokens,
+                u.cache_read_input_tokens
+            ),
+            (2_301_000, 62, 1_500, 500)
+        );
+    }
+
+    #[test]
+    fn codex_error_items_are_warnings_and_gemini_auto_names_the_models() {
+        let codex = r#"{"type":"item.completed","item":{"id":"i0","type":"error","message":"Model metadata for `gpt-5.5` not found."}}
+{"type":"item.completed","item":{"id":"i1","type":"command_execution","command":"ls","status":"completed"}}
+{"type":"turn.completed","usage":{"input_tokens":10,"cached_input_tokens":4,"output_tokens":3}}"#;
+        let r = report_from_text(OutputProtocol::CodexJson, codex);
+        assert_eq!((r.tool_uses, r.error.as_deref()), (1, None));
+        assert_eq!(r.warnings, ["Model metadata for `gpt-5.5` not found."]);
+        let gemini = r#"{"type":"init","session_id":"g1","model":"auto"}
+{"type":"message","role":"assistant","content":"Writing hello.txt now.","delta":true}
+{"type":"result","status":"success","stats":{"input_tokens":2000,"output_tokens":100,"cached":400,"models":{"gemini-2.5-flash":{}}}}"#;
+        let r = report_from_text(OutputProtocol::GeminiStreamJson, gemini);
+        assert_eq!(r.model.as_deref(), Some("gemini-2.5-flash"));
+        assert_eq!(r.usage.unwrap().cache_read_input_tokens, 400);
+        assert_eq!(
+            summarize(OutputProtocol::GeminiStreamJson, gemini.lines().nth(1).unwrap()).as_deref(),
+            Some("Writing hello.txt now.")
+        );
+    }
+
+    #[test]
+    fn opencode_tokens_targets_and_rejections() {
+        let text = r#"{"type":"tool_use","sessionID":"s","part":{"tool":"write","state":{"input":{"filePath":"/w/hello.txt"}}}}
+{"type":"step_finish","sessionID":"s","part":{"tokens":{"total":1050,"input":800,"output":50,"reasoning":0,"cache":{"write":10,"read":200}},"cost":0.0021}}
+permission requested: external_directory (/w/other/*); auto-rejecting"#;
+        let r = report_from_text(OutputProtocol::OpenCodeJson, text);
+        let u = r.usage.clone().unwrap();
+        assert_eq!(
+            (
+                u.input_tokens,
+                u.output_tokens,
+                u.cache_read_input_tokens,
+                u.cache_creation_input_tokens
+            ),
+            (800, 50, 200, 10)
+        );
+        assert_eq!(r.warnings.len(), 1, "{:?}", r.warnings);
+        assert_eq!(
+            summarize(OutputProtocol::OpenCodeJson, text.lines().next().unwrap()).as_deref(),
+            Some("write /w/hello.txt")
+        );
+        let r = report_of_attempt(
+            OutputProtocol::OpenCodeJson,
+            text,
+            "permission requested: external_directory (/x/*); auto-rejecting\n",
+            Some(0),
+        );
+        assert_eq!(r.warnings.len(), 2, "{:?}", r.warnings);
+    }
+
+    #[test]
+    fn codex_gets_the_worktree_git_dirs_writable() {
+        let config = crate::spec::config::Config::defaults(std::path::Path::new("/r/repo"));
+        let codex = AgentProfile::resolve(Some("codex"), &config, None).unwrap();
+        let mut argv = codex.argv.clone();
+        let dirs = [PathBuf::from("/r/repo/.git"), PathBuf::from("/r/repo/.git/worktrees/a")];
+        add_writable_dirs(&codex, &mut argv, &dirs);
+        assert_eq!(
+            argv[argv.len() - 4..],
+            [
+                "--add-dir=/r/repo/.git",
+                "--add-dir=/r/repo/.git/worktrees/a",
+                "--",
+                "{prompt}"
+            ]
+        );
+        let aider = AgentProfile::resolve(Some("aider"), &config, None).unwrap();
+        let mut argv = aider.argv.clone();
+        add_writable_dirs(&aider, &mut argv, &dirs);
+        assert_eq!(argv, aider.argv);
+        assert_eq!(excluded_files(&aider), [".aider*"]);
+        assert!(excluded_files(&codex).is_empty());
+    }
 
     #[test]
     fn codex_stream_gives_session_usage_and_errors() {

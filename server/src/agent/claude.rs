@@ -397,6 +397,46 @@ mod tests {
     }
 
     #[test]
+    fn api_error_status_and_terminal_reason_come_before_the_text() {
+        // `(result fields, class)`: the result says what its text may not.
+        let cases: &[(&str, FailureClass)] = &[
+            (
+                r#""api_error_status":429,"result":"API Error: Repeated server errors""#,
+                FailureClass::Transient,
+            ),
+            (
+                r#""api_error_status":401,"result":"Something went wrong""#,
+                FailureClass::Systemic,
+            ),
+            (
+                r#""api_error_status":529,"terminal_reason":"api_error","result":"x""#,
+                FailureClass::Transient,
+            ),
+            (
+                r#""terminal_reason":"prompt_too_long","result":"Prompt is too long""#,
+                FailureClass::Task,
+            ),
+            (
+                r#""terminal_reason":"blocking_limit","result":"limit""#,
+                FailureClass::Systemic,
+            ),
+            (
+                r#""terminal_reason":"model_error","result":"Overloaded""#,
+                FailureClass::Transient,
+            ),
+        ];
+        crate::testing::check_table(cases, |&(fields, class)| {
+            let line = format!(r#"{{"type":"result","subtype":"success","is_error":true,"num_turns":1,{fields}}}"#);
+            (fields.to_string(), Some(class), report_from_text(&line).class)
+        });
+        let max = r#"{"type":"result","subtype":"error_during_execution","is_error":true,"terminal_reason":"max_turns","num_turns":7}"#;
+        assert!(report_from_text(max)
+            .error
+            .unwrap()
+            .contains("maximum number of turns (7)"));
+    }
+
+    #[test]
     fn success_with_tools_cost_usage_and_denials() {
         let text = r#"{"type":"system","subtype":"init","session_id":"s-2","model":"m"}
 {"type":"assistant","message":{"content":[{"type":"text","text":"I will write it."},{"type":"tool_use","name":"Write","input":{"file_path":"/w/a.txt","content":"x"}}]},"parent_tool_use_id":null}

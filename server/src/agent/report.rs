@@ -237,6 +237,73 @@ mod tests {
         ("(401)", FailureClass::Systemic),
     ];
 
+    /// `(HTTP status, retryable, error text, class)`: structured fields first, then the text.
+    const STRUCTURED: &[(Option<u16>, Option<bool>, &str, FailureClass)] = &[
+        // opencode's error.data.statusCode (+ isRetryable).
+        (Some(401), Some(false), "Incorrect API key provided: dummy.", FailureClass::Systemic),
+        (Some(429), Some(true), "Rate limit reached", FailureClass::Transient),
+        (Some(503), Some(true), "Service Unavailable", FailureClass::Transient),
+        (Some(404), None, "model not found", FailureClass::Systemic),
+        // The status beats misleading words; an unknown status falls back to isRetryable.
+        (Some(429), None, "invalid api key?", FailureClass::Transient),
+        (Some(400), Some(true), "bad request", FailureClass::Transient),
+        (Some(400), Some(false), "context too long", FailureClass::Task),
+        // Codex names the status in its message.
+        (
+            None,
+            None,
+            "unexpected status 401 Unauthorized: Incorrect API key provided: dummy., url: http://127.0.0.1:1/v1/responses, request id: req_fake",
+            FailureClass::Systemic,
+        ),
+        (
+            None,
+            None,
+            "exceeded retry limit, last status: 429 Too Many Requests, request id: req_fake",
+            FailureClass::Transient,
+        ),
+        (
+            None,
+            None,
+            "unexpected status 503 Service Unavailable: The server is overloaded or not ready yet.",
+            FailureClass::Transient,
+        ),
+        // Missing keys are the same for every task.
+        (None, None, "Missing environment variable: `OPENAI_API_KEY`.", FailureClass::Systemic),
+        (
+            None,
+            None,
+            "When using Gemini API, you must specify the GEMINI_API_KEY environment variable.",
+            FailureClass::Systemic,
+        ),
+        // The network and quota words.
+        (
+            None,
+            None,
+            "stream disconnected before completion: error sending request for url (http://127.0.0.1:9/v1/responses)",
+            FailureClass::Transient,
+        ),
+        (None, None, "Connection failed: error sending request", FailureClass::Transient),
+        (
+            None,
+            None,
+            "[API Error: Resource has been exhausted (e.g. check quota).]",
+            FailureClass::Transient,
+        ),
+        (None, Some(true), "something odd", FailureClass::Transient),
+        (None, None, "status 200 but no body", FailureClass::Task),
+    ];
+
+    #[test]
+    fn structured_fields_come_before_the_text() {
+        check_table(STRUCTURED, |&(status, retryable, text, class)| {
+            (
+                format!("{status:?} {retryable:?} {text:?}"),
+                class,
+                classify_error(status, retryable, text),
+            )
+        });
+    }
+
     #[test]
     fn reported_errors_are_classified_by_their_text() {
         check_table(CASES, |&(text, class)| {
