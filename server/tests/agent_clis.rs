@@ -13,7 +13,8 @@
 //! (c) a bad key (401) is a systemic failure and with more tasks the circuit breaker opens;
 //! (d) a rate limit (429) and an overload (503) are transient: gadugi retries (`retries = 1`);
 //! (e) a stream cut that the program recovers from is a success.
-//! Tests that fail with today's profiles are `#[ignore = "issue 15: ..."]`.
+//! Every case passes with today's profiles (issue 15 fixed the ones that did not); a defect
+//! found later is marked `#[ignore = "issue N: ..."]` until it is fixed.
 //!
 //! Keeping the programs from retrying for minutes, and off the network:
 //! - Codex: `~/.codex/config.toml` provider `request_max_retries = 0`, `stream_max_retries`
