@@ -86,7 +86,7 @@ pub struct TokenUsage {
 pub fn class_of_status(status: u16) -> Option<FailureClass> {
     match status {
         // Credentials, billing, permissions, a wrong model or base URL: the same for every task.
-        401 | 402 | 403 | 404 => Some(FailureClass::Systemic),
+        401..=404 => Some(FailureClass::Systemic),
         // Rate limits, timeouts and the server's own trouble (529 = overloaded): try again.
         408 | 409 | 425 | 429 | 500..=599 => Some(FailureClass::Transient),
         _ => None,
