@@ -4,7 +4,6 @@
 use std::path::PathBuf;
 
 use crate::agent::claude::tool_target;
-use crate::agent::profile::AgentProfile;
 use crate::agent::report::{class_of_status, classify_error, AgentReport, FailureClass, OutputProtocol, TokenUsage};
 
 /// A built-in profile: its command line and how its output is read.
@@ -114,21 +113,20 @@ pub fn builtin(name: &str) -> Option<&'static Builtin> {
     BUILTINS.iter().find(|b| b.name == name)
 }
 
-/// The built-in profile `profile` is, when it runs that built-in's program the built-in way
-/// (not a `[profiles]` entry of the same name).
-fn builtin_of(profile: &AgentProfile) -> Option<&'static Builtin> {
-    builtin(&profile.name)
-        .filter(|b| b.protocol == profile.protocol && profile.argv.first().map(String::as_str) == Some(b.argv[0]))
+/// The built-in profile called `name` when a profile of that name reads its output as the
+/// built-in does (not a `[profiles]` entry of the same name, which is plain).
+fn builtin_of(name: &str, protocol: OutputProtocol) -> Option<&'static Builtin> {
+    builtin(name).filter(|b| b.protocol == protocol)
 }
 
-/// Makes the git dirs of the task's worktree writable for a profile whose sandbox keeps them
-/// read-only (Codex `--sandbox workspace-write`: `--add-dir=DIR`, before the prompt in the
-/// expanded `argv`), so the agent can commit. `dirs`: the repository's common git dir
+/// The options that make the git dirs of the task's worktree writable for a profile whose
+/// sandbox keeps them read-only (Codex `--sandbox workspace-write`: `--add-dir=DIR`, to go
+/// before the prompt), so the agent can commit. `dirs`: the repository's common git dir
 /// (objects, refs) and the worktree's own (`<common>/worktrees/<name>`: index, HEAD), which
 /// Codex protects unless it is named itself.
-pub fn add_writable_dirs(profile: &AgentProfile, argv: &mut Vec<String>, dirs: &[PathBuf]) {
-    let Some(option) = builtin_of(profile).and_then(|b| b.writable_dir_option) else {
-        return;
+pub fn writable_dir_options(name: &str, protocol: OutputProtocol, dirs: &[PathBuf]) -> Vec<String> {
+    let Some(option) = builtin_of(name, protocol).and_then(|b| b.writable_dir_option) else {
+        return vec![];
     };
     let mut options: Vec<String> = vec![];
     for d in dirs {
@@ -137,13 +135,13 @@ pub fn add_writable_dirs(profile: &AgentProfile, argv: &mut Vec<String>, dirs: &
             options.push(o);
         }
     }
-    let at = profile.options_at.min(argv.len());
-    argv.splice(at..at, options);
+    options
 }
 
-/// The patterns to add to the repository's `info/exclude` before `profile`'s agent starts.
-pub fn excluded_files(profile: &AgentProfile) -> &'static [&'static str] {
-    builtin_of(profile).map(|b| b.excluded).unwrap_or(&[])
+/// The patterns to add to the repository's `info/exclude` before the agent of profile `name`
+/// starts.
+pub fn excluded_files(name: &str, protocol: OutputProtocol) -> &'static [&'static str] {
+    builtin_of(name, protocol).map(|b| b.excluded).unwrap_or(&[])
 }
 
 /// Reads what an attempt of an agent speaking `protocol` left (not Claude Code, see
@@ -741,26 +739,21 @@ permission requested: external_directory (/w/other/*); auto-rejecting"#;
 
     #[test]
     fn codex_gets_the_worktree_git_dirs_writable() {
-        let config = crate::spec::config::Config::defaults(std::path::Path::new("/r/repo"));
-        let codex = AgentProfile::resolve(Some("codex"), &config, None).unwrap();
-        let mut argv = codex.argv.clone();
-        let dirs = [PathBuf::from("/r/repo/.git"), PathBuf::from("/r/repo/.git/worktrees/a")];
-        add_writable_dirs(&codex, &mut argv, &dirs);
+        let dirs = [
+            PathBuf::from("/r/repo/.git"),
+            PathBuf::from("/r/repo/.git/worktrees/a"),
+            PathBuf::from("/r/repo/.git"),
+        ];
         assert_eq!(
-            argv[argv.len() - 4..],
-            [
-                "--add-dir=/r/repo/.git",
-                "--add-dir=/r/repo/.git/worktrees/a",
-                "--",
-                "{prompt}"
-            ]
+            writable_dir_options("codex", OutputProtocol::CodexJson, &dirs),
+            ["--add-dir=/r/repo/.git", "--add-dir=/r/repo/.git/worktrees/a"]
         );
-        let aider = AgentProfile::resolve(Some("aider"), &config, None).unwrap();
-        let mut argv = aider.argv.clone();
-        add_writable_dirs(&aider, &mut argv, &dirs);
-        assert_eq!(argv, aider.argv);
-        assert_eq!(excluded_files(&aider), [".aider*"]);
-        assert!(excluded_files(&codex).is_empty());
+        // A `[profiles.codex]` of the user's own is plain: not the built-in.
+        assert!(writable_dir_options("codex", OutputProtocol::Plain, &dirs).is_empty());
+        assert!(writable_dir_options("aider", OutputProtocol::AiderText, &dirs).is_empty());
+        assert_eq!(excluded_files("aider", OutputProtocol::AiderText), [".aider*"]);
+        assert!(excluded_files("aider", OutputProtocol::Plain).is_empty());
+        assert!(excluded_files("codex", OutputProtocol::CodexJson).is_empty());
     }
 
     #[test]

@@ -407,7 +407,11 @@ pub fn start(req: RunRequest) -> Result<Drive> {
     if let Ok(rel) = req.config.worktree_dir.strip_prefix(req.repo.root()) {
         req.repo.ensure_excluded(&format!("/{}/", rel.to_string_lossy()))?;
     }
-    for pattern in req.profiles.iter().flat_map(crate::agent::builtins::excluded_files) {
+    for pattern in req
+        .profiles
+        .iter()
+        .flat_map(|p| crate::agent::builtins::excluded_files(&p.name, p.protocol))
+    {
         req.repo.ensure_excluded(pattern)?;
     }
     std::fs::create_dir_all(req.layout.runs_dir()).context("creating .gadugi/runs")?;

@@ -430,7 +430,10 @@ async fn start_attempt(
         resume_session,
     );
     if let Ok((git_dir, common_dir)) = crate::git::worktree_git_dirs(&worktree) {
-        crate::agent::builtins::add_writable_dirs(profile, &mut argv, &[common_dir, git_dir]);
+        let options =
+            crate::agent::builtins::writable_dir_options(&profile.name, profile.protocol, &[common_dir, git_dir]);
+        let at = profile.options_at.min(argv.len());
+        argv.splice(at..at, options);
     }
     let mut env = vec![
         ("GADUGI_RUN_ID".to_string(), ctx.req.run_id.clone()),
