@@ -14,6 +14,8 @@ echo "== cargo clippy -D warnings"
 cargo clippy --workspace --all-targets --locked -- -D warnings
 echo "== the real Claude Code CLI for server/tests/claude_cli.rs (npm, into target/claude-cli)"
 bash scripts/install-claude-cli.sh
+echo "== the real agent programs for server/tests/agent_clis.rs: codex, gemini, opencode, aider (pinned, cached in target/agent-clis)"
+bash scripts/install-agent-clis.sh
 echo "== cargo test"
 cargo test --workspace --locked
 echo "== VS Code extension: npm ci, typecheck, unit tests, protocol test against the real server"

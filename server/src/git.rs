@@ -741,6 +741,13 @@ impl Repo {
     }
 }
 
+/// The git dirs of the checkout at `worktree`: its own (`git rev-parse --git-dir`, for a linked
+/// worktree `<common>/worktrees/<name>`) and the repository's common one (`--git-common-dir`).
+pub fn worktree_git_dirs(worktree: &Path) -> Result<(PathBuf, PathBuf), git2::Error> {
+    let repo = Repository::open(worktree)?;
+    Ok((normalize(repo.path()), normalize(repo.commondir())))
+}
+
 /// `path` without a trailing separator (libgit2 reports directories with one).
 fn normalize(path: &Path) -> PathBuf {
     path.components().collect()

@@ -13,7 +13,8 @@
 //! (c) a bad key (401) is a systemic failure and with more tasks the circuit breaker opens;
 //! (d) a rate limit (429) and an overload (503) are transient: gadugi retries (`retries = 1`);
 //! (e) a stream cut that the program recovers from is a success.
-//! Tests that fail with today's profiles are `#[ignore = "issue 15: ..."]`.
+//! Every case passes with today's profiles (issue 15 fixed the ones that did not); a defect
+//! found later is marked `#[ignore = "issue N: ..."]` until it is fixed.
 //!
 //! Keeping the programs from retrying for minutes, and off the network:
 //! - Codex: `~/.codex/config.toml` provider `request_max_retries = 0`, `stream_max_retries`
@@ -882,7 +883,6 @@ fn codex_writes_a_file_committed_on_its_branch() {
 }
 
 #[test]
-#[ignore = "issue 15: codex cannot git commit under --sandbox workspace-write (the worktree's gitdir <repo>/.git/worktrees/<task> is read-only: `fatal: Unable to create '…/index.lock': Read-only file system`)"]
 fn codex_commits_its_own_work() {
     commits_its_own_work(Agent::Codex);
 }
@@ -898,7 +898,6 @@ fn codex_bad_key_is_systemic_and_opens_the_circuit() {
 }
 
 #[test]
-#[ignore = "issue 15: codex without OPENAI_API_KEY says `Missing environment variable: `OPENAI_API_KEY`.` (turn.failed), classed task by the keyword classifier, not systemic"]
 fn codex_missing_key_is_systemic() {
     missing_key_is_systemic(Agent::Codex);
 }
@@ -914,7 +913,6 @@ fn codex_overload_is_transient_and_retried() {
 }
 
 #[test]
-#[ignore = "issue 15: codex's `{\"type\":\"error\",\"message\":\"Reconnecting... 1/1 (stream disconnected …)\"}` of a recovered stream fails the run though the turn completed and codex exited 0"]
 fn codex_recovered_stream_cut_is_a_success() {
     recovered_stream_cut_is_a_success(Agent::Codex);
 }
@@ -933,7 +931,6 @@ fn gemini_commits_its_own_work() {
 }
 
 #[test]
-#[ignore = "issue 15: gemini's result.stats.cached (400) is not read into usage.cache_read_input_tokens (0)"]
 fn gemini_reports_session_model_and_tokens() {
     reports_what_the_program_printed(Agent::Gemini);
 }
@@ -944,13 +941,11 @@ fn gemini_bad_key_is_systemic_and_opens_the_circuit() {
 }
 
 #[test]
-#[ignore = "issue 15: gemini without GEMINI_API_KEY exits 41 (FATAL_AUTHENTICATION_ERROR) with an empty stdout, classed task (`ended without reporting a finished turn`), not systemic"]
 fn gemini_missing_key_is_systemic() {
     missing_key_is_systemic(Agent::Gemini);
 }
 
 #[test]
-#[ignore = "issue 15: gemini's 429 ends as `[API Error: Resource has been exhausted (e.g. check quota).]` (result.error.type \"unknown\", exit 173 = 429 % 256), which the keyword classifier calls a task failure: not retried"]
 fn gemini_rate_limit_is_transient_and_retried() {
     error_status_is_transient_and_retried(Agent::Gemini, 429);
 }
@@ -969,19 +964,16 @@ fn gemini_recovered_stream_cut_is_a_success() {
 // opencode (`opencode run --format json -- PROMPT`).
 
 #[test]
-#[ignore = "issue 15: opencode works in $PWD (inherited from the caller), not in its cwd: it writes hello.txt into the user's checkout, not the worktree"]
 fn opencode_writes_a_file_committed_on_its_branch() {
     writes_a_file_committed_on_its_branch(Agent::OpenCode);
 }
 
 #[test]
-#[ignore = "issue 15: opencode works in $PWD (inherited from the caller): its bash tool commits on the user's checkout"]
 fn opencode_commits_its_own_work() {
     commits_its_own_work(Agent::OpenCode);
 }
 
 #[test]
-#[ignore = "issue 15: opencode's step_finish part.tokens (input/output/reasoning/cache) are not read into usage"]
 fn opencode_reports_session_turns_tokens_and_cost() {
     reports_what_the_program_printed(Agent::OpenCode);
 }
@@ -992,19 +984,16 @@ fn opencode_bad_key_is_systemic_and_opens_the_circuit() {
 }
 
 #[test]
-#[ignore = "issue 15: opencode works in $PWD: the 429 is classed transient and retried (passes), but the retried attempt writes hello.txt into the user's checkout, not the worktree"]
 fn opencode_rate_limit_is_transient_and_retried() {
     error_status_is_transient_and_retried(Agent::OpenCode, 429);
 }
 
 #[test]
-#[ignore = "issue 15: opencode works in $PWD: the 503 is classed transient and retried (passes), but the retried attempt writes hello.txt into the user's checkout, not the worktree"]
 fn opencode_overload_is_transient_and_retried() {
     error_status_is_transient_and_retried(Agent::OpenCode, 503);
 }
 
 #[test]
-#[ignore = "issue 15: opencode works in $PWD: the run after the cut succeeds (passes), but hello.txt lands in the user's checkout, not the worktree"]
 fn opencode_recovered_stream_cut_is_a_success() {
     recovered_stream_cut_is_a_success(Agent::OpenCode);
 }
@@ -1014,31 +1003,26 @@ fn opencode_recovered_stream_cut_is_a_success() {
 // --message-file PROMPT_FILE`).
 
 #[test]
-#[ignore = "issue 15: aider --yes-always adds `.aider*` to the tracked .gitignore (committed on the branch)"]
 fn aider_writes_a_file_committed_on_its_branch() {
     writes_a_file_committed_on_its_branch(Agent::Aider);
 }
 
 #[test]
-#[ignore = "issue 15: aider's output is not read (profile protocol Plain): `Tokens: 1.0k sent, 50 received. Cost: $0.0025 message, $0.0025 session.` is ignored"]
 fn aider_reports_cost() {
     reports_what_the_program_printed(Agent::Aider);
 }
 
 #[test]
-#[ignore = "issue 15: aider exits 0 on API errors (`litellm.AuthenticationError: AuthenticationError: OpenAIException - Incorrect API key provided…` on stdout): every task succeeds, the circuit never opens"]
 fn aider_bad_key_is_systemic_and_opens_the_circuit() {
     bad_key_is_systemic_and_opens_the_circuit(Agent::Aider);
 }
 
 #[test]
-#[ignore = "issue 15: aider exits 0 after giving up on a 429 (`litellm.RateLimitError: …`, ~76 s of its own retries): the task succeeds with nothing written, never retried"]
 fn aider_rate_limit_is_transient_and_retried() {
     error_status_is_transient_and_retried(Agent::Aider, 429);
 }
 
 #[test]
-#[ignore = "issue 15: aider exits 0 after giving up on a 503 (`litellm.ServiceUnavailableError: …`, ~76 s of its own retries): the task succeeds with nothing written, never retried"]
 fn aider_overload_is_transient_and_retried() {
     error_status_is_transient_and_retried(Agent::Aider, 503);
 }

@@ -10,7 +10,7 @@
 
 use std::path::Path;
 
-use crate::agent::report::{classify_reported_error, AgentReport, FailureClass, TokenUsage};
+use crate::agent::report::{classify_error, classify_reported_error, AgentReport, FailureClass, TokenUsage};
 use crate::spec::claude_settings::{ClaudeSettings, DEFAULT_WORKFLOW_AGENT};
 
 /// Which custom agent a Claude Code task runs as.
@@ -92,6 +92,7 @@ const TARGET_CHARS: usize = 80;
 pub fn tool_target(input: &serde_json::Value) -> String {
     let target = [
         "file_path",
+        "filePath",
         "notebook_path",
         "command",
         "pattern",
@@ -121,6 +122,10 @@ pub struct ClaudeStream {
     api_error: Option<String>,
     result_text: Option<String>,
     is_error: bool,
+    /// The result's `api_error_status`: the HTTP status of the API error that ended the turn.
+    api_status: Option<u16>,
+    /// The result's `terminal_reason`: why the query loop ended (`max_turns`, `api_error`, ...).
+    terminal_reason: Option<String>,
 }
 
 impl ClaudeStream {
@@ -167,7 +172,9 @@ impl ClaudeStream {
             "result" => {
                 self.result_seen = true;
                 self.is_error = v["is_error"] == true;
-                self.max_turns = v["subtype"] == "error_max_turns";
+                self.max_turns = v["subtype"] == "error_max_turns" || v["terminal_reason"] == "max_turns";
+                self.api_status = v["api_error_status"].as_u64().and_then(|s| u16::try_from(s).ok());
+                self.terminal_reason = v["terminal_reason"].as_str().map(str::to_string);
                 self.result_text = v["result"].as_str().map(str::to_string);
                 if let Some(s) = v["session_id"].as_str() {
                     r.session_id = Some(s.to_string());
@@ -234,9 +241,35 @@ impl ClaudeStream {
                 .unwrap_or_else(|| "error".into());
             let basis = format!("{detail} {}", self.api_error.as_deref().unwrap_or(""));
             r.error = Some(format!("the agent reported an error: {detail}"));
-            r.class = Some(classify_reported_error(&basis));
+            r.class = Some(
+                self.terminal_reason
+                    .as_deref()
+                    .and_then(class_of_terminal_reason)
+                    .unwrap_or_else(|| classify_error(self.api_status, None, &basis)),
+            );
         }
         self.report
+    }
+}
+
+/// How a turn that ended for `reason` (the result's `terminal_reason`) is treated when that
+/// alone decides; `None` for the reasons whose API status or text says more (`api_error`,
+/// `model_error`, `completed`).
+fn class_of_terminal_reason(reason: &str) -> Option<FailureClass> {
+    match reason {
+        "max_turns"
+        | "prompt_too_long"
+        | "image_error"
+        | "malformed_tool_use_exhausted"
+        | "aborted_streaming"
+        | "aborted_tools"
+        | "stop_hook_prevented"
+        | "hook_stopped"
+        | "structured_output_retry_exhausted" => Some(FailureClass::Task),
+        // Usage or budget limits and a refused setup hold for every task.
+        "blocking_limit" | "budget_exhausted" | "turn_setup_failed" => Some(FailureClass::Systemic),
+        "rapid_refill_breaker" => Some(FailureClass::Transient),
+        _ => None,
     }
 }
 
@@ -361,6 +394,46 @@ mod tests {
         assert_eq!(r.turns, Some(1));
         assert_eq!(r.duration_ms, Some(893));
         assert_eq!(r.usage, None);
+    }
+
+    #[test]
+    fn api_error_status_and_terminal_reason_come_before_the_text() {
+        // `(result fields, class)`: the result says what its text may not.
+        let cases: &[(&str, FailureClass)] = &[
+            (
+                r#""api_error_status":429,"result":"API Error: Repeated server errors""#,
+                FailureClass::Transient,
+            ),
+            (
+                r#""api_error_status":401,"result":"Something went wrong""#,
+                FailureClass::Systemic,
+            ),
+            (
+                r#""api_error_status":529,"terminal_reason":"api_error","result":"x""#,
+                FailureClass::Transient,
+            ),
+            (
+                r#""terminal_reason":"prompt_too_long","result":"Prompt is too long""#,
+                FailureClass::Task,
+            ),
+            (
+                r#""terminal_reason":"blocking_limit","result":"limit""#,
+                FailureClass::Systemic,
+            ),
+            (
+                r#""terminal_reason":"model_error","result":"Overloaded""#,
+                FailureClass::Transient,
+            ),
+        ];
+        crate::testing::check_table(cases, |&(fields, class)| {
+            let line = format!(r#"{{"type":"result","subtype":"success","is_error":true,"num_turns":1,{fields}}}"#);
+            (fields.to_string(), Some(class), report_from_text(&line).class)
+        });
+        let max = r#"{"type":"result","subtype":"error_during_execution","is_error":true,"terminal_reason":"max_turns","num_turns":7}"#;
+        assert!(report_from_text(max)
+            .error
+            .unwrap()
+            .contains("maximum number of turns (7)"));
     }
 
     #[test]

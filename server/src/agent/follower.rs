@@ -78,7 +78,7 @@ pub fn read_tail(path: &std::path::Path, max: u64) -> String {
 /// A one-line, human summary of an output line; `None` when it says nothing new.
 pub fn summarize(protocol: OutputProtocol, line: &str) -> Option<String> {
     let text = match protocol {
-        OutputProtocol::Plain => line.trim().to_string(),
+        OutputProtocol::Plain | OutputProtocol::AiderText => line.trim().to_string(),
         OutputProtocol::ClaudeStreamJson => crate::agent::claude::summarize(line)?,
         protocol => crate::agent::builtins::summarize(protocol, line)?,
     };

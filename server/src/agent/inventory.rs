@@ -11,6 +11,29 @@ use crate::agent::profile::AgentProfile;
 use crate::fsutil::find_on_path;
 use crate::spec::config::Config;
 
+/// The version of each built-in profile's program that `server/tests/agent_clis.rs` and
+/// `server/tests/claude_cli.rs` ran against (the versions `scripts/install-agent-clis.sh` and
+/// `scripts/install-claude-cli.sh` pin): the one place to update with them.
+pub const TESTED_VERSIONS: &[(&str, &str)] = &[
+    ("claude", "2.1.329"),
+    ("codex", "0.171.0"),
+    ("gemini", "0.61.0"),
+    ("opencode", "1.18.33"),
+    ("aider", "0.86.2"),
+];
+
+/// The version of `profile`'s program the tests covered, if any.
+pub fn tested_version(profile: &str) -> Option<&'static str> {
+    TESTED_VERSIONS.iter().find(|(p, _)| *p == profile).map(|(_, v)| *v)
+}
+
+/// Whether a `--version` line (`codex-cli 0.171.0`, `2.1.329 (Claude Code)`) names `version`
+/// as a word of its own (`0.171.0` is not `10.171.0` nor `0.171.01`).
+pub fn names_version(line: &str, version: &str) -> bool {
+    line.split(|c: char| !(c.is_ascii_alphanumeric() || c == '.' || c == '-'))
+        .any(|w| w.trim_start_matches('v') == version || w.rsplit('-').next() == Some(version))
+}
+
 /// One line of `gadugi agents`.
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct AgentInfo {
@@ -22,6 +45,11 @@ pub struct AgentInfo {
     pub path: Option<PathBuf>,
     /// First line of `program --version`.
     pub version: Option<String>,
+    /// Whether that version is the one the tests covered (`tested_version`); None when the
+    /// profile has no tested version or the version is unknown.
+    pub tested: Option<bool>,
+    /// The version the tests covered, for the profiles that have one.
+    pub tested_version: Option<String>,
     /// The command line with placeholders.
     pub command: String,
     /// How to install it (built-ins only).
@@ -67,12 +95,16 @@ pub fn list_agents(config: &Config) -> Vec<AgentInfo> {
                 let b = builtin(&name);
                 (b.map(|b| b.install.to_string()), b.map(|b| b.permissions.to_string()))
             };
+            let tested_version = tested_version(&name);
+            let tested = tested_version.zip(version.as_deref()).map(|(t, v)| names_version(v, t));
             Some(AgentInfo {
                 command: shell_words::join(&profile.argv),
                 profile: name,
                 program,
                 path,
                 version,
+                tested,
+                tested_version: tested_version.map(str::to_string),
                 install,
                 permissions,
             })
@@ -131,6 +163,28 @@ mod tests {
         );
         let sim = agents.iter().find(|a| a.profile == "simulated").unwrap();
         assert!(sim.path.is_some() && sim.version.is_some());
+    }
+
+    #[test]
+    fn tested_versions_are_matched_as_words() {
+        let cases: &[(&str, &str, bool)] = &[
+            ("codex-cli 0.171.0", "0.171.0", true),
+            ("2.1.329 (Claude Code)", "2.1.329", true),
+            ("aider 0.86.2", "0.86.2", true),
+            ("v1.18.33", "1.18.33", true),
+            ("0.61.0", "0.61.0", true),
+            ("codex-cli 0.180.0", "0.171.0", false),
+            ("10.61.0", "0.61.0", false),
+            ("0.61.01", "0.61.0", false),
+            ("2.1.3290", "2.1.329", false),
+        ];
+        crate::testing::check_table(cases, |&(line, version, want)| {
+            (format!("{line:?} {version}"), want, names_version(line, version))
+        });
+        for b in BUILTINS {
+            assert!(tested_version(b.name).is_some(), "{} has no tested version", b.name);
+        }
+        assert!(tested_version("claude").is_some());
     }
 
     #[test]

@@ -263,18 +263,17 @@ impl AgentProfile {
         self.protocol == OutputProtocol::ClaudeStreamJson
     }
 
-    /// What the agent reported about its attempt on stdout (for agents with a machine
-    /// protocol); empty for plain agents.
-    pub fn report(&self, stdout_log: &Path) -> AgentReport {
+    /// What the agent reported about its attempt (for agents with a machine protocol): its
+    /// stdout, with its stderr and exit code where the protocol needs them; empty for plain
+    /// agents.
+    pub fn report(&self, stdout_log: &Path, stderr_log: &Path, exit_code: Option<i32>) -> AgentReport {
+        let stdout = || std::fs::read_to_string(stdout_log).unwrap_or_default();
         match self.protocol {
             OutputProtocol::Plain => AgentReport::default(),
+            OutputProtocol::ClaudeStreamJson => crate::agent::claude::report_from_text(&stdout()),
             protocol => {
-                let text = std::fs::read_to_string(stdout_log).unwrap_or_default();
-                if protocol == OutputProtocol::ClaudeStreamJson {
-                    crate::agent::claude::report_from_text(&text)
-                } else {
-                    crate::agent::builtins::report_from_text(protocol, &text)
-                }
+                let stderr = crate::agent::follower::read_tail(stderr_log, 64 * 1024);
+                crate::agent::builtins::report_of_attempt(protocol, &stdout(), &stderr, exit_code)
             }
         }
     }

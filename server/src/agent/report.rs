@@ -16,6 +16,8 @@ pub enum OutputProtocol {
     GeminiStreamJson,
     /// `opencode run --format json`: JSON lines (`step_start`, `tool_use`, `text`, `step_finish`).
     OpenCodeJson,
+    /// aider's plain text (`--no-pretty`): `Tokens: … Cost: …` lines and `litellm.*Error` lines.
+    AiderText,
 }
 
 /// A resolved agent profile.
@@ -79,14 +81,58 @@ pub struct TokenUsage {
     pub cache_creation_input_tokens: u64,
 }
 
-/// Classifies an error text an agent reported.
+/// How a failure is treated given the HTTP status the model API answered: the one mapping of
+/// status codes to classes, whichever agent reported it.
+pub fn class_of_status(status: u16) -> Option<FailureClass> {
+    match status {
+        // Credentials, billing, permissions, a wrong model or base URL: the same for every task.
+        401..=404 => Some(FailureClass::Systemic),
+        // Rate limits, timeouts and the server's own trouble (529 = overloaded): try again.
+        408 | 409 | 425 | 429 | 500..=599 => Some(FailureClass::Transient),
+        _ => None,
+    }
+}
+
+/// Classifies an error an agent reported: by the HTTP status when it gave one (or its text
+/// names one, as Codex's `unexpected status 401` or `last status: 429`), then by whether it
+/// called the error retryable, then by the words of the text.
+pub fn classify_error(status: Option<u16>, retryable: Option<bool>, text: &str) -> FailureClass {
+    if let Some(class) = status.or_else(|| status_in_text(text)).and_then(class_of_status) {
+        return class;
+    }
+    if retryable == Some(true) {
+        return FailureClass::Transient;
+    }
+    classify_reported_error(text)
+}
+
+/// The HTTP status a message names after the word `status` (`unexpected status 401
+/// Unauthorized`, `last status: 429`, `statusCode=503`).
+pub fn status_in_text(text: &str) -> Option<u16> {
+    let lower = text.to_ascii_lowercase();
+    lower.match_indices("status").find_map(|(i, word)| {
+        let rest = lower[i + word.len()..].trim_start_matches(|c: char| c.is_ascii_alphabetic() || c == '_');
+        let rest = rest.trim_start_matches([':', '=', ' ', '"']);
+        let digits: String = rest.chars().take_while(char::is_ascii_digit).collect();
+        (digits.len() == 3)
+            .then(|| digits.parse().ok())
+            .flatten()
+            .filter(|s| (100..600).contains(s))
+    })
+}
+
+/// Classifies an error text an agent reported, by its words (the fallback of
+/// [`classify_error`] when no status code is known).
 pub fn classify_reported_error(text: &str) -> FailureClass {
     let t = text.to_ascii_lowercase();
     let systemic = [
         "not logged in",
         "authentication",
+        "not able to authenticate",
         "invalid api key",
         "api key",
+        "api_key",
+        "missing environment variable",
         "unauthorized",
         "401",
         "forbidden",
@@ -96,11 +142,20 @@ pub fn classify_reported_error(text: &str) -> FailureClass {
         "overloaded",
         "rate limit",
         "rate_limit",
+        "ratelimit",
+        "too many requests",
+        "resource has been exhausted",
+        "resource_exhausted",
         "429",
         "529",
         "timed out",
         "timeout",
         "connection",
+        "error sending request",
+        "stream disconnected",
+        "stream ended",
+        "serviceunavailable",
+        "service unavailable",
         "econnreset",
         "503",
         "502",
@@ -181,6 +236,73 @@ mod tests {
         ("status=429", FailureClass::Transient),
         ("(401)", FailureClass::Systemic),
     ];
+
+    /// `(HTTP status, retryable, error text, class)`: structured fields first, then the text.
+    const STRUCTURED: &[(Option<u16>, Option<bool>, &str, FailureClass)] = &[
+        // opencode's error.data.statusCode (+ isRetryable).
+        (Some(401), Some(false), "Incorrect API key provided: dummy.", FailureClass::Systemic),
+        (Some(429), Some(true), "Rate limit reached", FailureClass::Transient),
+        (Some(503), Some(true), "Service Unavailable", FailureClass::Transient),
+        (Some(404), None, "model not found", FailureClass::Systemic),
+        // The status beats misleading words; an unknown status falls back to isRetryable.
+        (Some(429), None, "invalid api key?", FailureClass::Transient),
+        (Some(400), Some(true), "bad request", FailureClass::Transient),
+        (Some(400), Some(false), "context too long", FailureClass::Task),
+        // Codex names the status in its message.
+        (
+            None,
+            None,
+            "unexpected status 401 Unauthorized: Incorrect API key provided: dummy., url: http://127.0.0.1:1/v1/responses, request id: req_fake",
+            FailureClass::Systemic,
+        ),
+        (
+            None,
+            None,
+            "exceeded retry limit, last status: 429 Too Many Requests, request id: req_fake",
+            FailureClass::Transient,
+        ),
+        (
+            None,
+            None,
+            "unexpected status 503 Service Unavailable: The server is overloaded or not ready yet.",
+            FailureClass::Transient,
+        ),
+        // Missing keys are the same for every task.
+        (None, None, "Missing environment variable: `OPENAI_API_KEY`.", FailureClass::Systemic),
+        (
+            None,
+            None,
+            "When using Gemini API, you must specify the GEMINI_API_KEY environment variable.",
+            FailureClass::Systemic,
+        ),
+        // The network and quota words.
+        (
+            None,
+            None,
+            "stream disconnected before completion: error sending request for url (http://127.0.0.1:9/v1/responses)",
+            FailureClass::Transient,
+        ),
+        (None, None, "Connection failed: error sending request", FailureClass::Transient),
+        (
+            None,
+            None,
+            "[API Error: Resource has been exhausted (e.g. check quota).]",
+            FailureClass::Transient,
+        ),
+        (None, Some(true), "something odd", FailureClass::Transient),
+        (None, None, "status 200 but no body", FailureClass::Task),
+    ];
+
+    #[test]
+    fn structured_fields_come_before_the_text() {
+        check_table(STRUCTURED, |&(status, retryable, text, class)| {
+            (
+                format!("{status:?} {retryable:?} {text:?}"),
+                class,
+                classify_error(status, retryable, text),
+            )
+        });
+    }
 
     #[test]
     fn reported_errors_are_classified_by_their_text() {

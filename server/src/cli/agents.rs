@@ -29,7 +29,11 @@ pub fn agents_table(agents: &[AgentInfo]) -> String {
     let mut out = String::new();
     for a in agents {
         let state = match (&a.path, &a.version) {
-            (Some(_), Some(v)) => format!("installed, {v}"),
+            (Some(_), Some(v)) => match (a.tested, a.tested_version.as_deref()) {
+                (Some(true), _) => format!("installed, {v} (tested)"),
+                (Some(false), Some(t)) => format!("installed, {v} (not tested; tested: {t})"),
+                _ => format!("installed, {v}"),
+            },
             (Some(_), None) => "installed, version unknown".to_string(),
             (None, _) => format!(
                 "not installed{}",
@@ -42,4 +46,41 @@ pub fn agents_table(agents: &[AgentInfo]) -> String {
         }
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_table_says_whether_the_version_was_tested() {
+        let info = |version: &str, tested: Option<bool>| AgentInfo {
+            profile: "codex".into(),
+            program: "codex".into(),
+            path: Some("/bin/codex".into()),
+            version: Some(version.into()),
+            tested,
+            tested_version: Some("0.171.0".into()),
+            command: "codex exec".into(),
+            install: None,
+            permissions: None,
+        };
+        let cases: &[(&str, Option<bool>, &str)] = &[
+            ("codex-cli 0.171.0", Some(true), "installed, codex-cli 0.171.0 (tested)"),
+            (
+                "codex-cli 0.180.0",
+                Some(false),
+                "installed, codex-cli 0.180.0 (not tested; tested: 0.171.0)",
+            ),
+            ("codex-cli 0.180.0", None, "installed, codex-cli 0.180.0"),
+        ];
+        crate::testing::check_table(cases, |&(version, tested, want)| {
+            let table = agents_table(&[info(version, tested)]);
+            (
+                version.to_string(),
+                want.to_string(),
+                table.lines().next().unwrap()[11..].to_string(),
+            )
+        });
+    }
 }

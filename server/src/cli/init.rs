@@ -17,7 +17,7 @@ pub const COMMAND_FILE: &str = ".claude/commands/orchestrate.md";
 pub const WORKFLOW_MANAGER: &str = r#"---
 name: WorkflowManager
 description: Carries one task from its prompt to a tested, committed change on the current branch. Use it to implement a task end to end without supervision.
-tools: Read, Edit, MultiEdit, Write, Glob, Grep, Bash, TodoWrite, Task
+tools: Read, Edit, Write, Glob, Grep, Bash, Task
 ---
 You are WorkflowManager. You receive one task and carry it to a finished, committed change.
 Nobody answers questions while you work: when something is unclear, choose the most

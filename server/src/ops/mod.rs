@@ -404,13 +404,21 @@ fn remove_stale_temp_files(layout: &Layout, run_id: &str) {
 
 /// Takes the repository lock for a new, prepared run and does what it needs before its first
 /// event: `.gadugi/` (and an in-repository worktree folder) ignored through
-/// `.git/info/exclude`, the runs folder created.
+/// `.git/info/exclude` (with the files an agent program leaves, e.g. aider's `.aider*`), the
+/// runs folder created.
 pub fn start(req: RunRequest) -> Result<Drive> {
     let lock = RunLock::acquire(&req.layout, &req.run_id)?;
     remove_stale_temp_files(&req.layout, &req.run_id);
     req.repo.ensure_excluded(&format!("/{STATE_DIR}/"))?;
     if let Ok(rel) = req.config.worktree_dir.strip_prefix(req.repo.root()) {
         req.repo.ensure_excluded(&format!("/{}/", rel.to_string_lossy()))?;
+    }
+    for pattern in req
+        .profiles
+        .iter()
+        .flat_map(|p| crate::agent::builtins::excluded_files(&p.name, p.protocol))
+    {
+        req.repo.ensure_excluded(pattern)?;
     }
     std::fs::create_dir_all(req.layout.runs_dir()).context("creating .gadugi/runs")?;
     Ok(Drive {

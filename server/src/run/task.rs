@@ -456,10 +456,18 @@ async fn start_attempt(
         },
         resume_session,
     );
-    let invocation = match invocation {
+    let mut invocation = match invocation {
         Ok(i) => i,
         Err(e) => return AttemptOutcome::failed(e, FailureClass::Task),
     };
+    // codex's sandbox keeps everything outside the worktree read-only, the worktree's own git
+    // dir too: name both git dirs writable so the agent can commit its work.
+    if let Ok((git_dir, common_dir)) = crate::git::worktree_git_dirs(&worktree) {
+        let options =
+            crate::agent::builtins::writable_dir_options(&profile.name, profile.protocol, &[common_dir, git_dir]);
+        let at = profile.options_at.min(invocation.argv.len());
+        invocation.argv.splice(at..at, options);
+    }
     let mut env = vec![
         ("GADUGI_RUN_ID".to_string(), ctx.req.run_id.clone()),
         ("GADUGI_TASK_ID".to_string(), id.clone()),
@@ -665,7 +673,7 @@ async fn follow_attempt(
         }
         Err(e) => return AttemptOutcome::failed(format!("{e:#}"), FailureClass::Transient),
     };
-    let report = profile.report(&launch.stdout);
+    let report = profile.report(&launch.stdout, &launch.stderr, exit.exit_code);
     if profile.protocol != OutputProtocol::Plain {
         task.send(Event::AgentReported {
             task: id.clone(),

@@ -10,17 +10,7 @@ use crate::error::InputError;
 /// for real implementation work, low enough that a looping agent stops by itself.
 pub const DEFAULT_MAX_TURNS: u32 = 100;
 /// Tools allowed without asking under the default `acceptEdits` permission mode.
-pub const DEFAULT_ALLOWED_TOOLS: &[&str] = &[
-    "Read",
-    "Edit",
-    "MultiEdit",
-    "Write",
-    "Glob",
-    "Grep",
-    "Bash",
-    "Task",
-    "TodoWrite",
-];
+pub const DEFAULT_ALLOWED_TOOLS: &[&str] = &["Read", "Edit", "Write", "Glob", "Grep", "Bash", "Task"];
 /// Default permission mode: file edits are accepted, the tools of `allowed_tools` run
 /// without a prompt, anything else is denied (and reported) instead of waiting for an answer.
 pub const DEFAULT_PERMISSION_MODE: &str = "acceptEdits";
