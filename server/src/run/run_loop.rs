@@ -269,8 +269,15 @@ async fn drive_task(
         .await;
     match ran {
         Ok(status) => {
+            // With the pool on, the worktree goes back to the pool before the scheduler hears
+            // that the task is done, so that the task it starts next can take it.
+            let succeeded = status == TaskStatus::Succeeded;
+            let pool_first = succeeded && ctx.req.config.pool.enabled();
+            if pool_first {
+                release_worktree(&ctx, &handle).await;
+            }
             handle.done(status);
-            if status == TaskStatus::Succeeded {
+            if succeeded && !pool_first {
                 release_worktree(&ctx, &handle).await;
             }
         }
