@@ -221,7 +221,8 @@ fn a_worktree_with_changes_is_never_pooled() {
     let head = repo.head_commit().unwrap();
     let lock = std::sync::Mutex::new(());
     std::fs::create_dir_all(&config.worktree_dir).unwrap();
-    let changes: [(&str, fn(&std::path::Path)); 3] = [
+    type Change = fn(&std::path::Path);
+    let changes: [(&str, Change); 3] = [
         ("untracked", |wt| std::fs::write(wt.join("new.txt"), "work\n").unwrap()),
         ("modified", |wt| std::fs::write(wt.join("README.md"), "work\n").unwrap()),
         ("staged", |wt| {
