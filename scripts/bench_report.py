@@ -237,6 +237,22 @@ def main(figures_path, out_path):
     for files in f.ns("worktree.cli"):
         w(f"| {files:,} files | {f.show(f'worktree.cli.{files}', 1)} | {f.show(f'worktree.git2.{files}', 1)} |")
     w("")
+    n_batch = int(f.med("worktree.n")) if f.count("worktree.n") else 8
+    w(
+        f"A batch of {n_batch} worktrees, ms for the whole batch, median (min–max) of 3 batches: one "
+        "`git worktree add` after the other (how Gadugi worked before: two at once fail on git's "
+        "metadata) against git's metadata step one at a time (`worktree add --no-checkout`) and the "
+        "checkouts in parallel on min(cores, N) threads (how it works now):\n"
+    )
+    w("| Repository | one after the other | metadata serial, checkouts parallel | ratio |\n|---|---|---|---|")
+    for files in f.ns("worktree.batch_serial"):
+        ser, par = f.med(f"worktree.batch_serial.{files}"), f.med(f"worktree.batch_parallel.{files}")
+        ratio = f"{par / ser:.2f}×" if ser else "–"
+        w(
+            f"| {files:,} files | {f.show(f'worktree.batch_serial.{files}', 1)} | "
+            f"{f.show(f'worktree.batch_parallel.{files}', 1)} | {ratio} |"
+        )
+    w("")
     w(
         "Gadugi creates worktrees with the git CLI (it runs post-checkout hooks and LFS/smudge "
         "filters, which libgit2 does not) and reads the repository with git2.\n"

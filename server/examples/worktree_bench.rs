@@ -1,12 +1,16 @@
 //! Measures creating worktrees on new branches: the git CLI (`git worktree add -b`) against
-//! libgit2 (`Repository::worktree` after creating the branch).
+//! libgit2 (`Repository::worktree` after creating the branch), one at a time; and a batch of
+//! N worktrees made the way Gadugi did before (one `git worktree add` after the other: they
+//! cannot run at once) against the way it does now (`Repo::register_worktree` one at a time,
+//! `Repo::populate_worktree` in parallel on min(cores, N) threads).
 //!
 //! Run with `cargo run --release --example worktree_bench` (part of `bash scripts/bench.sh`).
 //! Builds a 10-file and a LARGE_FILES-file repository (default 20,000 in 200 directories, one
 //! commit, made with `git fast-import`) in a temporary directory, creates N worktrees (default
 //! 8) with each method (interleaved, so both see the same cache state, with a `sync` before
 //! each) and prints `worktree.<method>.<files> ms ms …` lines: milliseconds per worktree, one
-//! per sample (the suite's figure format).
+//! per sample, and `worktree.batch_serial.<files>` / `worktree.batch_parallel.<files>`:
+//! milliseconds for the whole batch (the suite's figure format).
 
 use std::io::Write;
 use std::path::Path;
@@ -107,6 +111,55 @@ fn bench(files: usize, n: usize) -> anyhow::Result<()> {
         let samples: Vec<String> = samples.iter().map(|s| format!("{s:.1}")).collect();
         println!("worktree.{name}.{files} {}", samples.join(" "));
     }
+    // A batch of n: the old way against the new way, alternated, each on fresh branch names.
+    let gadugi_repo = std::sync::Arc::new(gadugi::git::Repo::discover(&repo).map_err(|e| anyhow::anyhow!("{e}"))?);
+    let (mut serial, mut parallel) = (Vec::new(), Vec::new());
+    for round in 0..3 {
+        Command::new("sync").status()?;
+        let t = Instant::now();
+        for i in 0..n {
+            let branch = format!("serial-{round}-{i}");
+            add_cli(&repo, &tmp.join(&branch), &branch, &commit)?;
+        }
+        serial.push(ms(t));
+        Command::new("sync").status()?;
+        let t = Instant::now();
+        let names: Vec<String> = (0..n).map(|i| format!("parallel-{round}-{i}")).collect();
+        for name in &names {
+            gadugi_repo.register_worktree(&tmp.join(name), name, &commit)?;
+        }
+        let threads = std::thread::available_parallelism()
+            .map_or(2, |c| c.get())
+            .min(n)
+            .max(1);
+        let chunks: Vec<Vec<String>> = (0..threads)
+            .map(|k| names.iter().skip(k).step_by(threads).cloned().collect())
+            .collect();
+        let workers: Vec<_> = chunks
+            .into_iter()
+            .map(|chunk| {
+                let (repo, tmp) = (gadugi_repo.clone(), tmp.clone());
+                std::thread::spawn(move || -> anyhow::Result<()> {
+                    for name in chunk {
+                        repo.populate_worktree(&tmp.join(&name), &name)?;
+                    }
+                    Ok(())
+                })
+            })
+            .collect();
+        for w in workers {
+            w.join().map_err(|_| anyhow::anyhow!("a populate thread panicked"))??;
+        }
+        parallel.push(ms(t));
+        for name in &names {
+            let dirty = git(&tmp.join(name), &["status", "--porcelain"])?;
+            anyhow::ensure!(dirty.is_empty(), "{name} worktree not clean:\n{dirty}");
+        }
+    }
+    for (name, samples) in [("batch_serial", serial), ("batch_parallel", parallel)] {
+        let samples: Vec<String> = samples.iter().map(|s| format!("{s:.1}")).collect();
+        println!("worktree.{name}.{files} {}", samples.join(" "));
+    }
     std::fs::remove_dir_all(&tmp)?;
     Ok(())
 }
@@ -118,6 +171,7 @@ fn ms(t: Instant) -> f64 {
 fn main() -> anyhow::Result<()> {
     let env = |name: &str, default: usize| std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default);
     let n = env("N", 8);
+    println!("worktree.n {n}");
     eprintln!("{}", git(Path::new("."), &["--version"])?.trim());
     bench(10, n)?;
     bench(env("LARGE_FILES", 20_000), n)?;

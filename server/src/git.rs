@@ -46,6 +46,53 @@ pub struct WorktreeInfo {
     pub prunable: bool,
 }
 
+/// What [`Repo::commit_leftovers`] did.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Leftovers {
+    /// The new commit, when there was anything to commit.
+    pub commit: Option<String>,
+    /// Nested repositories left uncommitted (relative, `/`-separated, no trailing `/`).
+    pub nested: Vec<String>,
+}
+
+/// Where a worktree's HEAD is.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WorktreeHead {
+    /// The checked-out branch (without `refs/heads/`), `None` when HEAD is detached.
+    pub branch: Option<String>,
+    /// The commit HEAD points at, `None` on a branch without commits.
+    pub commit: Option<String>,
+}
+
+/// Folders under `wt` that hold a git repository of their own (a `.git` file or folder),
+/// relative and `/`-separated, ignored ones included. Symbolic links are not followed and
+/// a nested repository is not searched further. `wt`'s own `.git` is not one.
+pub fn nested_repositories(wt: &Path) -> std::io::Result<Vec<String>> {
+    let mut found = Vec::new();
+    let mut stack = vec![(wt.to_path_buf(), String::new())];
+    while let Some((dir, rel)) = stack.pop() {
+        for entry in fs::read_dir(&dir)? {
+            let entry = entry?;
+            if !entry.file_type()?.is_dir() {
+                continue;
+            }
+            let name = entry.file_name().to_string_lossy().into_owned();
+            if rel.is_empty() && name == ".git" {
+                continue;
+            }
+            let path = entry.path();
+            let child = if rel.is_empty() { name } else { format!("{rel}/{name}") };
+            if path.join(".git").symlink_metadata().is_ok() {
+                found.push(child);
+            } else {
+                stack.push((path, child));
+            }
+        }
+    }
+    found.sort();
+    Ok(found)
+}
+
 /// Why [`Repo::merge_branches`] failed.
 #[derive(Debug, thiserror::Error)]
 pub enum MergeError {
@@ -348,15 +395,149 @@ impl Repo {
 
     /// If worktree `wt` has uncommitted changes (see [`Repo::is_dirty`]), stage everything
     /// and commit it with `message`. Returns the new commit id, or `None` when clean.
+    /// Nested repositories are left out (see [`Repo::commit_leftovers`]).
     pub fn commit_all(&self, wt: &Path, message: &str) -> anyhow::Result<Option<String>> {
+        Ok(self.commit_leftovers(wt, message)?.commit)
+    }
+
+    /// Stages and commits everything uncommitted in `wt` except nested repositories (a
+    /// folder with its own `.git` that the index does not track as a submodule): `git add`
+    /// would record one as a gitlink to commits that exist only in that folder. They stay
+    /// in the worktree, uncommitted, and are listed in [`Leftovers::nested`].
+    pub fn commit_leftovers(&self, wt: &Path, message: &str) -> anyhow::Result<Leftovers> {
+        let submodules = self.gitlinks(wt)?;
+        let nested: Vec<String> = nested_repositories(wt)?
+            .into_iter()
+            .filter(|p| !submodules.contains(p))
+            .collect();
         if !self.is_dirty(wt)? {
-            return Ok(None);
+            return Ok(Leftovers { commit: None, nested });
         }
-        self.git(wt, &["add", "-A"])?;
+        // `git ls-files --others` lists a nested repository that `add` would pick up as one
+        // entry ending in `/` (ignored ones are not listed, and `add` leaves them alone).
+        let untracked = self.git(wt, &["ls-files", "-z", "--others", "--exclude-standard"])?;
+        let mut add: Vec<OsString> = ["add", "-A", "--", "."].map(OsString::from).into();
+        add.extend(
+            untracked
+                .split_terminator('\0')
+                .filter_map(|p| p.strip_suffix('/'))
+                .map(|p| OsString::from(format!(":(exclude,literal){p}"))),
+        );
+        self.git(wt, &add)?;
+        if self.git(wt, &["diff", "--cached", "--quiet"]).is_ok() {
+            return Ok(Leftovers { commit: None, nested });
+        }
         let mut args = self.git_identity_args(wt);
         args.extend(["commit", "-q", "-m", message].map(OsString::from));
         self.git(wt, &args)?;
-        Ok(Some(self.git(wt, &["rev-parse", "HEAD"])?.trim().to_string()))
+        let commit = Some(self.git(wt, &["rev-parse", "HEAD"])?.trim().to_string());
+        Ok(Leftovers { commit, nested })
+    }
+
+    /// Paths the index of `wt` tracks as gitlinks (submodules), `/`-separated.
+    fn gitlinks(&self, wt: &Path) -> anyhow::Result<Vec<String>> {
+        let index = Repository::open(wt)?.index()?;
+        Ok(index
+            .iter()
+            .filter(|e| e.mode == 0o160000)
+            .map(|e| String::from_utf8_lossy(&e.path).into_owned())
+            .collect())
+    }
+
+    /// Where the HEAD of worktree `wt` is: its branch (`None` when detached) and commit
+    /// (`None` on a branch without commits).
+    pub fn worktree_head(&self, wt: &Path) -> anyhow::Result<WorktreeHead> {
+        let repo = Repository::open(wt)?;
+        let head = repo.find_reference("HEAD")?;
+        let branch = head
+            .symbolic_target()
+            .map(|t| t.strip_prefix("refs/heads/").unwrap_or(t).to_string());
+        let commit = match repo.head() {
+            Ok(h) => Some(h.peel_to_commit()?.id().to_string()),
+            Err(e) if e.code() == ErrorCode::UnbornBranch => None,
+            Err(e) => return Err(e.into()),
+        };
+        Ok(WorktreeHead { branch, commit })
+    }
+
+    /// The git operation left in progress in worktree `wt` (`merge`, `rebase`,
+    /// `cherry-pick`, `revert`, `bisect`) with the file or folder that says so, if any.
+    pub fn operation_in_progress(&self, wt: &Path) -> anyhow::Result<Option<(&'static str, PathBuf)>> {
+        use git2::RepositoryState as S;
+        let repo = Repository::open(wt)?;
+        let dir = repo.path();
+        let (what, marker) = match repo.state() {
+            S::Clean => return Ok(None),
+            S::Merge => ("merge", "MERGE_HEAD"),
+            S::Revert | S::RevertSequence => ("revert", "REVERT_HEAD"),
+            S::CherryPick | S::CherryPickSequence => ("cherry-pick", "CHERRY_PICK_HEAD"),
+            S::Bisect => ("bisect", "BISECT_LOG"),
+            S::Rebase | S::RebaseInteractive | S::RebaseMerge => ("rebase", "rebase-merge"),
+            S::ApplyMailbox | S::ApplyMailboxOrRebase => ("rebase", "rebase-apply"),
+        };
+        Ok(Some((what, dir.join(marker))))
+    }
+
+    /// Paths with unresolved merge conflicts in the index of `wt`.
+    pub fn unmerged_paths(&self, wt: &Path) -> anyhow::Result<Vec<String>> {
+        let out = self.git(wt, &["diff", "-z", "--name-only", "--diff-filter=U"])?;
+        let mut files: Vec<String> = out.split_terminator('\0').map(str::to_string).collect();
+        files.dedup();
+        Ok(files)
+    }
+
+    /// The git dir of worktree `wt` (`<common dir>/worktrees/<name>` for a linked one).
+    pub fn worktree_git_dir(&self, wt: &Path) -> anyhow::Result<PathBuf> {
+        Ok(normalize(Repository::open(wt)?.path()))
+    }
+
+    /// Whether commit `descendant` is `ancestor` or descends from it.
+    pub fn is_ancestor(&self, ancestor: &str, descendant: &str) -> anyhow::Result<bool> {
+        let repo = self.open()?;
+        let a = repo.revparse_single(ancestor)?.peel_to_commit()?.id();
+        let d = repo.revparse_single(descendant)?.peel_to_commit()?.id();
+        Ok(a == d || repo.graph_descendant_of(d, a)?)
+    }
+
+    /// Moves branch `branch` from `from` to `to` (a compare-and-swap: fails if it moved
+    /// meanwhile) and makes it the checked-out branch of worktree `wt` again, whose HEAD is
+    /// at `to`: only HEAD is re-pointed, the index and the files stay as they are.
+    pub fn fast_forward_and_attach(&self, wt: &Path, branch: &str, to: &str, from: &str) -> anyhow::Result<()> {
+        if !self.is_ancestor(from, to)? {
+            bail!("{to} does not descend from {branch} ({from})");
+        }
+        let name = format!("refs/heads/{branch}");
+        let reason = "gadugi: the agent's commits, brought back onto its task branch";
+        self.git(&self.root, &["update-ref", "-m", reason, &name, to, from])?;
+        self.git(wt, &["symbolic-ref", "-m", reason, "HEAD", &name]).map(drop)
+    }
+
+    /// Keeps `commit` reachable under a new reference `<prefix>` (or `<prefix>-2`, `-3`...
+    /// when that name already holds another commit) and returns the name used. Never
+    /// overwrites a reference.
+    pub fn keep_commit(&self, prefix: &str, commit: &str) -> anyhow::Result<String> {
+        for n in 1..100 {
+            let name = if n == 1 {
+                prefix.to_string()
+            } else {
+                format!("{prefix}-{n}")
+            };
+            if !git2::Reference::is_valid_name(&name) {
+                bail!("{name:?} is not a valid reference name");
+            }
+            let existing = self.open()?.refname_to_id(&name).ok().map(|id| id.to_string());
+            match existing {
+                Some(id) if id == commit => return Ok(name),
+                Some(_) => continue,
+                None => {
+                    // The all-zero old value: create only, never overwrite.
+                    let zero = "0".repeat(40);
+                    self.git(&self.root, &["update-ref", &name, commit, &zero])?;
+                    return Ok(name);
+                }
+            }
+        }
+        bail!("too many references named {prefix}-N")
     }
 
     /// Whether `wt` has uncommitted changes: modified, staged, deleted, or untracked files

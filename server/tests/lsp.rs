@@ -1038,3 +1038,63 @@ fn d13_prompt_uris_must_be_local_files() {
     assert!(r["result"]["tasks"].is_array(), "{r}");
     assert_eq!(c.shutdown(), 0);
 }
+
+/// VmRSS of a process in MB.
+fn rss_mb(pid: u32) -> f64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    let kb: f64 = status
+        .lines()
+        .find(|l| l.starts_with("VmRSS:"))
+        .and_then(|l| l.split_whitespace().nth(1))
+        .and_then(|v| v.parse().ok())
+        .unwrap();
+    kb / 1024.0
+}
+
+/// Issue 14 d11: a 20 MB prompt opened in the editor is neither kept nor checked (one
+/// diagnostic says it is too large), and closing it gives the memory back.
+#[test]
+fn d11_a_huge_open_document_is_not_kept_and_its_memory_returns() {
+    let repo = Repo::new();
+    let huge = repo.root.join("prompts/huge.md");
+    std::fs::write(&huge, "# Huge\n\nDo it.\n").unwrap();
+    let mut text = String::from("---\ndepends_on: [nope]\n---\n# Huge\n\n");
+    while text.len() < 20 << 20 {
+        text.push_str("Do the thing, and then do the next thing after it.\n");
+    }
+    let mut c = Client::start(&repo.root);
+    c.initialize(&repo.root, true);
+    let pid = c.child.id();
+    c.request("gadugi/treeState", json!({}));
+    let start = rss_mb(pid);
+    c.notify(
+        "textDocument/didOpen",
+        json!({"textDocument": {"uri": uri(&huge), "languageId": "markdown", "version": 1, "text": text}}),
+    );
+    drop(text);
+    let diag = c.wait_for("a diagnostic on the huge file", |m| {
+        m["method"] == "textDocument/publishDiagnostics"
+            && m["params"]["uri"] == uri(&huge)
+            && m["params"]["diagnostics"].as_array().is_some_and(|d| !d.is_empty())
+    });
+    let opened = rss_mb(pid);
+    assert!(
+        opened < 150.0,
+        "RSS after opening 20 MB: {opened:.0} MB (started at {start:.0} MB)"
+    );
+    let message = diag["params"]["diagnostics"][0]["message"].as_str().unwrap();
+    assert!(message.contains("too large to check as you type"), "{diag}");
+    c.notify("textDocument/didClose", json!({"textDocument": {"uri": uri(&huge)}}));
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let mut closed = rss_mb(pid);
+    while closed > start + 60.0 && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(100));
+        closed = rss_mb(pid);
+    }
+    assert!(
+        closed <= start + 60.0,
+        "RSS after closing: {closed:.0} MB (started at {start:.0} MB, {opened:.0} MB open)"
+    );
+    eprintln!("RSS: {start:.0} MB at start, {opened:.0} MB with 20 MB open, {closed:.0} MB after close");
+    assert_eq!(c.shutdown(), 0);
+}

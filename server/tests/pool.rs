@@ -222,12 +222,17 @@ fn a_worktree_with_changes_is_never_pooled() {
     let lock = std::sync::Mutex::new(());
     std::fs::create_dir_all(&config.worktree_dir).unwrap();
     type Change = fn(&std::path::Path);
-    let changes: [(&str, Change); 3] = [
+    let changes: [(&str, Change); 4] = [
         ("untracked", |wt| std::fs::write(wt.join("new.txt"), "work\n").unwrap()),
         ("modified", |wt| std::fs::write(wt.join("README.md"), "work\n").unwrap()),
         ("staged", |wt| {
             std::fs::write(wt.join("staged.txt"), "work\n").unwrap();
             git(wt, &["add", "staged.txt"]);
+        }),
+        // Ignored, so not dirty; but its commits exist nowhere else.
+        ("nested", |wt| {
+            std::fs::create_dir_all(wt.join("target/dep")).unwrap();
+            git(&wt.join("target/dep"), &["init", "-q"]);
         }),
     ];
     for (name, change) in changes {

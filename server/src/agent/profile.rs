@@ -16,6 +16,36 @@ pub const DEFAULT_PROFILE: &str = "claude";
 /// Placeholders an argv template may use.
 pub const PLACEHOLDERS: &[&str] = &["prompt_file", "prompt", "worktree", "branch", "task_id", "run_id"];
 
+/// The longest one argument may be on Linux: `MAX_ARG_STRLEN` (32 pages, 128 KiB) counts the
+/// terminating NUL. A longer one makes `execve` fail with E2BIG ("Argument list too long").
+pub const MAX_ARG_BYTES: usize = 128 * 1024 - 1;
+/// A profile that can read its prompt on stdin (Claude Code) gets a prompt longer than this
+/// there instead of as an argument; shorter prompts stay on the command line.
+pub const STDIN_PROMPT_ABOVE: usize = 96 * 1024;
+/// The longest task body a profile that takes the prompt only as an argument accepts: the
+/// generated prompt adds Gadugi's section and the dependencies' context to it, and the whole
+/// must stay under [`MAX_ARG_BYTES`].
+pub const ARGUMENT_BODY_LIMIT: usize = 100 * 1024;
+
+/// How a profile's program gets a prompt too long for one command-line argument.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LongPrompt {
+    /// Its argv names the prompt's file (`{prompt_file}`), never the text: any size works.
+    File,
+    /// The prompt arguments (`-- {prompt}`) are left out and the prompt file is its stdin
+    /// (Claude Code's `-p` reads the prompt from stdin when none is given).
+    Stdin,
+    /// Only as an argument (`{prompt}`): the prompt must stay under [`MAX_ARG_BYTES`].
+    Argument,
+}
+
+/// How one attempt's agent starts: its argv and the file it reads as stdin, if any.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Invocation {
+    pub argv: Vec<String>,
+    pub stdin: Option<PathBuf>,
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct AgentProfile {
     /// Profile name as the user wrote it.
@@ -31,6 +61,10 @@ pub struct AgentProfile {
     pub env: Vec<(String, String)>,
     /// Claude Code: the custom agent tasks run as (`--agent NAME`).
     pub workflow_agent: Option<WorkflowAgent>,
+    /// The program reads its prompt from stdin when the `{prompt}` argument (and the `--`
+    /// before it) is left out: a prompt longer than [`STDIN_PROMPT_ABOVE`] goes there.
+    #[serde(default)]
+    pub stdin_prompt: bool,
 }
 
 /// Values substituted into an argv template.
@@ -62,11 +96,13 @@ impl AgentProfile {
             .unwrap_or(DEFAULT_PROFILE);
         let mut env = vec![];
         let mut workflow_agent = None;
+        let mut stdin_prompt = false;
         let (mut argv, protocol, options_at) = match name {
             "claude" => {
                 let (argv, at) = config.claude.argv();
                 env = config.claude.env();
                 workflow_agent = config.claude.workflow_agent();
+                stdin_prompt = true;
                 (argv, OutputProtocol::ClaudeStreamJson, Some(at))
             }
             "simulated" => (vec![self_exe(), "__sim-agent".into()], OutputProtocol::Plain, None),
@@ -115,7 +151,64 @@ impl AgentProfile {
             options_at,
             env,
             workflow_agent,
+            stdin_prompt,
         })
+    }
+
+    /// How this profile's program gets a prompt too long for one argument.
+    pub fn long_prompt(&self) -> LongPrompt {
+        if self.stdin_prompt {
+            LongPrompt::Stdin
+        } else if self.argv.iter().any(|a| a.contains("{prompt}")) {
+            LongPrompt::Argument
+        } else {
+            LongPrompt::File
+        }
+    }
+
+    /// Refuses, before anything is created, a task body that cannot reach a profile taking
+    /// the prompt only as an argument: with Gadugi's section and the dependencies' context
+    /// added it could pass Linux's limit on one argument. The caller names the file.
+    pub fn check_prompt_size(&self, body: &str) -> Result<(), InputError> {
+        if self.long_prompt() != LongPrompt::Argument || body.len() <= ARGUMENT_BODY_LIMIT {
+            return Ok(());
+        }
+        Err(InputError::new(
+            format!(
+                "the prompt is {} KiB; agent profile `{}` takes it as one command-line argument ({{prompt}}), which Linux limits to 128 KiB, and Gadugi adds its own section to it (at most {} KiB of prompt fit)",
+                body.len().div_ceil(1024),
+                self.name,
+                ARGUMENT_BODY_LIMIT / 1024
+            ),
+            "shorten the prompt (put long material in a file of the repository and name it), or use a profile that reads the prompt from a file or stdin: claude, aider, or --agent-command '... {prompt_file}'",
+        ))
+    }
+
+    /// The argv and stdin of one attempt. A profile that reads a long prompt on stdin gets
+    /// one over [`STDIN_PROMPT_ABOVE`] there (its `-- {prompt}` arguments left out). An
+    /// argument longer than Linux allows is an error here, before anything is spawned.
+    pub fn invocation(&self, p: &Placeholders, resume: Option<&str>) -> Result<Invocation, String> {
+        if self.stdin_prompt && p.prompt.len() > STDIN_PROMPT_ABOVE {
+            let on_stdin = AgentProfile {
+                argv: without_prompt_argument(&self.argv),
+                ..self.clone()
+            };
+            return Ok(Invocation {
+                argv: on_stdin.expand(p, resume),
+                stdin: Some(p.prompt_file.to_path_buf()),
+            });
+        }
+        let argv = self.expand(p, resume);
+        if let Some(long) = argv.iter().find(|a| a.len() > MAX_ARG_BYTES) {
+            return Err(format!(
+                "an argument of the agent's command line is {} KiB (the prompt {} is {} KiB), more than the 128 KiB Linux allows one argument; agent profile `{}` takes the prompt only as an argument: shorten the prompt or use a profile that reads it from a file or stdin (claude, aider, or a command with {{prompt_file}})",
+                long.len().div_ceil(1024),
+                p.prompt_file.display(),
+                p.prompt.len().div_ceil(1024),
+                self.name
+            ));
+        }
+        Ok(Invocation { argv, stdin: None })
     }
 
     /// The program to run: absolute path found on `PATH` (or as given when it has a `/`).
@@ -208,6 +301,21 @@ fn not_runnable(program: &str) -> Option<&'static str> {
             None
         }
     })
+}
+
+/// An argv template without its `{prompt}` argument and the `--` right before it.
+fn without_prompt_argument(argv: &[String]) -> Vec<String> {
+    let mut out: Vec<String> = vec![];
+    for arg in argv {
+        if arg == "{prompt}" {
+            if out.last().is_some_and(|a| a == "--") {
+                out.pop();
+            }
+            continue;
+        }
+        out.push(arg.clone());
+    }
+    out
 }
 
 fn self_exe() -> String {
@@ -342,5 +450,52 @@ mod tests {
             ]
         );
         assert!(p.can_resume());
+    }
+
+    #[test]
+    fn long_prompts_go_on_stdin_through_a_file_or_are_refused() {
+        let ph = |prompt: &'static str| Placeholders {
+            prompt_file: Path::new("/x/p.md"),
+            prompt,
+            worktree: Path::new("/w"),
+            branch: "gadugi/a",
+            task_id: "a",
+            run_id: "r",
+        };
+        let huge: &'static str = Box::leak("x".repeat(200 * 1024).into_boxed_str());
+        let body = "x".repeat(ARGUMENT_BODY_LIMIT + 1);
+        let claude = AgentProfile::resolve(Some("claude"), &config(), None).unwrap();
+        assert_eq!(claude.long_prompt(), LongPrompt::Stdin);
+        let short = claude.invocation(&ph("- do it"), None).unwrap();
+        assert_eq!(
+            (short.argv.last().map(String::as_str), short.stdin),
+            (Some("- do it"), None)
+        );
+        let long = claude.invocation(&ph(huge), Some("s-1")).unwrap();
+        assert_eq!(long.stdin.as_deref(), Some(Path::new("/x/p.md")));
+        assert_eq!(long.argv.last().map(String::as_str), Some("--resume=s-1"));
+        assert!(claude.check_prompt_size(&body).is_ok());
+        for (line, kind) in [
+            ("agent {prompt_file}", LongPrompt::File),
+            ("agent --prompt={prompt}", LongPrompt::Argument),
+        ] {
+            let p = AgentProfile::resolve(None, &config(), Some(line)).unwrap();
+            assert_eq!(p.long_prompt(), kind, "{line}");
+            assert_eq!(
+                p.invocation(&ph(huge), None).is_ok(),
+                kind == LongPrompt::File,
+                "{line}"
+            );
+            assert_eq!(p.check_prompt_size(&body).is_ok(), kind == LongPrompt::File, "{line}");
+        }
+        let codex = AgentProfile::resolve(Some("codex"), &config(), None).unwrap();
+        let e = codex.check_prompt_size(&body).unwrap_err();
+        assert!(
+            e.problem.contains("`codex`") && e.fix.contains("{prompt_file}"),
+            "{e:?}"
+        );
+        assert!(codex.invocation(&ph(huge), None).unwrap_err().contains("/x/p.md"));
+        let aider = AgentProfile::resolve(Some("aider"), &config(), None).unwrap();
+        assert_eq!(aider.long_prompt(), LongPrompt::File);
     }
 }

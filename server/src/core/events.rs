@@ -182,6 +182,13 @@ pub enum Event {
         attempt: u32,
         report: Box<AgentReport>,
     },
+    /// Something about the task's work the user should see even when it succeeds (the
+    /// agent's commits brought back from a detached HEAD, a nested repository left
+    /// uncommitted); shown in the summary, the report and the editor.
+    TaskWarning {
+        task: String,
+        warning: String,
+    },
     /// Uncommitted changes the agent left were committed on its branch.
     LeftoversCommitted {
         task: String,

@@ -6,7 +6,7 @@
 //! `phase a setup`, `prepared a abc123`, `ready a [port]`, `agent a 2` (attempt 2: pid 1002,
 //! supervisor 2002), `activity a <line>`, `heartbeat a`, `stalled a`,
 //! `reported a [session=s] [model=m] [cost=0.5] [turns=3] [warn=w]`,
-//! `attempt-failed a 1: error`, `leftovers a abc`,
+//! `attempt-failed a 1: error`, `leftovers a abc`, `warning a <text>`,
 //! `finished a failed [exit=3] [sig=9] [commits=2] [files=x,y][: error]`, `skipped b: reason`,
 //! `retried a`, `removed a`, `predicted a checked=b,main [conflicts=b]` (ids, or `main` for
 //! the base branch), `circuit 3: cause`, `limited 1[: reason]`, `resumed 77`,
@@ -81,6 +81,11 @@ const CASES: &[(&str, &str)] = &[
     (
         "phase c setup; reported c session=s1 cost=0.25 turns=3 warn=w1; reported c model=m cost=0.5 turns=2 warn=w2",
         "run=running a=queued b=queued c=running(phase=setup started@1 session=s1 model=m cost=0.75 turns=5 warn=[w1,w2])",
+    ),
+    // Warnings about the task's work join the agent's, once each.
+    (
+        "phase c setup; reported c warn=w1; warning c detached; warning c detached",
+        "run=running a=queued b=queued c=running(phase=setup started@1 warn=[w1,detached])",
     ),
     (
         "phase c setup; reported c session=s1; reported c session=s2",
@@ -359,6 +364,10 @@ fn event(text: &str) -> Event {
             retry_in_ms: 1000,
         },
         "leftovers" => Event::LeftoversCommitted { task, commit: arg(2) },
+        "warning" => Event::TaskWarning {
+            task,
+            warning: words[2..].join(" "),
+        },
         "finished" => Event::TaskFinished {
             task,
             status: serde_json::from_value(serde_json::Value::String(arg(2))).unwrap(),

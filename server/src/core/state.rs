@@ -94,7 +94,8 @@ pub struct TaskState {
     /// Model turns over every attempt, when the agent reports them.
     #[serde(default)]
     pub turns: Option<u32>,
-    /// What the user should look at even when the task succeeded (denied tool uses).
+    /// What the user should look at even when the task succeeded (denied tool uses, work
+    /// brought back from a detached HEAD, nested repositories left in the worktree).
     #[serde(default)]
     pub warnings: Vec<String>,
     /// The agent has been silent for longer than `stall_after`.
@@ -343,6 +344,13 @@ impl RunState {
                         t.turns = Some(t.turns.unwrap_or(0) + n);
                     }
                     t.warnings.extend(report.warnings.iter().cloned());
+                }
+            }
+            Event::TaskWarning { task, warning } => {
+                if let Some(t) = self.task_mut(task) {
+                    if !t.warnings.contains(warning) {
+                        t.warnings.push(warning.clone());
+                    }
                 }
             }
             Event::LeftoversCommitted { .. } => {}

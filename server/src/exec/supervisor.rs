@@ -4,8 +4,8 @@
 //! which
 //! 1. leaves the orchestrator's session (`setsid`), so a dying orchestrator, a closed
 //!    terminal or a reloaded editor does not take the agent with it;
-//! 2. starts the agent with argv (no shell), stdin closed, stdout and stderr going straight
-//!    to files (never a pipe, so the agent can never block on a slow reader and its output
+//! 2. starts the agent with argv (no shell), stdin closed (or, for an agent that takes a long
+//!    prompt on stdin, the prompt file), stdout and stderr going straight to files (never a pipe, so the agent can never block on a slow reader and its output
 //!    outlives every reader), in a new process group of its own;
 //! 3. records the agent's pid and start time in `status.json`;
 //! 4. enforces the timeout and handles SIGTERM (cancel): SIGTERM to the whole process group,
@@ -40,6 +40,10 @@ pub struct LaunchSpec {
     pub cwd: PathBuf,
     /// Extra environment variables.
     pub env: Vec<(String, String)>,
+    /// A file the agent reads as its stdin (the generated prompt, for an agent that takes a
+    /// prompt too long for one argument on stdin); `None`: stdin is `/dev/null`.
+    #[serde(default)]
+    pub stdin: Option<PathBuf>,
     /// Where the agent's stdout goes.
     pub stdout: PathBuf,
     /// Where the agent's stderr goes.
@@ -61,6 +65,7 @@ impl LaunchSpec {
     pub fn for_attempt(
         files: &AttemptFiles,
         argv: Vec<String>,
+        stdin: Option<PathBuf>,
         cwd: PathBuf,
         env: Vec<(String, String)>,
         timeout: Duration,
@@ -71,6 +76,7 @@ impl LaunchSpec {
             argv,
             cwd,
             env,
+            stdin,
             stdout: files.stdout.clone(),
             stderr: files.stderr.clone(),
             supervisor_file: files.supervisor.clone(),
@@ -196,6 +202,13 @@ fn run_agent(spec: &LaunchSpec) -> AgentExit {
     let Some((program, args)) = spec.argv.split_first() else {
         return finished(Some("empty command line".into()));
     };
+    let stdin = match &spec.stdin {
+        None => Stdio::null(),
+        Some(path) => match std::fs::File::open(path) {
+            Ok(f) => Stdio::from(f),
+            Err(e) => return finished(Some(format!("cannot open {} as its stdin: {e}", path.display()))),
+        },
+    };
     let mut command = Command::new(program);
     command
         .args(args)
@@ -204,7 +217,7 @@ fn run_agent(spec: &LaunchSpec) -> AgentExit {
         // Programs that take their working directory from $PWD (opencode does) must see the
         // worktree, never the directory gadugi was started in: the user's checkout.
         .env("PWD", &spec.cwd)
-        .stdin(Stdio::null())
+        .stdin(stdin)
         .stdout(stdout)
         .stderr(stderr);
     std::os::unix::process::CommandExt::process_group(&mut command, 0);

@@ -275,7 +275,7 @@ async fn cleanup(shared: &Arc<Shared>, args: CleanupArgs) -> Result<Value> {
     })
     .await?
     .map_err(from_anyhow)?;
-    lock_map(&shared.tree).bump();
+    shared.change_tree(|tree| tree.bump());
     shared.touch();
     Ok(serde_json::to_value(CleanupResult { lines }).expect("serializable"))
 }
@@ -304,7 +304,12 @@ fn spawn_run(shared: &Arc<Shared>, drive: Drive) -> String {
     let (shared, id) = (shared.clone(), run_id.clone());
     tokio::spawn(async move {
         let sinks: Vec<Box<dyn crate::run::emitter::EventSink>> = vec![Box::new(TreeSink { shared: shared.clone() })];
-        if let Err(e) = ops::drive(drive, sinks, cancel_rx).await {
+        // The run loop persists every event (fsync), writes reports and reads agents' output
+        // on the thread that drives it: on its own runtime, that never stalls the workers
+        // that read, route and answer the client's messages.
+        let driven = runs_runtime().spawn(ops::drive(drive, sinks, cancel_rx)).await;
+        let driven = driven.unwrap_or_else(|e| Err(anyhow::anyhow!("the run's task failed: {e}")));
+        if let Err(e) = driven {
             tracing::error!("run {id} stopped: {e:#}");
             shared
                 .client
@@ -312,10 +317,36 @@ fn spawn_run(shared: &Arc<Shared>, drive: Drive) -> String {
                 .await;
         }
         lock_map(&shared.cancels).remove(&id);
-        lock_map(&shared.tree).release(&id);
+        shared.change_tree(|tree| tree.release(&id));
         shared.touch();
     });
     run_id
+}
+
+/// Waits (a few seconds at most) until this server's own driver of a finished run has let go
+/// of it: the run shows as finished as soon as its last event is out, while the driver, on its
+/// own runtime, still writes the reports and then releases the run's lock.
+async fn finished_driving(shared: &Shared, run_id: &str) {
+    for _ in 0..250 {
+        if !lock_map(&shared.cancels).contains_key(run_id) {
+            return;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+}
+
+/// The runtime the runs this server drives live on, apart from the one serving the protocol.
+/// Never dropped: own runs end with the process (their agents live on, see `ops::resume`).
+fn runs_runtime() -> &'static tokio::runtime::Runtime {
+    static RUNTIME: std::sync::OnceLock<tokio::runtime::Runtime> = std::sync::OnceLock::new();
+    RUNTIME.get_or_init(|| {
+        tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .thread_name("gadugi-run")
+            .enable_all()
+            .build()
+            .expect("cannot start the runtime for runs")
+    })
 }
 
 /// The recorded state of a run, from disk (the authority, whoever drives the run).
@@ -367,7 +398,10 @@ fn task_of<'a>(state: &'a RunState, task_id: &str) -> Result<&'a TaskState> {
 /// `gadugi.retryTask`: like `gadugi retry`: queues a finished task of an ended run again and
 /// drives the run from this server.
 async fn retry_task(shared: &Arc<Shared>, args: TaskRef) -> Result<Value> {
-    let (repo_root, _) = recorded(shared, &args.run_id)?;
+    let (repo_root, state) = recorded(shared, &args.run_id)?;
+    if state.status != RunStatus::Running {
+        finished_driving(shared, &args.run_id).await;
+    }
     let drive = blocking(move || -> anyhow::Result<Drive> {
         ops::retry(ops::load_run(Some(repo_root), Some(args.run_id))?, &args.task_id)
     })

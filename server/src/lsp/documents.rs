@@ -15,6 +15,11 @@ use crate::lsp::diagnostics::{self, Source};
 use crate::lsp::session::{lock, Shared};
 use crate::spec::config::Config;
 
+/// Open prompt files larger than this are neither kept nor checked as the user types (the
+/// same order as the front matter's limit): a 20 MB buffer cost about 16 times its size in
+/// copies (the message, its JSON value, the params, the stored text, the check's copies).
+pub const MAX_CHECKED_BYTES: usize = 1 << 20;
+
 fn path_of(uri: &Uri) -> Option<PathBuf> {
     let p = uri.to_file_path()?.into_owned();
     if p.extension().is_some_and(|x| x == "md") {
@@ -33,37 +38,90 @@ pub fn opened(shared: &Arc<Shared>, uri: &Uri, text: String) {
     if let Some(dir) = path.parent() {
         shared.watch_folder(dir);
     }
-    lock(&shared.docs).insert(path.clone(), text);
-    recheck_file(shared, &path);
+    keep(shared, path, text);
 }
 
 /// `textDocument/didChange` (full text).
 pub fn changed(shared: &Arc<Shared>, uri: &Uri, text: String) {
     let Some(path) = path_of(uri) else { return };
-    if !lock(&shared.docs).contains_key(&path) {
+    if !lock(&shared.docs).contains_key(&path) && !lock(&shared.large_docs).contains(&path) {
         return;
     }
-    lock(&shared.docs).insert(path.clone(), text);
-    recheck_file(shared, &path);
+    keep(shared, path, text);
 }
 
 /// `textDocument/didSave` (with or without the text).
 pub fn saved(shared: &Arc<Shared>, uri: &Uri, text: Option<String>) {
     let Some(path) = path_of(uri) else { return };
-    if let Some(text) = text {
-        if let Some(doc) = lock(&shared.docs).get_mut(&path) {
-            *doc = text;
+    match text {
+        Some(text) if lock(&shared.docs).contains_key(&path) || lock(&shared.large_docs).contains(&path) => {
+            keep(shared, path, text)
         }
+        _ if lock(&shared.large_docs).contains(&path) => {}
+        _ => recheck_file(shared, &path),
     }
-    recheck_file(shared, &path);
 }
 
 /// `textDocument/didClose`: the file is checked from disk from now on (its diagnostics stay
-/// until the problem is fixed, as for any file of a checked folder).
+/// until the problem is fixed, as for any file of a checked folder). Nothing of its text is
+/// kept.
 pub fn closed(shared: &Arc<Shared>, uri: &Uri) {
     if let Some(path) = path_of(uri) {
-        lock(&shared.docs).remove(&path);
+        let text = lock(&shared.docs).remove(&path);
+        let large = lock(&shared.large_docs).remove(&path);
+        if large || text.is_some_and(|t| t.len() > MAX_CHECKED_BYTES / 4) {
+            release_memory_soon();
+        }
     }
+}
+
+/// Stores an open document's text and checks its folder, or, when it is too large, keeps
+/// nothing of it and says so in one diagnostic.
+fn keep(shared: &Arc<Shared>, path: PathBuf, text: String) {
+    if text.len() <= MAX_CHECKED_BYTES {
+        lock(&shared.large_docs).remove(&path);
+        lock(&shared.docs).insert(path.clone(), text);
+        recheck_file(shared, &path);
+        return;
+    }
+    let size = text.len();
+    drop(text);
+    lock(&shared.docs).remove(&path);
+    lock(&shared.large_docs).insert(path.clone());
+    let diagnostic = Diagnostic {
+        range: Default::default(),
+        severity: Some(tower_lsp_server::ls_types::DiagnosticSeverity::WARNING),
+        source: Some("gadugi".into()),
+        message: format!(
+            "this prompt file is too large to check as you type ({} MiB; the limit is {} MiB)",
+            size >> 20,
+            MAX_CHECKED_BYTES >> 20
+        ),
+        ..Default::default()
+    };
+    let shared = shared.clone();
+    tokio::spawn(async move {
+        crate::lsp::publish::set_diagnostics(&shared, &path, Source::Plan, vec![diagnostic]).await;
+    });
+    release_memory_soon();
+}
+
+/// Gives freed memory back to the system after a large document went away. jemalloc is not
+/// in use, and glibc's malloc keeps freed memory in its arenas: without a trim the server
+/// kept the peak of one 20 MB `didOpen` (hundreds of MB) resident after `didClose`. Runs a
+/// moment later, once the message's own buffers (framing, JSON) are freed too.
+fn release_memory_soon() {
+    tokio::spawn(async {
+        // Twice: the buffers of the message and of its handling are freed at different times.
+        for wait in [200, 2000] {
+            tokio::time::sleep(std::time::Duration::from_millis(wait)).await;
+            #[cfg(all(target_os = "linux", target_env = "gnu"))]
+            // SAFETY: malloc_trim only returns free memory of the allocator's arenas to the system.
+            unsafe {
+                libc::malloc_trim(0);
+            }
+        }
+    });
 }
 
 fn recheck_file(shared: &Arc<Shared>, path: &Path) {
@@ -105,6 +163,8 @@ fn check_folder(repo_root: &Path, dir: &Path, open: &HashMap<PathBuf, String>) -
         .flatten()
         .map(|e| e.path())
         .filter(|p| p.is_file() && p.extension().is_some_and(|x| x == "md"))
+        // A prompt too large to check as you type is left out (its own diagnostic says so).
+        .filter(|p| std::fs::metadata(p).is_ok_and(|m| m.len() <= MAX_CHECKED_BYTES as u64))
         .map(|p| p.canonicalize().unwrap_or(p))
         .collect();
     files.extend(open.keys().filter(|p| !files.contains(p)).cloned().collect::<Vec<_>>());

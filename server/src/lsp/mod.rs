@@ -37,6 +37,15 @@ use crate::error::{EXIT_OK, EXIT_TASKS_FAILED};
 /// the LSP specification asks). Running agents are never stopped: they live on under their
 /// supervisors.
 pub fn serve_stdio() -> Result<i32> {
+    // A client may send one huge message (a 20 MB document). glibc raises its mmap threshold
+    // after such a buffer is freed, so the next ones land in the arenas and stay resident;
+    // a fixed threshold keeps every buffer of 1 MiB or more in its own mapping, returned to
+    // the system when freed (jemalloc is not in use).
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: mallopt only changes the allocator's tuning; called before any thread starts.
+    unsafe {
+        libc::mallopt(libc::M_MMAP_THRESHOLD, 1 << 20);
+    }
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()

@@ -86,13 +86,25 @@ pub fn start(shared: &Arc<Shared>) {
         loop {
             shared.changed.notified().await;
             tokio::time::sleep(DEBOUNCE).await;
-            let (snapshot, runs) = {
-                let tree = lock(&shared.tree);
-                if tree.version() == published {
-                    continue;
-                }
-                let runs: Vec<(RunState, bool)> = tree.runs().map(|r| (r.state.clone(), r.owned)).collect();
-                (tree.snapshot(), runs)
+            // The published view, not the tree's lock; the tree state (worktree stats) and the
+            // run diagnostics (prompt files read for their title lines) are built on the
+            // blocking pool.
+            let view = shared.tree_view();
+            if view.version == published {
+                continue;
+            }
+            let runs: Vec<(Arc<RunState>, bool)> = view.runs.iter().map(|r| (r.state.clone(), r.owned)).collect();
+            let diag_runs = runs.clone();
+            let built = tokio::task::spawn_blocking(move || {
+                (
+                    view.snapshot(),
+                    diagnostics::from_runs(diag_runs.iter().map(|(s, _)| s.as_ref())),
+                )
+            })
+            .await;
+            let Ok((snapshot, run_diags)) = built else {
+                tracing::error!("building the tree state failed");
+                continue;
             };
             published = snapshot.version;
             shared.client.send_notification::<TreeChanged>(snapshot).await;
@@ -109,7 +121,6 @@ pub fn start(shared: &Arc<Shared>) {
                 });
             }
             lens_key = key;
-            let run_diags = diagnostics::from_runs(runs.iter().map(|(s, _)| s));
             replace_diagnostics(&shared, Source::Run, run_diags).await;
             for (state, owned) in &runs {
                 let counts = Counts::of(state);

@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use crate::core::events::EventRecord;
 use crate::core::state::RunState;
-use crate::lsp::session::{lock, Shared};
+use crate::lsp::session::Shared;
 use crate::run::emitter::EventSink;
 
 /// Feeds one run's states into the shared tree.
@@ -15,7 +15,9 @@ pub struct TreeSink {
 
 impl EventSink for TreeSink {
     fn on_event(&mut self, _rec: &EventRecord, state: &RunState) {
-        if lock(&self.shared.tree).update(state.clone(), true) {
+        // Cloned before the tree is locked: the lock is held only to swap the state in.
+        let state = state.clone();
+        if self.shared.change_tree(|tree| tree.update(state, true)) {
             self.shared.touch();
         }
     }

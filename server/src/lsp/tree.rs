@@ -1,8 +1,13 @@
 //! What the server knows about runs: the latest [`RunState`] of every run it runs itself or
 //! has seen under a workspace's `.gadugi/`, and the versioned [`TreeState`] built from them.
+//!
+//! Run states are shared (`Arc`), so a [`TreeView`] — what `gadugi/treeState` and the
+//! publisher read — costs one `Arc` clone per run to take, and the [`TreeState`] (which stats
+//! worktrees and checks processes) is built from it outside every lock.
 
 use std::collections::BTreeMap;
 use std::path::Path;
+use std::sync::Arc;
 
 use tower_lsp_server::ls_types::Uri;
 
@@ -18,7 +23,7 @@ pub const RECENT_RUNS: usize = 20;
 /// One run.
 #[derive(Debug, Clone)]
 pub struct TrackedRun {
-    pub state: RunState,
+    pub state: Arc<RunState>,
     /// Run by this server process.
     pub owned: bool,
 }
@@ -34,11 +39,21 @@ impl Tree {
     /// Replaces (or adds) a run's state. An owned run is never replaced by a state read from
     /// disk: its own event stream is newer. Returns whether anything changed.
     pub fn update(&mut self, state: RunState, owned: bool) -> bool {
-        if let Some(known) = self.runs.get(&state.run_id) {
-            if (known.owned && !owned) || known.state == state {
+        if let Some(known) = self.runs.get_mut(&state.run_id) {
+            if known.owned && !owned {
+                return false;
+            }
+            if *known.state == state {
+                // The same state, now from its own driver: only ownership changes.
+                if owned && !known.owned {
+                    known.owned = true;
+                    self.version += 1;
+                    return true;
+                }
                 return false;
             }
         }
+        let state = Arc::new(state);
         self.runs.insert(state.run_id.clone(), TrackedRun { state, owned });
         self.version += 1;
         true
@@ -75,15 +90,30 @@ impl Tree {
         self.version += 1;
     }
 
-    pub fn version(&self) -> u64 {
-        self.version
+    /// The runs as they are now: one `Arc` clone per run, so it is cheap to take under the
+    /// lock; build the [`TreeState`] from it after letting go.
+    pub fn view(&self) -> TreeView {
+        TreeView {
+            version: self.version,
+            runs: self.runs.values().cloned().collect(),
+        }
     }
+}
 
-    /// The tree views' state, newest run first.
+/// The runs at one version (oldest first), detached from the [`Tree`].
+#[derive(Debug, Clone, Default)]
+pub struct TreeView {
+    pub version: u64,
+    pub runs: Vec<TrackedRun>,
+}
+
+impl TreeView {
+    /// The tree views' state, newest run first. Stats worktrees and checks orchestrator
+    /// processes: call it with no lock held.
     pub fn snapshot(&self) -> TreeState {
         TreeState {
             version: self.version,
-            runs: self.runs.values().rev().map(run_node).collect(),
+            runs: self.runs.iter().rev().map(run_node).collect(),
         }
     }
 }

@@ -55,7 +55,12 @@ pub fn start(shared: &Arc<Shared>) {
             while let Ok(p) = rx.try_recv() {
                 batch.push(p);
             }
-            handle_batch(&shared, &repos, batch);
+            // Lists folders and replays event logs: on the blocking pool, off the workers
+            // that answer requests.
+            let (shared, repos) = (shared.clone(), repos.clone());
+            if let Err(e) = tokio::task::spawn_blocking(move || handle_batch(&shared, &repos, batch)).await {
+                tracing::error!("handling file changes failed: {e}");
+            }
         }
     });
 }
@@ -121,19 +126,27 @@ fn handle_batch(shared: &Arc<Shared>, repos: &BTreeSet<PathBuf>, batch: Vec<Path
 /// preferred: it has every activity line, the snapshot only lifecycle events.
 fn reload_run(shared: &Shared, repo: &Path, id: &str) -> bool {
     let layout = Layout::new(repo);
-    if lock(&shared.tree).is_owned(id) {
+    // A run this process drives is known by its cancel switch from before its first event:
+    // its files on disk must not make it look like someone else's run meanwhile.
+    if lock(&shared.tree).is_owned(id) || lock(&shared.cancels).contains_key(id) {
         return false;
     }
     let log = layout.events_file(id);
-    let from_log = lock(&shared.watcher)
-        .as_mut()
-        .and_then(|w| w.tails.entry(log.clone()).or_default().advance(&log));
+    // The log is read with the tail taken out of the watcher, not under its lock.
+    let mut tail = match lock(&shared.watcher).as_mut() {
+        Some(w) => w.tails.remove(&log).unwrap_or_default(),
+        None => return false,
+    };
+    let from_log = tail.advance(&log);
+    if let Some(w) = lock(&shared.watcher).as_mut() {
+        w.tails.insert(log.clone(), tail);
+    }
     let state = match from_log {
         Some(s) => Some(s),
         None => layout.load_run(Some(id)).ok().flatten(),
     };
     match state {
-        Some(s) => lock(&shared.tree).update(s, false),
+        Some(s) => shared.change_tree(|tree| tree.update(s, false)),
         None => false,
     }
 }

@@ -184,7 +184,7 @@ pub fn plan(repo: Option<PathBuf>, files: &[PathBuf]) -> Result<(Repo, Plan), In
 }
 
 /// Everything checked before a run creates anything: repository, configuration, prompt files,
-/// plan, agent programs, branch and worktree names.
+/// plan, agent programs, prompts the agent can receive, branch and worktree names.
 pub fn prepare(args: &RunOptions, repo: Option<PathBuf>, files: &[PathBuf]) -> Result<RunRequest, InputErrors> {
     let repo = open_repo(repo)?;
     check_state_dir(&repo)?;
@@ -208,6 +208,12 @@ pub fn prepare(args: &RunOptions, repo: Option<PathBuf>, files: &[PathBuf]) -> R
                     if let Err(e) = p.find_program() {
                         errors.push(blame_profile(e, t, args, &config));
                     }
+                }
+                // A prompt the agent cannot receive is refused now, not after the branch and
+                // worktree exist (E2BIG when the agent is spawned).
+                if let Err(mut e) = p.check_prompt_size(&t.spec.body) {
+                    e.file = Some(t.spec.prompt_file.clone());
+                    errors.push(e);
                 }
                 profiles.push(p);
             }
@@ -705,6 +711,16 @@ pub fn cleanup(repo: &Repo, options: CleanupOptions) -> Result<Vec<String>> {
                         "kept    {}: task {} is still running",
                         t.worktree.display(),
                         t.id
+                    ));
+                    kept += 1;
+                    continue;
+                }
+                let nested = crate::git::nested_repositories(&t.worktree)?;
+                if !nested.is_empty() && !force {
+                    lines.push(format!(
+                        "kept    {}: it holds a nested git repository in {} whose commits exist nowhere else (move them, or --force)",
+                        t.worktree.display(),
+                        nested.join(", ")
                     ));
                     kept += 1;
                     continue;

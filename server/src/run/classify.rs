@@ -311,6 +311,7 @@ mod tests {
             argv: vec!["agent".into()],
             cwd: dir.to_path_buf(),
             env: vec![],
+            stdin: None,
             stdout: dir.join("stdout.log"),
             stderr: dir.join("stderr.log"),
             supervisor_file: dir.join("supervisor.json"),

@@ -9,5 +9,6 @@ pub mod limiter;
 pub mod pool;
 pub mod request;
 pub mod run_loop;
+pub mod settle;
 pub mod task;
 pub mod workspace;

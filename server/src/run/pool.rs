@@ -5,7 +5,8 @@
 //!
 //! Safety rules, each enforced here:
 //! - Only a worktree without uncommitted or untracked changes is pooled ([`release`] asks
-//!   `Repo::is_dirty` first); a dirty one stays where it is.
+//!   `Repo::is_dirty` first); a dirty one stays where it is. So does one holding a nested
+//!   git repository (ignored ones too): cleaning would delete commits that exist nowhere else.
 //! - Releasing never moves or deletes a branch: HEAD is detached (`git checkout --detach`)
 //!   at the commit it is on, and the branch's tip is checked unchanged afterwards.
 //! - Nothing but the kept, ignored paths passes from one task to the next: [`take`] runs
@@ -138,6 +139,10 @@ pub fn release(repo: &Repo, config: &Config, wt: &Path, branch: &str, lock: &Mut
     }
     if repo.is_dirty(wt)? {
         return Ok(Released::NotPooled("it has uncommitted changes".into()));
+    }
+    // `git clean -ffdx` would delete a nested repository, whose commits exist nowhere else.
+    if !crate::git::nested_repositories(wt)?.is_empty() {
+        return Ok(Released::NotPooled("it holds a nested git repository".into()));
     }
     let tip = repo.branch_head(branch)?;
     repo.detach_worktree(wt)?;

@@ -318,9 +318,14 @@ fn pool_or_delete(ctx: &Ctx, wt: &std::path::Path, branch: &str) -> Result<bool>
     delete_clean_worktree(repo, wt)
 }
 
-/// Deletes a worktree folder that has no uncommitted changes; false when it has some.
+/// Deletes a worktree folder that has no uncommitted changes; false when it has some, or
+/// when it holds a nested git repository (ignored ones too: its commits exist nowhere else).
 fn delete_clean_worktree(repo: &Repo, wt: &std::path::Path) -> Result<bool> {
     if !wt.is_dir() || repo.is_dirty(wt)? {
+        return Ok(false);
+    }
+    let nested = crate::git::nested_repositories(wt).with_context(|| format!("reading {}", wt.display()))?;
+    if !nested.is_empty() {
         return Ok(false);
     }
     std::fs::remove_dir_all(wt).with_context(|| format!("removing {}", wt.display()))?;

@@ -19,6 +19,7 @@ use crate::fsutil::{read_json, write_json_atomic};
 use crate::git::MergeError;
 use crate::run::classify::{classify, AttemptOutcome};
 use crate::run::context::{Ctx, TaskHandle};
+use crate::run::settle::settle_attempt;
 
 /// Why a task's worktree and branch could not be made or found.
 #[derive(Debug, thiserror::Error)]
@@ -168,6 +169,8 @@ pub(crate) async fn run_task(
     let mut failures = 0;
     // Session of the previous attempt, continued when it failed transiently.
     let mut resume_session: Option<String> = None;
+    // Warnings already sent (settling runs after the agent and again after verify).
+    let mut warned: Vec<String> = Vec::new();
     let last = loop {
         if cancel_requested(ctx, &id) {
             break AttemptOutcome {
@@ -181,7 +184,7 @@ pub(crate) async fn run_task(
         } else {
             start_attempt(ctx, task, attempt, &prompt_file, &prompt, resume_session.as_deref()).await
         };
-        commit_leftovers(ctx, task).await;
+        settle(ctx, task, attempt, &mut outcome, &mut warned).await;
         if outcome.error.is_none() && !outcome.cancelled {
             if let Some(cmd) = &verify {
                 task.send(Event::TaskPhase {
@@ -195,7 +198,7 @@ pub(crate) async fn run_task(
                         ..outcome
                     };
                 }
-                commit_leftovers(ctx, task).await;
+                settle(ctx, task, attempt, &mut outcome, &mut warned).await;
             }
         }
         task.attempt_ended(outcome.class, outcome.error.clone().unwrap_or_default());
@@ -445,7 +448,10 @@ async fn start_attempt(
         return AttemptOutcome::failed(format!("cannot create {}: {e}", dir.display()), FailureClass::Systemic);
     }
     let (worktree, branch) = (task.worktree.clone(), task.branch.clone());
-    let argv = profile.expand(
+    // A prompt too long for the command line goes on stdin, or (for a profile that takes it
+    // only as an argument) fails here, never as E2BIG from the spawn: this task's own
+    // failure, not one that trips the circuit breaker.
+    let invocation = profile.invocation(
         &Placeholders {
             prompt_file,
             prompt,
@@ -456,6 +462,10 @@ async fn start_attempt(
         },
         resume_session,
     );
+    let invocation = match invocation {
+        Ok(i) => i,
+        Err(e) => return AttemptOutcome::failed(e, FailureClass::Task),
+    };
     let mut env = vec![
         ("GADUGI_RUN_ID".to_string(), ctx.req.run_id.clone()),
         ("GADUGI_TASK_ID".to_string(), id.clone()),
@@ -471,7 +481,8 @@ async fn start_attempt(
     env.extend(crate::exec::ports::env(&ctx.req.run_id, &id));
     let launch = LaunchSpec::for_attempt(
         &files,
-        argv,
+        invocation.argv,
+        invocation.stdin,
         worktree,
         env,
         spec.timeout.unwrap_or(ctx.req.config.timeout),
@@ -675,26 +686,24 @@ fn file_len(p: &Path) -> u64 {
     std::fs::metadata(p).map(|m| m.len()).unwrap_or(0)
 }
 
-/// Commits whatever the agent left uncommitted, on its own branch: work is never dropped.
-async fn commit_leftovers(ctx: &Arc<Ctx>, task: &TaskHandle) {
-    let id = task.id.clone();
-    task.send(Event::TaskPhase {
-        task: id.clone(),
-        phase: TaskPhase::Committing,
-    });
-    let (repo, wt) = (ctx.req.repo.clone(), task.worktree.clone());
-    let message = format!("gadugi: changes left uncommitted by the agent of task {id}");
-    match tokio::task::spawn_blocking(move || repo.commit_all(&wt, &message)).await {
-        Ok(Ok(Some(commit))) => task.send(Event::LeftoversCommitted { task: id, commit }),
-        Ok(Ok(None)) => {}
-        Ok(Err(e)) => task.send(Event::TaskActivity {
-            task: id,
-            line: format!("could not commit leftovers: {e:#}"),
-        }),
-        Err(e) => task.send(Event::TaskActivity {
-            task: id,
-            line: format!("could not commit leftovers: {e}"),
-        }),
+/// Brings the attempt's work onto the task branch and commits what the agent left (see
+/// `run::settle`). When that cannot be done without losing or mangling work, the attempt
+/// fails as the task's own failure (no retry: the worktree needs a person), keeping the
+/// attempt's own error after it.
+async fn settle(
+    ctx: &Arc<Ctx>,
+    task: &TaskHandle,
+    attempt: u32,
+    outcome: &mut AttemptOutcome,
+    warned: &mut Vec<String>,
+) {
+    if let Err(e) = settle_attempt(ctx, task, attempt, warned).await {
+        let error = match outcome.error.take() {
+            Some(before) => format!("{e}; the attempt had failed too: {before}"),
+            None => e.to_string(),
+        };
+        outcome.error = Some(error);
+        outcome.class = Some(FailureClass::Task);
     }
 }
 

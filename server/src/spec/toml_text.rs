@@ -72,22 +72,6 @@ pub fn find_key_line_in(text: &str, section: Option<&str>, key: &str) -> Option<
     None
 }
 
-/// A positive duration from a TOML value: seconds (integer or float) or a string like "15m".
-pub fn duration_value(v: &toml::Value) -> Option<Duration> {
-    match v {
-        toml::Value::Integer(n) if *n > 0 => Some(Duration::from_secs(*n as u64)),
-        toml::Value::Float(f) if *f > 0.0 => Duration::try_from_secs_f64(*f).ok(),
-        toml::Value::String(s) => parse_duration(s),
-        _ => None,
-    }
-    .filter(|d| *d <= MAX_DURATION)
-}
-
-/// 1-based line of a byte offset.
-pub fn line_of_offset(text: &str, offset: usize) -> usize {
-    text.as_bytes().iter().take(offset).filter(|&&b| b == b'\n').count() + 1
-}
-
 /// Parses a positive duration: whole seconds (`30`) or numbers with units `h`, `m` and `s`
 /// (`90s`, `15m`, `2h`, `1h30m`). Returns `None` for anything else, including zero.
 pub fn parse_duration(s: &str) -> Option<Duration> {
@@ -119,4 +103,20 @@ pub fn parse_duration(s: &str) -> Option<Duration> {
     (total > 0)
         .then(|| Duration::from_secs(total))
         .filter(|d| *d <= MAX_DURATION)
+}
+
+/// A positive duration from a TOML value: seconds (integer or float) or a string like "15m".
+pub fn duration_value(v: &toml::Value) -> Option<Duration> {
+    match v {
+        toml::Value::Integer(n) if *n > 0 => Some(Duration::from_secs(*n as u64)),
+        toml::Value::Float(f) if *f > 0.0 => Duration::try_from_secs_f64(*f).ok(),
+        toml::Value::String(s) => parse_duration(s),
+        _ => None,
+    }
+    .filter(|d| *d <= MAX_DURATION)
+}
+
+/// 1-based line of a byte offset.
+pub fn line_of_offset(text: &str, offset: usize) -> usize {
+    text.as_bytes().iter().take(offset).filter(|&&b| b == b'\n').count() + 1
 }

@@ -120,6 +120,7 @@ impl EventSink for PlainProgress {
                 task,
                 phase: TaskPhase::Setup,
             } => format!("{task}: setting up worktree"),
+            Event::TaskWarning { task, warning } => format!("{task}: warning: {warning}"),
             Event::WorkspaceReady {
                 task,
                 copied,
@@ -259,6 +260,9 @@ impl EventSink for LiveProgress {
                 let _ = self.multi.println(format!(
                     "circuit breaker: {attempts} attempts in a row failed with: {cause}; starting no more tasks"
                 ));
+            }
+            Event::TaskWarning { task, warning } => {
+                let _ = self.multi.println(format!("{task}: warning: {warning}"));
             }
             Event::TaskStalled { task, silent_seconds } => {
                 let msg = format!("stalled: no output for {silent_seconds}s");

@@ -32,3 +32,52 @@ pub fn process_gone(pid: u32) -> bool {
             .is_some_and(|rest| rest.trim_start().starts_with('Z')),
     }
 }
+
+/// A new repository at `root` on `main` (identity set) whose first commit holds `files`
+/// (relative path, text; folders are created).
+#[allow(dead_code)] // not every test file makes its repository this way
+pub fn init_repo(root: &Path, files: &[(&str, &str)]) {
+    std::fs::create_dir_all(root).expect("repository folder");
+    git(root, &["init", "-q", "-b", "main"]);
+    git(root, &["config", "user.name", "Test"]);
+    git(root, &["config", "user.email", "test@example.com"]);
+    for (path, text) in files {
+        let path = root.join(path);
+        std::fs::create_dir_all(path.parent().expect("a file in the repository")).expect("folder");
+        std::fs::write(path, text).expect("file written");
+    }
+    git(root, &["add", "-A"]);
+    git(root, &["commit", "-qm", "init"]);
+}
+
+/// Runs the `gadugi` binary in `dir` (stdin closed) to its end.
+#[allow(dead_code)] // not every test file runs it this way
+pub fn gadugi_in(dir: &Path, args: &[&str]) -> std::process::Output {
+    Command::new(env!("CARGO_BIN_EXE_gadugi"))
+        .args(args)
+        .current_dir(dir)
+        .stdin(Stdio::null())
+        .output()
+        .expect("gadugi runs")
+}
+
+/// A process's exit code, stdout and stderr, for assertion messages.
+#[allow(dead_code)] // not every test file shows outputs
+pub fn show_output(out: &std::process::Output) -> String {
+    format!(
+        "exit {:?}\nstdout: {}\nstderr: {}",
+        out.status.code(),
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
+}
+
+/// A new repository at `root` on branch `main` with a committer, and its `prompts/` folder;
+/// nothing committed yet.
+#[allow(dead_code)] // not every test file makes its repositories this way
+pub fn init_empty_repo(root: &Path) {
+    std::fs::create_dir_all(root.join("prompts")).unwrap();
+    git(root, &["init", "-q", "-b", "main"]);
+    git(root, &["config", "user.name", "Test"]);
+    git(root, &["config", "user.email", "test@example.com"]);
+}
