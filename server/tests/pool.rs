@@ -4,12 +4,12 @@
 //! never move, the pool off is today's behaviour, and `gadugi pool status/prune`.
 
 use std::path::PathBuf;
-use std::process::{Command, Output, Stdio};
+use std::process::Output;
 
 use serde_json::Value;
 
 mod common;
-use common::git;
+use common::{gadugi_in, git, init_repo};
 
 /// Records what the task finds (status with ignored files, files, the build marker), then
 /// "builds" (appends to target/marker, writes an ignored build.log) and commits its file.
@@ -24,9 +24,7 @@ seen="$OUT/seen-$GADUGI_TASK_ID"
 mkdir -p target && echo "$GADUGI_TASK_ID" >> target/marker
 echo log > build.log
 echo "$GADUGI_TASK_ID" > "out-$GADUGI_TASK_ID.txt"
-echo scratch > staged-scratch.txt
 git add "out-$GADUGI_TASK_ID.txt" && git -c user.name=agent -c user.email=agent@test commit -qm "$GADUGI_TASK_ID"
-git rm -q --cached staged-scratch.txt 2>/dev/null; rm -f staged-scratch.txt
 git rev-parse HEAD > "$OUT/tip-$GADUGI_TASK_ID"
 "#;
 
@@ -40,21 +38,22 @@ struct Repo {
 impl Repo {
     fn new(config: &str) -> Repo {
         let tmp = tempfile::tempdir().unwrap();
-        let root = tmp.path().join("repo");
-        let out = tmp.path().join("out");
+        let (root, out) = (tmp.path().join("repo"), tmp.path().join("out"));
+        let config = format!("kill_grace = \"1s\"\n{config}");
+        init_repo(
+            &root,
+            &[
+                ("README.md", "hello\n"),
+                ("gone.txt", "to be deleted\n"),
+                (".gitignore", "target/\n*.log\n/prompts/\n"),
+                ("gadugi.toml", &config),
+            ],
+        );
         std::fs::create_dir_all(root.join("prompts")).unwrap();
         std::fs::create_dir_all(&out).unwrap();
-        git(&root, &["init", "-q", "-b", "main"]);
-        git(&root, &["config", "user.name", "Test"]);
-        git(&root, &["config", "user.email", "test@example.com"]);
-        std::fs::write(root.join("README.md"), "hello\n").unwrap();
-        std::fs::write(root.join("gone.txt"), "to be deleted\n").unwrap();
-        std::fs::write(root.join(".gitignore"), "target/\n*.log\n/prompts/\n").unwrap();
-        std::fs::write(root.join("gadugi.toml"), format!("kill_grace = \"1s\"\n{config}")).unwrap();
-        git(&root, &["add", "-A"]);
-        git(&root, &["commit", "-qm", "init"]);
         let agent = tmp.path().join("agent.sh");
-        std::fs::write(&agent, AGENT).unwrap();
+        let script = AGENT.replacen('\n', &format!("\nOUT='{}'\n", out.display()), 1);
+        std::fs::write(&agent, script).unwrap();
         Repo {
             _tmp: tmp,
             root,
@@ -70,13 +69,7 @@ impl Repo {
     }
 
     fn gadugi(&self, args: &[&str]) -> Output {
-        Command::new(env!("CARGO_BIN_EXE_gadugi"))
-            .args(args)
-            .env("OUT", &self.out)
-            .current_dir(&self.root)
-            .stdin(Stdio::null())
-            .output()
-            .expect("gadugi runs")
+        gadugi_in(&self.root, args)
     }
 
     /// `gadugi run --json` with the scripted agent on `tasks`; asserts every task succeeded.
