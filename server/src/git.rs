@@ -699,6 +699,90 @@ impl Repo {
         Ok(out.split_terminator('\0').map(str::to_string).collect())
     }
 
+    /// Whether git ignores `path` (relative to the main checkout, `/`-separated; a trailing
+    /// `/` asks about a folder) by `.gitignore`, `info/exclude` or the global excludes,
+    /// whether or not it exists (`git check-ignore --no-index`: tracking is not asked).
+    pub fn is_ignored(&self, path: &str) -> anyhow::Result<bool> {
+        let folder = format!("{}/", path.trim_end_matches('/'));
+        let args = ["check-ignore", "--no-index", "--", path, folder.as_str()];
+        let out = self.git_output(&self.root, &args)?;
+        match out.status.code() {
+            Some(0) => Ok(true),
+            Some(1) => Ok(false),
+            _ => bail!(
+                "git check-ignore {path} failed ({}): {}",
+                out.status,
+                String::from_utf8_lossy(&out.stderr).trim()
+            ),
+        }
+    }
+
+    /// Detaches HEAD of the linked worktree `wt` at the commit it is on (`git checkout
+    /// --detach`): its files stay, its branch is free to be checked out elsewhere, and no
+    /// branch moves.
+    pub fn detach_worktree(&self, wt: &Path) -> anyhow::Result<()> {
+        self.git(wt, &["checkout", "-q", "--detach"]).map(drop)
+    }
+
+    /// Moves the linked worktree `from` to `to` (`git worktree move`; refuses a locked or
+    /// dirty-with-submodules worktree, and an existing `to`).
+    pub fn move_worktree(&self, from: &Path, to: &Path) -> anyhow::Result<()> {
+        let (from, to) = (std::path::absolute(from)?, std::path::absolute(to)?);
+        let args = [OsString::from("worktree"), "move".into(), from.into(), to.into()];
+        self.git(&self.root, &args).map(drop)
+    }
+
+    /// Points git's metadata back at a linked worktree whose folder was renamed (`git
+    /// worktree repair <path>`).
+    pub fn repair_worktree(&self, path: &Path) -> anyhow::Result<()> {
+        let path = std::path::absolute(path)?;
+        let args = [OsString::from("worktree"), "repair".into(), path.into()];
+        self.git(&self.root, &args).map(drop)
+    }
+
+    /// In an existing linked worktree `wt`, creates the new branch `branch` at `start` and
+    /// checks it out, discarding whatever the index and tracked files held (`git checkout -q
+    /// -f -b`): git rewrites only the files that differ. Untracked and ignored files stay;
+    /// [`Repo::clean_worktree`] removes them. Refuses when `branch` exists.
+    pub fn checkout_new_branch(&self, wt: &Path, branch: &str, start: &str) -> anyhow::Result<()> {
+        if !Self::is_valid_branch_name(branch) {
+            bail!("{branch:?} is not a valid branch name");
+        }
+        if self.branch_exists(branch)? {
+            bail!("branch {branch} already exists");
+        }
+        let commit = self.open()?.revparse_single(start)?.peel_to_commit()?.id().to_string();
+        self.git(wt, &["checkout", "-q", "-f", "-b", branch, commit.as_str()])
+            .map(drop)
+    }
+
+    /// Deletes every untracked and ignored file of the linked worktree `wt` except those
+    /// matching `keep` (`git clean -ffdx -e PATTERN...`; patterns in gitignore syntax).
+    pub fn clean_worktree(&self, wt: &Path, keep: &[String]) -> anyhow::Result<()> {
+        let mut args = vec!["clean".to_string(), "-q".into(), "-ffdx".into()];
+        for k in keep {
+            args.extend(["-e".to_string(), k.clone()]);
+        }
+        self.git(wt, &args).map(drop)
+    }
+
+    /// Every path `git status --porcelain --ignored` lists in `wt`, as (status, path): `!!`
+    /// for ignored, `??` for untracked, anything else a change to tracked files. A folder
+    /// whose whole content is ignored is one entry ending in `/`.
+    pub fn status_with_ignored(&self, wt: &Path) -> anyhow::Result<Vec<(String, String)>> {
+        let out = self.git(wt, &["--no-optional-locks", "status", "--porcelain", "--ignored", "-z"])?;
+        let mut entries = vec![];
+        let mut fields = out.split_terminator('\0');
+        while let Some(entry) = fields.next() {
+            let (code, path) = (entry.get(..2).unwrap_or(""), entry.get(3..).unwrap_or(""));
+            if code.starts_with('R') || code.starts_with('C') {
+                fields.next(); // the rename's source
+            }
+            entries.push((code.to_string(), path.to_string()));
+        }
+        Ok(entries)
+    }
+
     /// A fresh libgit2 handle (`git2::Repository` is not `Sync`).
     fn open(&self) -> Result<Repository, git2::Error> {
         Repository::open(&self.root)
@@ -716,9 +800,8 @@ impl Repo {
         args
     }
 
-    /// Run `git -C dir <args>` (no shell, no stdin, no prompts, C locale) and return its
-    /// stdout; a non-zero exit is an error naming the command and git's stderr.
-    pub(crate) fn git<S: AsRef<std::ffi::OsStr>>(&self, dir: &Path, args: &[S]) -> anyhow::Result<String> {
+    /// Like [`Repo::git`], but returns the finished process whatever its exit status.
+    fn git_output<S: AsRef<std::ffi::OsStr>>(&self, dir: &Path, args: &[S]) -> anyhow::Result<std::process::Output> {
         let mut cmd = Command::new("git");
         cmd.arg("-C").arg(dir).args(args);
         for var in REDIRECTING_ENV {
@@ -727,7 +810,13 @@ impl Repo {
         cmd.env("GIT_TERMINAL_PROMPT", "0")
             .env("LC_ALL", "C")
             .envs(self.env.iter().cloned());
-        let out = cmd.stdin(Stdio::null()).output();
+        Ok(cmd.stdin(Stdio::null()).output()?)
+    }
+
+    /// Run `git -C dir <args>` (no shell, no stdin, no prompts, C locale) and return its
+    /// stdout; a non-zero exit is an error naming the command and git's stderr.
+    pub(crate) fn git<S: AsRef<std::ffi::OsStr>>(&self, dir: &Path, args: &[S]) -> anyhow::Result<String> {
+        let out = self.git_output(dir, args);
         let shown = || {
             let args: Vec<_> = args.iter().map(|a| a.as_ref().to_string_lossy()).collect();
             format!("git -C {} {}", dir.display(), args.join(" "))

@@ -114,6 +114,12 @@ enum Command {
         #[arg(long)]
         dry_run: bool,
     },
+    /// The warm worktree pool ([pool] of gadugi.toml): finished tasks' clean worktrees that
+    /// new tasks reuse, keeping the ignored build outputs listed in `keep`.
+    Pool {
+        #[command(subcommand)]
+        command: PoolCommand,
+    },
     /// A real run in a scratch repository with a built-in simulated agent (no network, no key).
     Demo {
         /// Where to create the scratch repository [default: a new temporary directory].
@@ -198,6 +204,22 @@ enum Command {
     SimAgent,
 }
 
+#[derive(Subcommand, Debug)]
+enum PoolCommand {
+    /// List the pooled worktrees: path, size, age.
+    Status {
+        /// Print the list as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Remove pooled worktrees over the budget (and any a dead process left half-taken).
+    Prune {
+        /// Remove every pooled worktree.
+        #[arg(long)]
+        all: bool,
+    },
+}
+
 fn main() {
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
@@ -243,6 +265,12 @@ fn main() {
             force,
             dry_run,
         }),
+        Command::Pool {
+            command: PoolCommand::Status { json },
+        } => cli::pool_status(json),
+        Command::Pool {
+            command: PoolCommand::Prune { all },
+        } => cli::pool_prune(all),
         Command::Merge {
             run,
             verify,

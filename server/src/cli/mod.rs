@@ -267,3 +267,69 @@ pub fn cleanup(options: CleanupOptions) -> Result<i32> {
     }
     Ok(EXIT_OK)
 }
+
+/// `gadugi pool status [--json]`.
+pub fn pool_status(json: bool) -> Result<i32> {
+    let repo = ops::open_repo(None)?;
+    let entries = ops::pool_status(&repo)?;
+    if json {
+        println!("{}", serde_json::to_string_pretty(&entries)?);
+        return Ok(EXIT_OK);
+    }
+    if entries.is_empty() {
+        println!("the worktree pool is empty");
+    }
+    for e in &entries {
+        let state = match e.entry.claimed_by {
+            Some(pid) if e.entry.is_stale_claim() => format!("  (left by process {pid}, which is gone)"),
+            Some(pid) => format!("  (being taken by process {pid})"),
+            None => String::new(),
+        };
+        println!(
+            "{}  {:>9}  {:>6} old{state}",
+            e.entry.path.display(),
+            human_size(e.size),
+            human_age(e.entry.age_secs)
+        );
+    }
+    let total: u64 = entries.iter().map(|e| e.size).sum();
+    println!("{} pooled worktree(s), {}", entries.len(), human_size(total));
+    Ok(EXIT_OK)
+}
+
+/// `gadugi pool prune [--all]`.
+pub fn pool_prune(all: bool) -> Result<i32> {
+    let repo = ops::open_repo(None)?;
+    let lines = ops::pool_prune(&repo, all)?;
+    if lines.is_empty() {
+        println!("nothing to prune");
+    }
+    for line in lines {
+        println!("{line}");
+    }
+    Ok(EXIT_OK)
+}
+
+fn human_size(bytes: u64) -> String {
+    let units = ["B", "K", "M", "G", "T"];
+    let mut size = bytes as f64;
+    let mut unit = 0;
+    while size >= 1024.0 && unit + 1 < units.len() {
+        size /= 1024.0;
+        unit += 1;
+    }
+    if unit == 0 {
+        format!("{bytes}B")
+    } else {
+        format!("{size:.1}{}", units[unit])
+    }
+}
+
+fn human_age(secs: u64) -> String {
+    match secs {
+        s if s < 120 => format!("{s}s"),
+        s if s < 7200 => format!("{}m", s / 60),
+        s if s < 172_800 => format!("{}h", s / 3600),
+        s => format!("{}d", s / 86_400),
+    }
+}

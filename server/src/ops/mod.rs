@@ -648,6 +648,23 @@ pub struct CleanupOptions {
     pub dry_run: bool,
 }
 
+/// The warm worktree pool of the repository (`gadugi pool status`): its entries, oldest
+/// first, with their sizes (a directory walk each).
+pub fn pool_status(repo: &Repo) -> Result<Vec<crate::run::pool::EntryStatus>> {
+    let config = Config::load(repo.root())?;
+    crate::run::pool::status(&config)
+}
+
+/// Removes pooled worktrees (`gadugi pool prune`): those over the `[pool]` budget and the
+/// ones a dead process left half-taken, or every one with `all`. Holds the repository lock,
+/// so no run takes or releases one meanwhile. Returns one line per entry removed or kept.
+pub fn pool_prune(repo: &Repo, all: bool) -> Result<Vec<String>> {
+    check_state_dir(repo)?;
+    let config = Config::load(repo.root())?;
+    let _lock = RunLock::acquire(&Layout::new(repo.root()), "pool-prune")?;
+    crate::run::pool::prune(repo, &config, all)
+}
+
 /// Removes worktrees of finished tasks (`gadugi cleanup`): never one with uncommitted
 /// changes or of a running task, and deletes branches only when asked and only those whose
 /// commits another branch holds (unless `force`). Returns the lines that say what was

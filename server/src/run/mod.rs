@@ -6,6 +6,7 @@ pub mod classify;
 pub mod context;
 pub mod emitter;
 pub mod limiter;
+pub mod pool;
 pub mod request;
 pub mod run_loop;
 pub mod settle;

@@ -269,8 +269,15 @@ async fn drive_task(
         .await;
     match ran {
         Ok(status) => {
+            // With the pool on, the worktree goes back to the pool before the scheduler hears
+            // that the task is done, so that the task it starts next can take it.
+            let succeeded = status == TaskStatus::Succeeded;
+            let pool_first = succeeded && ctx.req.config.pool.enabled();
+            if pool_first {
+                release_worktree(&ctx, &handle).await;
+            }
             handle.done(status);
-            if status == TaskStatus::Succeeded {
+            if succeeded && !pool_first {
                 release_worktree(&ctx, &handle).await;
             }
         }
@@ -286,14 +293,29 @@ async fn release_worktree(ctx: &Arc<Ctx>, task: &TaskHandle) {
     if ctx.req.config.keep_worktrees {
         return;
     }
-    let (repo, wt) = (ctx.req.repo.clone(), task.worktree.clone());
-    let removed = tokio::task::spawn_blocking(move || delete_clean_worktree(&repo, &wt)).await;
+    let (ctx2, wt, branch) = (ctx.clone(), task.worktree.clone(), task.branch.clone());
+    let removed = tokio::task::spawn_blocking(move || pool_or_delete(&ctx2, &wt, &branch)).await;
     match removed {
         Ok(Ok(true)) => task.send(Event::WorktreeRemoved { task: task.id.clone() }),
         Ok(Ok(false)) => {}
         Ok(Err(e)) => tracing::warn!("keeping the worktree {}: {e:#}", task.worktree.display()),
         Err(e) => tracing::warn!("keeping the worktree {}: {e}", task.worktree.display()),
     }
+}
+
+/// Puts a succeeded task's clean worktree into the warm pool (`run/pool.rs`) when `[pool]`
+/// is on and it fits, else deletes it when it is clean; false when it stays.
+fn pool_or_delete(ctx: &Ctx, wt: &std::path::Path, branch: &str) -> Result<bool> {
+    let (repo, config) = (&ctx.req.repo, &ctx.req.config);
+    match crate::run::pool::release(repo, config, wt, branch, &ctx.worktree_lock) {
+        Ok(crate::run::pool::Released::Pooled(_)) => return Ok(true),
+        Ok(crate::run::pool::Released::NotPooled(why)) if config.pool.enabled() => {
+            tracing::info!("not pooling {}: {why}", wt.display());
+        }
+        Ok(_) => {}
+        Err(e) => tracing::warn!("not pooling {}: {e:#}", wt.display()),
+    }
+    delete_clean_worktree(repo, wt)
 }
 
 /// Deletes a worktree folder that has no uncommitted changes; false when it has some, or
@@ -319,8 +341,8 @@ async fn remove_succeeded_worktrees(ctx: &Arc<Ctx>, out: &mut Emitter) -> Result
         if !succeeded || !wt.is_dir() {
             continue;
         }
-        let repo = ctx.req.repo.clone();
-        match tokio::task::spawn_blocking(move || delete_clean_worktree(&repo, &wt)).await? {
+        let (ctx2, branch) = (ctx.clone(), ctx.req.config.branch_name(&t.spec.id));
+        match tokio::task::spawn_blocking(move || pool_or_delete(&ctx2, &wt, &branch)).await? {
             Ok(true) => out.emit(Event::WorktreeRemoved {
                 task: t.spec.id.clone(),
             })?,

@@ -338,6 +338,7 @@ async fn prepare_worktree(ctx: &Arc<Ctx>, task: &TaskHandle, merge_from: &[Strin
     );
     let merge_from = merge_from.to_vec();
     let lock = ctx.worktree_lock.clone();
+    let config = ctx.req.config.clone();
     tokio::task::spawn_blocking(move || -> Result<String, WorktreeError> {
         let start = match merge_from.first() {
             None => base,
@@ -354,7 +355,12 @@ async fn prepare_worktree(ctx: &Arc<Ctx>, task: &TaskHandle, merge_from: &[Strin
         }
         // Only git's metadata step is serialized (two `git worktree add` at once fail on it);
         // the checkout of the files, the expensive part, runs in parallel with the others.
-        let new_branch = {
+        // A warm worktree from the pool, switched to the new branch at `start` (only ignored
+        // `keep` paths survive); on any failure it was removed and a fresh one is made.
+        let recycled = crate::run::pool::take(&repo, &config, &wt, &branch, &start, &lock)
+            .inspect_err(|e| tracing::warn!("not using the worktree pool: {e:#}"))
+            .unwrap_or(false);
+        let new_branch = recycled || {
             let _serialized = lock.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
             // After a crash between creating the branch and recording it, the branch is ours:
             // check it out again instead of refusing.

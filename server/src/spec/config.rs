@@ -73,6 +73,7 @@ struct RawConfig {
     #[serde(default)]
     claude: crate::spec::claude_settings::ClaudeSettings,
     worktree: Option<crate::spec::worktree::WorktreeSection>,
+    pool: Option<crate::spec::pool::PoolSection>,
 }
 
 /// The effective configuration of a run.
@@ -122,6 +123,9 @@ pub struct Config {
     pub claude: crate::spec::claude_settings::ClaudeSettings,
     /// The `[worktree]` table and `.worktreeinclude`: local files, setup, caches, ports.
     pub worktree: crate::spec::worktree::WorktreeConfig,
+    /// The `[pool]` table: the warm worktree pool (off by default).
+    #[serde(default)]
+    pub pool: crate::spec::pool::PoolConfig,
     /// Path and text of the file this came from, to point errors at their line.
     #[serde(skip)]
     source: Option<(PathBuf, String)>,
@@ -167,6 +171,7 @@ impl Config {
             profiles: BTreeMap::new(),
             claude: crate::spec::claude_settings::ClaudeSettings::default(),
             worktree: Default::default(),
+            pool: Default::default(),
             source: None,
         }
     }
@@ -176,6 +181,7 @@ impl Config {
     pub fn load(root: &Path) -> Result<Config, InputError> {
         let mut config = Config::load_file(root)?;
         config.worktree.read_include_file(root)?;
+        config.pool.check_keep_ignored(root, &root.join(CONFIG_FILE))?;
         Ok(config)
     }
 
@@ -341,6 +347,9 @@ impl Config {
         config.claude = raw.claude;
         if let Some(section) = raw.worktree {
             config.worktree = crate::spec::worktree::WorktreeConfig::from_section(root, path, text, section)?;
+        }
+        if let Some(section) = raw.pool {
+            config.pool = crate::spec::pool::PoolConfig::from_section(path, text, section)?;
         }
         config.source = Some((path.to_path_buf(), text.to_string()));
         Ok(config)

@@ -5,6 +5,7 @@
 pub mod claude_settings;
 pub mod config;
 pub mod plan;
+pub mod pool;
 pub mod task;
 pub mod toml_text;
 pub mod worktree;
