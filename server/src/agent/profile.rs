@@ -76,6 +76,9 @@ pub struct Placeholders<'a> {
     pub branch: &'a str,
     pub task_id: &'a str,
     pub run_id: &'a str,
+    /// The git dirs of the worktree (its own and the repository's common one): an agent whose
+    /// sandbox keeps them read-only gets them named writable, so it can commit.
+    pub git_dirs: &'a [PathBuf],
 }
 
 impl AgentProfile {
@@ -194,11 +197,11 @@ impl AgentProfile {
                 ..self.clone()
             };
             return Ok(Invocation {
-                argv: on_stdin.expand(p, resume),
+                argv: self.with_writable_git_dirs(on_stdin.expand(p, resume), p.git_dirs),
                 stdin: Some(p.prompt_file.to_path_buf()),
             });
         }
-        let argv = self.expand(p, resume);
+        let argv = self.with_writable_git_dirs(self.expand(p, resume), p.git_dirs);
         if let Some(long) = argv.iter().find(|a| a.len() > MAX_ARG_BYTES) {
             return Err(format!(
                 "an argument of the agent's command line is {} KiB (the prompt {} is {} KiB), more than the 128 KiB Linux allows one argument; agent profile `{}` takes the prompt only as an argument: shorten the prompt or use a profile that reads it from a file or stdin (claude, aider, or a command with {{prompt_file}})",
@@ -209,6 +212,15 @@ impl AgentProfile {
             ));
         }
         Ok(Invocation { argv, stdin: None })
+    }
+
+    /// `argv` with the options that make `git_dirs` writable for a profile whose sandbox keeps
+    /// them read-only (codex), where the profile's options end.
+    fn with_writable_git_dirs(&self, mut argv: Vec<String>, git_dirs: &[PathBuf]) -> Vec<String> {
+        let options = crate::agent::builtins::writable_dir_options(&self.name, self.protocol, git_dirs);
+        let at = self.options_at.min(argv.len());
+        argv.splice(at..at, options);
+        argv
     }
 
     /// The program to run: absolute path found on `PATH` (or as given when it has a `/`).
@@ -385,6 +397,7 @@ mod tests {
                 branch: "gadugi/a",
                 task_id: "a",
                 run_id: "r",
+                git_dirs: &[],
             },
             Some("sess"),
         );
@@ -425,6 +438,7 @@ mod tests {
             branch: "gadugi/a",
             task_id: "a",
             run_id: "r",
+            git_dirs: &[],
         };
         let argv = p.expand(&ph, None);
         assert_eq!(argv[argv.len() - 3..], ["--effort=low", "--", "- do it"]);
@@ -460,6 +474,7 @@ mod tests {
             branch: "gadugi/a",
             task_id: "a",
             run_id: "r",
+            git_dirs: &[],
         };
         let huge: &'static str = Box::leak("x".repeat(200 * 1024).into_boxed_str());
         let body = "x".repeat(ARGUMENT_BODY_LIMIT + 1);

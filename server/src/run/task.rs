@@ -451,6 +451,10 @@ async fn start_attempt(
     // A prompt too long for the command line goes on stdin, or (for a profile that takes it
     // only as an argument) fails here, never as E2BIG from the spawn: this task's own
     // failure, not one that trips the circuit breaker.
+    // Named writable for an agent whose sandbox protects them (codex), so it can commit.
+    let git_dirs: Vec<PathBuf> = crate::git::worktree_git_dirs(&worktree)
+        .map(|(own, common)| vec![common, own])
+        .unwrap_or_default();
     let invocation = profile.invocation(
         &Placeholders {
             prompt_file,
@@ -459,21 +463,14 @@ async fn start_attempt(
             branch: &branch,
             task_id: &id,
             run_id: &ctx.req.run_id,
+            git_dirs: &git_dirs,
         },
         resume_session,
     );
-    let mut invocation = match invocation {
+    let invocation = match invocation {
         Ok(i) => i,
         Err(e) => return AttemptOutcome::failed(e, FailureClass::Task),
     };
-    // codex's sandbox keeps everything outside the worktree read-only, the worktree's own git
-    // dir too: name both git dirs writable so the agent can commit its work.
-    if let Ok((git_dir, common_dir)) = crate::git::worktree_git_dirs(&worktree) {
-        let options =
-            crate::agent::builtins::writable_dir_options(&profile.name, profile.protocol, &[common_dir, git_dir]);
-        let at = profile.options_at.min(invocation.argv.len());
-        invocation.argv.splice(at..at, options);
-    }
     let mut env = vec![
         ("GADUGI_RUN_ID".to_string(), ctx.req.run_id.clone()),
         ("GADUGI_TASK_ID".to_string(), id.clone()),
