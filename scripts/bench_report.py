@@ -173,6 +173,69 @@ def main(figures_path, out_path):
     )
     w("")
 
+    # ---- targets of issue 16
+    scale_ns = [int(v) for v in f.values("scale.ns") if not math.isnan(v)]
+    ks = f.ns("big.cold.wall")
+    if not ks:
+        f.errors.append("missing: big.cold.wall.K")
+        ks = [8]
+    k0 = ks[0]
+    cores = f.med("meta.cores")
+    w("## Targets (issue 16)\n")
+    if smoke:
+        w(
+            f"(Smoke run: {', '.join(map(str, scale_ns))} tasks stand in for 64 and 128, {k0} tasks for 8, "
+            f"{int(f.med('many.n'))} × {f.med('many.d'):g} s for 400 × 0.5 s; the verdicts mean nothing.)\n"
+        )
+    w("| Target | Measured | Result |\n|---|---|---|")
+    for n, limit in zip(scale_ns, (1.15, 1.3)):
+        ratio = f.med(f"par.wall.{n}") / f.med(f"xargs.wall.{n}")
+        w(
+            f"| {n} tasks × {d:g} s at `-j {n}`: wall ≤ {limit}× `xargs -P {n}` | {f.show(f'par.wall.{n}')} s against "
+            f"{f.show(f'xargs.wall.{n}')} s = {ratio:.2f}× | "
+            + verdict(ratio <= limit, f"{ratio:.2f}× is {100 * (ratio / limit - 1):.0f}% over {limit}× "
+                      f"({f.med(f'par.wall.{n}') - limit * f.med(f'xargs.wall.{n}'):.2f} s too slow)")
+            + " |"
+        )
+    create = f.med(f"big.hand.create.{k0}")
+    allowed = 1.25 * create / min(cores, k0)
+    spread = f.med(f"big.cold.spread.{k0}")
+    w(
+        f"| {k0} tasks in the {int(f.med('big.files')):,}-file repository, cold: last agent starts within "
+        f"1.25 × (creation by hand in a row ÷ min(cores, {k0})) = 1.25 × {create:.2f} s ÷ {min(cores, k0):g} = "
+        f"{allowed:.2f} s of the first | {f.show(f'big.cold.spread.{k0}')} s | "
+        + verdict(spread <= allowed, f"{spread - allowed:.2f} s over ({spread / allowed:.1f}× the allowance)")
+        + " |"
+    )
+    wspread = f.med(f"big.warm.spread.{k0}")
+    w(
+        f"| The same from a warm pool: last agent starts within 0.3 s of the first | {f.show(f'big.warm.spread.{k0}')} s | "
+        + verdict(wspread <= 0.3, f"{wspread - 0.3:.2f} s over ({wspread / 0.3:.1f}× the allowance)")
+        + " |"
+    )
+    many_n, many_d, many_j = f.med("many.n"), f.med("many.d"), f.med("many.j")
+    ideal = many_n * many_d / many_j
+    mwall, mcpu = f.med("many.wall"), f.med("many.cpu")
+    w(
+        f"| {many_n:.0f} tasks × {many_d:g} s at `-j {many_j:.0f}`: wall ≤ 1.3 × ideal ({ideal:.2f} s) | "
+        f"{f.show('many.wall')} s = {mwall / ideal:.2f}× ideal | "
+        + verdict(mwall <= 1.3 * ideal, f"{mwall - 1.3 * ideal:.2f} s over 1.3 × ideal ({mwall / ideal:.2f}× ideal)")
+        + " |"
+    )
+    w(
+        f"| The same: orchestrator CPU ≤ 10 s | {f.show('many.cpu')} s | "
+        + verdict(mcpu <= 10, f"{mcpu - 10:.2f} s over")
+        + " |"
+    )
+    cratio = f.med("cargo.pooled") / f.med("cargo.fresh")
+    w(
+        f"| Incremental build from a pooled worktree ≤ 20% of a fresh one | {f.show('cargo.pooled')} s against "
+        f"{f.show('cargo.fresh')} s = {100 * cratio:.0f}% | "
+        + verdict(cratio <= 0.2, f"{100 * cratio - 20:.0f} points over")
+        + " |"
+    )
+    w("\n(Section 8.)\n")
+
     # ---- 1. parallel
     per_task_seq = f.med(f"seq.wall.{seq_ns[-1]}") / seq_ns[-1]
     w("## 1. Parallel overhead and speedup\n")
@@ -389,6 +452,73 @@ def main(figures_path, out_path):
     )
     w("")
     w("(`scripts/bench-recovery.sh`.)\n")
+
+    # ---- 8. issue 16 at scale
+    w("## 8. At scale, next to the floor (issue 16)\n")
+    w(
+        f"Median (min–max) over {runs} runs. Ratio = Gadugi's figure ÷ the floor's. "
+        "(`scripts/bench-scale.sh`; the N-task runs are section 1's.)\n"
+    )
+    w("### Many agents at once against `xargs -P N`\n")
+    w(
+        f"N tasks × {d:g} s (sleep, write a file, commit it) at `-j N`, against `xargs -P N` running the "
+        "same agent script in N plain repositories copied beforehand (section 1's floor).\n"
+    )
+    w("| N | Gadugi wall (s) | `xargs -P N` (s) | Ratio | First agent (s) |\n|---|---|---|---|---|")
+    for n in scale_ns:
+        w(
+            f"| {n} | {f.show(f'par.wall.{n}')} | {f.show(f'xargs.wall.{n}')} | "
+            f"{f.med(f'par.wall.{n}') / f.med(f'xargs.wall.{n}'):.2f}× | {f.show(f'par.first.{n}', 3)} |"
+        )
+    w("")
+    w("### A large repository: cold, from the warm pool, by hand\n")
+    w(
+        f"A generated repository of {int(f.med('big.files')):,} files ({int(f.med('big.mb'))} MB checked out) in "
+        f"{int(f.med('big.folders'))} folders: small text sources (~700 bytes) and fixtures of 70 KB random text, "
+        f"written with `git fast-import`. K tasks at `-j K`, agent: sleep {f.med('big.agent_s'):g} s, write and "
+        "commit a file. **Cold**: no pool, every worktree created. **Pool**: `[pool] max_worktrees = 16`, "
+        "filled by a first run, then the measured run takes pooled worktrees (checked: the pool holds at "
+        "least K entries before it). **By hand**: `git worktree add -b` K times one after the other, then "
+        "the same agent in each through `xargs -P K`; creation = the worktrees' part of it. Start spread = "
+        "first to last agent start (`agent_started` in events.jsonl; by hand, each agent writes its start "
+        "time).\n"
+    )
+    w("| K | Variant | Wall (s) | Ratio to by hand | Start spread (s) |\n|---|---|---|---|---|")
+    for k in ks:
+        hw = f.med(f"big.hand.wall.{k}")
+        for v, label in (("cold", "Gadugi, cold"), ("warm", "Gadugi, warm pool"), ("hand", "by hand")):
+            extra = f" (creation {f.show(f'big.hand.create.{k}')} s)" if v == "hand" else ""
+            w(
+                f"| {k} | {label} | {f.show(f'big.{v}.wall.{k}')}{extra} | {f.med(f'big.{v}.wall.{k}') / hw:.2f}× | "
+                f"{f.show(f'big.{v}.spread.{k}', 3)} |"
+            )
+    w("")
+    w("### Many short tasks\n")
+    w(
+        f"{many_n:.0f} tasks × {many_d:g} s (sleep, write, commit) at `-j {many_j:.0f}` in a small repository. "
+        f"Ideal = {many_n:.0f} × {many_d:g} / {many_j:.0f} = {ideal:.2f} s. Orchestrator CPU = user + system "
+        "time of the `gadugi run` process's own threads (/proc, every 20 ms, as in section 4); the git, "
+        "supervisor and agent processes it starts are not in it.\n"
+    )
+    w("| Wall (s) | Ideal (s) | Ratio | Orchestrator CPU (s) | CPU per task (ms) |\n|---|---|---|---|---|")
+    w(
+        f"| {f.show('many.wall')} | {ideal:.2f} | {mwall / ideal:.2f}× | {f.show('many.cpu')} | "
+        f"{1000 * mcpu / many_n:.1f} |"
+    )
+    w("")
+    w("### Incremental build from a pooled worktree\n")
+    w(
+        f"A generated crate of {int(f.med('cargo.lines'))} lines, no dependencies, `target/` in .gitignore, "
+        "gadugi.toml `[pool] max_worktrees = 2`, `keep = [\"target/\"]`. One task per run; its agent appends a "
+        "function to `src/lib.rs`, times `cargo build --offline -q` (its own `target/`: `CARGO_TARGET_DIR` "
+        "and `RUSTC_WRAPPER` unset, `CARGO_INCREMENTAL=1`) and commits. Fresh = the repository's first "
+        "task (new worktree, no `target/`); pooled = the next task, which takes the first one's worktree "
+        "(checked: `target/` is there when the agent starts). The build is what the agent timed, not the "
+        "task.\n"
+    )
+    w("| Fresh worktree (s) | Pooled worktree (s) | Pooled ÷ fresh |\n|---|---|---|")
+    w(f"| {f.show('cargo.fresh')} | {f.show('cargo.pooled')} | {100 * cratio:.0f}% |")
+    w("")
 
     # ---- in-process
     w("## In-process parts (divan)\n")
