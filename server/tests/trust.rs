@@ -92,6 +92,25 @@ impl Repo {
         log.lines().map(|l| serde_json::from_str(l).unwrap()).collect()
     }
 
+    /// A run of two tasks (agents sleeping `sleep` s) whose orchestrator was killed (SIGKILL)
+    /// once both agents had started: it waits for `gadugi resume`.
+    fn killed_mid_run(sleep: f64) -> Repo {
+        let repo = Repo::new();
+        repo.prompt("a", sleep);
+        repo.prompt("b", sleep);
+        let args = repo.run_args();
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        let mut run = repo.spawn(&args);
+        wait_until("both agents to start", Duration::from_secs(20), || {
+            repo.run_dir()
+                .and_then(|d| std::fs::read_to_string(d.join("events.jsonl")).ok())
+                .is_some_and(|log| log.matches("\"agent_started\"").count() >= 2)
+        });
+        run.kill().unwrap();
+        run.wait().unwrap();
+        repo
+    }
+
     fn branches(&self) -> String {
         git(&self.root, &["branch", "--list"])
     }
@@ -121,19 +140,7 @@ fn wait_until(what: &str, limit: Duration, mut done: impl FnMut() -> bool) {
 fn d01_concurrent_resumes_exactly_one_drives() {
     for round in 0..10 {
         let resumers = 2 + round % 2;
-        let repo = Repo::new();
-        repo.prompt("a", 1.0);
-        repo.prompt("b", 1.0);
-        let args = repo.run_args();
-        let args: Vec<&str> = args.iter().map(String::as_str).collect();
-        let mut run = repo.spawn(&args);
-        wait_until("both agents to start", Duration::from_secs(20), || {
-            repo.run_dir()
-                .and_then(|d| std::fs::read_to_string(d.join("events.jsonl")).ok())
-                .is_some_and(|log| log.matches("\"agent_started\"").count() >= 2)
-        });
-        run.kill().unwrap();
-        run.wait().unwrap();
+        let repo = Repo::killed_mid_run(1.0);
         let children: Vec<Child> = (0..resumers).map(|_| repo.spawn(&["resume", "--json"])).collect();
         let outputs: Vec<Output> = children.into_iter().map(|c| c.wait_with_output().unwrap()).collect();
         let drove: Vec<&Output> = outputs.iter().filter(|o| o.status.code() == Some(0)).collect();
@@ -293,19 +300,7 @@ fn walk(dir: &Path) -> Vec<PathBuf> {
 /// with a debug-build test hook that pauses before taking the lock.
 #[test]
 fn d01_a_late_resumer_sees_the_run_another_resumer_finished() {
-    let repo = Repo::new();
-    repo.prompt("a", 0.2);
-    repo.prompt("b", 0.2);
-    let args = repo.run_args();
-    let args: Vec<&str> = args.iter().map(String::as_str).collect();
-    let mut run = repo.spawn(&args);
-    wait_until("both agents to start", Duration::from_secs(20), || {
-        repo.run_dir()
-            .and_then(|d| std::fs::read_to_string(d.join("events.jsonl")).ok())
-            .is_some_and(|log| log.matches("\"agent_started\"").count() >= 2)
-    });
-    run.kill().unwrap();
-    run.wait().unwrap();
+    let repo = Repo::killed_mid_run(0.2);
     let late = repo
         .command(&["resume", "--json"])
         .env("GADUGI_TEST_PAUSE_BEFORE_LOCK_MS", "2500")
