@@ -4,6 +4,11 @@
 # installing what a fresh machine lacks (scripts/setup.sh). Used by CI (.ci/run).
 set -euo pipefail
 cd "$(dirname "$0")/.."
+# A one-off build gains nothing from incremental compilation, whose cache is as big as the
+# build itself (2 GB here): on a CI machine with a small disk it is the difference between
+# passing and ld dying of SIGBUS on a full disk.
+export CARGO_INCREMENTAL="${CARGO_INCREMENTAL:-0}"
+disk_left() { echo "   disk: $(df -h --output=avail . | tail -1 | tr -d ' ') free; target/ $(du -sh target 2>/dev/null | cut -f1)"; }
 
 echo "== set-up (installs what a fresh machine lacks)"
 bash scripts/setup.sh
@@ -17,7 +22,9 @@ bash scripts/install-claude-cli.sh
 echo "== the real agent programs for server/tests/agent_clis.rs: codex, gemini, opencode, aider (pinned, cached in target/agent-clis)"
 bash scripts/install-agent-clis.sh
 echo "== cargo test"
+disk_left
 cargo test --workspace --locked
+disk_left
 echo "== VS Code extension: npm ci, typecheck, unit tests, protocol test against the real server"
 npm ci --no-audit --no-fund
 npm test
@@ -27,5 +34,7 @@ echo "== VS Code extension in a real VS Code: code-server 4.100.3 + chromium (ed
 bash scripts/install-code-server.sh
 npm run test:e2e -w gadugi-vscode
 echo "== performance suite, smoke run (tiny workloads: checks every benchmark runs and yields numbers)"
+disk_left
 BENCH_SMOKE=1 bash scripts/bench.sh
+disk_left
 echo "all tests passed"
