@@ -15,6 +15,7 @@ export const Commands = {
   cleanup: "gadugi.cleanup",
   status: "gadugi.status",
   taskDiff: "gadugi.taskDiff",
+  poolPrune: "gadugi.poolPrune",
 } as const;
 
 /** Custom methods. */
@@ -94,6 +95,12 @@ export interface CleanupResult {
   lines: string[];
 }
 
+/** Arguments of `gadugi.poolPrune` (optional): one repository's pool (default: all), every entry or only those over the budget. */
+export interface PoolPruneArgs {
+  repo?: string | null;
+  all?: boolean;
+}
+
 /** Arguments of `gadugi.status` (optional). */
 export interface StatusArgs {
   runId?: string | null;
@@ -165,6 +172,20 @@ export type WorktreesParams = Record<string, never>;
 /** Result of `gadugi/worktrees`: every Gadugi worktree on disk, newest run first. */
 export interface WorktreeList {
   worktrees: WorktreeNode[];
+  /** The warm worktree pools' entries, oldest first. */
+  pool: PoolEntryNode[];
+}
+
+/** One pooled worktree: detached, clean, waiting for a task. */
+export interface PoolEntryNode {
+  path: string;
+  /** `file://` URI of the repository root. */
+  repo: string;
+  ageSecs: number;
+  /** Bytes on disk, kept build outputs included. */
+  size: number;
+  /** A process is taking or removing it right now. */
+  claimed: boolean;
 }
 
 /** One worktree on disk. */
@@ -194,6 +215,9 @@ export const TASK_NODE_FIELDS = {
 export const WORKTREE_NODE_FIELDS = {
   path: true, repo: true, branch: true, runId: true, taskId: true, taskStatus: true, dirty: true,
 } satisfies Record<keyof WorktreeNode, true>;
+export const POOL_ENTRY_NODE_FIELDS = {
+  path: true, repo: true, ageSecs: true, size: true, claimed: true,
+} satisfies Record<keyof PoolEntryNode, true>;
 export const TASK_DIFF_FIELDS = { base: true, branch: true, diff: true } satisfies Record<keyof TaskDiff, true>;
 
 /** LSP error code of a well-formed request the server refuses (`data.errors` lists bad input). */

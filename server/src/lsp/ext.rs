@@ -18,6 +18,7 @@ pub const COMMANDS: &[&str] = &[
     CLEANUP,
     STATUS,
     TASK_DIFF,
+    POOL_PRUNE,
 ];
 
 /// Starts a run of prompt files: [`OrchestrateArgs`] → [`OrchestrateResult`], at once.
@@ -39,6 +40,10 @@ pub const STATUS: &str = "gadugi.status";
 
 /// What a task changed: [`TaskRef`] → [`TaskDiff`].
 pub const TASK_DIFF: &str = "gadugi.taskDiff";
+
+/// Empties the warm worktree pool of a repository (`gadugi pool prune`): [`PoolPruneArgs`] →
+/// [`CleanupResult`].
+pub const POOL_PRUNE: &str = "gadugi.poolPrune";
 
 /// Request `gadugi/treeState`: [`TreeStateParams`] → [`TreeState`].
 pub const TREE_STATE: &str = "gadugi/treeState";
@@ -135,6 +140,20 @@ pub struct CleanupArgs {
 #[serde(rename_all = "camelCase")]
 pub struct CleanupResult {
     pub lines: Vec<String>,
+}
+
+/// Arguments of `gadugi.poolPrune` (all optional; the element itself may be left out).
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct PoolPruneArgs {
+    /// `file://` URI of the repository root (as in [`PoolEntryNode`]'s `repo`) or of a
+    /// workspace folder in it; default: every repository of the workspace.
+    #[serde(default)]
+    pub repo: Option<String>,
+    /// Removes every pooled worktree; otherwise only those over the `[pool]` budget and
+    /// claims left by processes that are gone.
+    #[serde(default)]
+    pub all: bool,
 }
 
 /// Arguments of `gadugi.status` (optional).
@@ -236,6 +255,24 @@ pub struct WorktreesParams {}
 #[serde(rename_all = "camelCase")]
 pub struct WorktreeList {
     pub worktrees: Vec<WorktreeNode>,
+    /// The warm worktree pools' entries (`[pool]` of gadugi.toml), oldest first.
+    pub pool: Vec<PoolEntryNode>,
+}
+
+/// One pooled worktree: detached, clean, waiting for a task (`gadugi pool status`).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct PoolEntryNode {
+    /// Absolute path (`<worktree_dir>/.pool/<n>`).
+    pub path: String,
+    /// `file://` URI of the repository root.
+    pub repo: String,
+    /// Seconds since it was pooled.
+    pub age_secs: u64,
+    /// Bytes on disk, kept build outputs included.
+    pub size: u64,
+    /// A process is taking or removing it right now.
+    pub claimed: bool,
 }
 
 /// One worktree on disk.
