@@ -36,8 +36,8 @@ export type TaskStatus = "queued" | "running" | "succeeded" | "failed" | "skippe
 export const TASK_STATUSES: readonly TaskStatus[] = ["queued", "running", "succeeded", "failed", "skipped", "cancelled"];
 
 /** core/events.rs `TaskPhase`: what a running task is doing. */
-export type TaskPhase = "preparing" | "setup" | "agent" | "committing" | "verifying" | "retrying";
-export const TASK_PHASES: readonly TaskPhase[] = ["preparing", "setup", "agent", "committing", "verifying", "retrying"];
+export type TaskPhase = "preparing" | "setup" | "agent" | "committing" | "verifying" | "retrying" | "waiting_for_approval";
+export const TASK_PHASES: readonly TaskPhase[] = ["preparing", "setup", "agent", "committing", "verifying", "retrying", "waiting_for_approval"];
 
 /** Arguments of `gadugi.orchestrate`. */
 export interface OrchestrateArgs {
