@@ -1,0 +1,421 @@
+//! Agents that ask (`[approvals]`): the REAL Claude Code CLI (installed into
+//! `target/claude-cli` by `scripts/install-claude-cli.sh`) against the fake Messages API on
+//! 127.0.0.1, scripted to use a Bash command that is not pre-approved. Its permission request
+//! goes through `gadugi __approve` (the broker Claude Code starts from `--mcp-config`) into
+//! the task's questions folder; the test answers with `gadugi answer` like a person would,
+//! and checks what ran and what the model was told.
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::{json, Value};
+
+mod common;
+use common::{git, show_output as show};
+#[path = "common/claude_api.rs"]
+mod claude_api;
+use claude_api::{offline_claude_env, FakeApi, Reply};
+
+struct Repo {
+    tmp: tempfile::TempDir,
+    root: PathBuf,
+}
+
+impl Repo {
+    fn new(approvals: &str) -> Repo {
+        let tmp = tempfile::tempdir().unwrap();
+        let root = tmp.path().join("repo");
+        std::fs::create_dir_all(root.join("prompts")).unwrap();
+        std::fs::create_dir_all(tmp.path().join("home")).unwrap();
+        common::init_repo(
+            &root,
+            &[
+                (
+                    "gadugi.toml",
+                    &format!("kill_grace = \"1s\"\ntimeout = \"120s\"\n[approvals]\nenabled = true\n{approvals}"),
+                ),
+                ("prompts/a.md", "# Mark it\n\nRun the marker command.\n"),
+            ],
+        );
+        Repo { tmp, root }
+    }
+
+    fn home(&self) -> PathBuf {
+        self.tmp.path().join("home")
+    }
+
+    fn worktree(&self) -> PathBuf {
+        self.tmp.path().join("repo.gadugi-worktrees").join("a")
+    }
+
+    fn command(&self, api: Option<&FakeApi>) -> Command {
+        let mut c = Command::new(env!("CARGO_BIN_EXE_gadugi"));
+        c.current_dir(&self.root);
+        offline_claude_env(&mut c, &self.home(), api, 0);
+        // The key and the user's approvals file live under this test's HOME only.
+        c.env_remove("XDG_STATE_HOME").env_remove("XDG_CONFIG_HOME");
+        c
+    }
+
+    /// `gadugi run --json prompts/a.md` in the background.
+    fn start_run(&self, api: &FakeApi) -> Child {
+        self.command(Some(api))
+            .args(["run", "--json", "prompts/a.md"])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap()
+    }
+
+    fn gadugi(&self, args: &[&str]) -> Output {
+        self.command(None).args(args).output().unwrap()
+    }
+
+    fn run_dir(&self) -> Option<PathBuf> {
+        std::fs::read_dir(self.root.join(".gadugi/runs"))
+            .ok()?
+            .flatten()
+            .next()
+            .map(|e| e.path())
+    }
+
+    fn questions_dir(&self) -> Option<PathBuf> {
+        Some(self.run_dir()?.join("tasks/a/questions"))
+    }
+
+    /// The first question the broker stored, waiting up to a minute for it.
+    fn wait_question(&self, run: &mut Child) -> Value {
+        let until = Instant::now() + Duration::from_secs(90);
+        loop {
+            if let Some(dir) = self.questions_dir() {
+                let q = dir.join("a1-001.question.json");
+                if let Ok(text) = std::fs::read_to_string(&q) {
+                    return serde_json::from_str(&text).unwrap();
+                }
+            }
+            if let Ok(Some(status)) = run.try_wait() {
+                panic!(
+                    "the run ended ({status}) before the agent asked: {}",
+                    show(&collect(run))
+                );
+            }
+            assert!(Instant::now() < until, "no question within 90s");
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    fn events(&self) -> Vec<Value> {
+        std::fs::read_to_string(self.run_dir().unwrap().join("events.jsonl"))
+            .unwrap()
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect()
+    }
+
+    fn state(&self) -> Value {
+        serde_json::from_str(&std::fs::read_to_string(self.run_dir().unwrap().join("state.json")).unwrap()).unwrap()
+    }
+
+    fn launch_argv(&self) -> Vec<String> {
+        let launch: Value = serde_json::from_str(
+            &std::fs::read_to_string(self.run_dir().unwrap().join("tasks/a/attempt-1/launch.json")).unwrap(),
+        )
+        .unwrap();
+        serde_json::from_value(launch["argv"].clone()).unwrap()
+    }
+}
+
+fn collect(run: &mut Child) -> Output {
+    let child = std::mem::replace(run, Command::new("true").spawn().unwrap());
+    child.wait_with_output().unwrap()
+}
+
+fn finish(run: Child) -> (Output, Value) {
+    let out = run.wait_with_output().unwrap();
+    let summary: Value = serde_json::from_slice(&out.stdout).unwrap_or(Value::Null);
+    (out, summary)
+}
+
+fn of_type<'a>(events: &'a [Value], kind: &str) -> Vec<&'a Value> {
+    events.iter().filter(|e| e["type"] == kind).collect()
+}
+
+/// A command Claude Code's `acceptEdits` mode does not run by itself (it would `touch` a
+/// file of the working folder without asking).
+const MARK: &str = "sh -c 'echo ran > marker.txt'";
+
+/// The model runs `command` through Bash, then ends its turn.
+fn bash(command: &str) -> Vec<Reply> {
+    vec![
+        Reply::Tool("Bash", json!({"command": command, "description": "mark"})),
+        Reply::Text("Done."),
+    ]
+}
+
+/// The `tool_result` the CLI sent back to the model after the tool use (not the tool use
+/// itself, whose input the model wrote).
+fn tool_result(api: &FakeApi) -> String {
+    let requests = api.messages();
+    assert!(requests.len() >= 2, "{requests:?}");
+    let results: Vec<String> = requests[1]["messages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|m| m["content"].as_array().cloned().unwrap_or_default())
+        .filter(|c| c["type"] == "tool_result")
+        .map(|c| c["content"].to_string())
+        .collect();
+    assert_eq!(results.len(), 1, "{:?}", requests[1]["messages"]);
+    results[0].clone()
+}
+
+#[test]
+fn a_denied_command_does_not_run_and_the_model_gets_the_message() {
+    let repo = Repo::new("timeout = \"5m\"\n");
+    let api = FakeApi::start(bash(MARK));
+    let mut run = repo.start_run(&api);
+    let q = repo.wait_question(&mut run);
+    assert_eq!(q["tool"], "Bash");
+    assert_eq!(q["summary"], "Bash(sh -c 'echo ran > marker.txt')");
+    // gadugi status shows what waits and what happens without an answer, once the run
+    // loop has seen the question (it looks every quarter second).
+    let status = || String::from_utf8_lossy(&repo.gadugi(&["status"]).stdout).to_string();
+    let line = "a: waiting for approval: Bash(sh -c 'echo ran > marker.txt') — denied in 5m unless answered";
+    wait_for(|| status().contains(line));
+    assert_eq!(repo.state()["tasks"][0]["phase"], "waiting_for_approval");
+    let out = repo.gadugi(&["answer", "a", "deny", "--message", "Not on my machine, thanks."]);
+    assert_eq!(out.status.code(), Some(0), "{}", show(&out));
+    let (out, summary) = finish(run);
+    assert_eq!(out.status.code(), Some(0), "{}", show(&out));
+    assert_eq!(summary["tasks"][0]["status"], "succeeded", "{summary}");
+    assert!(!repo.worktree().join("marker.txt").exists());
+    assert!(
+        tool_result(&api).contains("Not on my machine, thanks."),
+        "{}",
+        tool_result(&api)
+    );
+    let events = repo.events();
+    let requested = of_type(&events, "approval_requested");
+    assert_eq!(requested.len(), 1, "{events:?}");
+    assert_eq!(requested[0]["summary"], "Bash(sh -c 'echo ran > marker.txt')");
+    let answered = of_type(&events, "approval_answered");
+    assert_eq!(answered.len(), 1);
+    assert_eq!(answered[0]["decision"], "deny");
+    assert_eq!(answered[0]["by"], "cli");
+    // The argv routes permission requests to the broker and ignores repository settings.
+    let argv = repo.launch_argv();
+    assert!(
+        argv.contains(&"--permission-prompt-tool=mcp__gadugi__approve".to_string()),
+        "{argv:?}"
+    );
+    assert!(argv.contains(&"--strict-mcp-config".to_string()));
+    assert!(argv.contains(&"--setting-sources=user".to_string()));
+    let tools = argv.iter().find(|a| a.starts_with("--allowedTools=")).unwrap();
+    assert!(!tools.split([',', '=']).any(|t| t == "Bash"), "{tools}");
+    // Nothing pending any more: answering again is bad input.
+    let again = repo.gadugi(&["answer", "a", "allow"]);
+    assert_eq!(again.status.code(), Some(2), "{}", show(&again));
+    assert!(
+        String::from_utf8_lossy(&again.stderr).contains("no question waiting"),
+        "{}",
+        show(&again)
+    );
+}
+
+#[test]
+fn an_allowed_command_runs() {
+    let repo = Repo::new("");
+    let api = FakeApi::start(bash(MARK));
+    let mut run = repo.start_run(&api);
+    repo.wait_question(&mut run);
+    let out = repo.gadugi(&["answer", "a", "allow"]);
+    assert_eq!(out.status.code(), Some(0), "{}", show(&out));
+    let (out, _) = finish(run);
+    assert_eq!(out.status.code(), Some(0), "{}", show(&out));
+    // The marker ran in the worktree and was committed as the agent's leftovers.
+    assert_eq!(
+        git(&repo.root, &["ls-tree", "--name-only", "gadugi/a", "marker.txt"]),
+        "marker.txt"
+    );
+}
+
+#[test]
+fn an_edited_command_runs_instead_of_the_one_asked_for() {
+    let repo = Repo::new("");
+    let api = FakeApi::start(bash("sh -c 'echo ran > wanted.txt'"));
+    let mut run = repo.start_run(&api);
+    repo.wait_question(&mut run);
+    let out = repo.gadugi(&["answer", "a", "allow", "--command", "sh -c 'echo ran > edited.txt'"]);
+    assert_eq!(out.status.code(), Some(0), "{}", show(&out));
+    let (out, _) = finish(run);
+    assert_eq!(out.status.code(), Some(0), "{}", show(&out));
+    let files = git(&repo.root, &["ls-tree", "--name-only", "gadugi/a"]);
+    assert!(files.lines().any(|f| f == "edited.txt"), "{files}");
+    assert!(!files.lines().any(|f| f == "wanted.txt"), "{files}");
+    let events = repo.events();
+    assert_eq!(of_type(&events, "approval_answered")[0]["edited"], true);
+}
+
+#[test]
+fn without_an_answer_the_default_applies_at_the_deadline() {
+    let repo = Repo::new("timeout = \"3s\"\n");
+    let api = FakeApi::start(bash(MARK));
+    let run = repo.start_run(&api);
+    let (out, _) = finish(run);
+    assert_eq!(out.status.code(), Some(0), "{}", show(&out));
+    assert!(!repo.worktree().join("marker.txt").exists());
+    assert!(
+        tool_result(&api).contains("Nobody answered within 3s"),
+        "{}",
+        tool_result(&api)
+    );
+    let events = repo.events();
+    let answered = of_type(&events, "approval_answered");
+    assert_eq!(answered.len(), 1, "{events:?}");
+    assert_eq!(answered[0]["by"], "timeout");
+    assert_eq!(answered[0]["decision"], "deny");
+}
+
+#[test]
+fn a_repository_allow_rule_does_not_answer_in_the_persons_place() {
+    // Both Claude Code's own settings and gadugi.toml's [approvals] allow come from the
+    // repository: neither may pre-empt the person.
+    let repo = Repo::new("timeout = \"3s\"\nallow = [\"Bash(sh:*)\"]\n");
+    std::fs::create_dir_all(repo.root.join(".claude")).unwrap();
+    std::fs::write(
+        repo.root.join(".claude/settings.local.json"),
+        r#"{"permissions": {"allow": ["Bash(sh:*)", "Bash"]}}"#,
+    )
+    .unwrap();
+    std::fs::write(
+        repo.root.join(".claude/settings.json"),
+        r#"{"permissions": {"allow": ["Bash(sh:*)", "Bash"]}}"#,
+    )
+    .unwrap();
+    git(&repo.root, &["add", "-A"]);
+    git(&repo.root, &["commit", "-qm", "claude settings"]);
+    // Claude Code ignores a project's allow rules until the repository is trusted (a
+    // worktree counts as its main repository): trust it, as a person who once ran Claude
+    // Code there would have.
+    std::fs::write(
+        repo.home().join(".claude.json"),
+        json!({"projects": {repo.root.to_string_lossy(): {"hasTrustDialogAccepted": true}}}).to_string(),
+    )
+    .unwrap();
+    let api = FakeApi::start(bash(MARK));
+    let mut run = repo.start_run(&api);
+    let q = repo.wait_question(&mut run);
+    assert_eq!(q["summary"], "Bash(sh -c 'echo ran > marker.txt')");
+    let (out, _) = finish(run);
+    assert_eq!(out.status.code(), Some(0), "{}", show(&out));
+    assert!(!repo.worktree().join("marker.txt").exists());
+    assert_eq!(of_type(&repo.events(), "approval_answered")[0]["by"], "timeout");
+}
+
+#[test]
+fn a_forged_answer_is_rejected() {
+    let repo = Repo::new("timeout = \"5m\"\n");
+    let api = FakeApi::start(bash(MARK));
+    let mut run = repo.start_run(&api);
+    repo.wait_question(&mut run);
+    let dir = repo.questions_dir().unwrap();
+    // What an agent could write without the key: no signature, then a wrong one.
+    let forged = |mac: &str| {
+        json!({"id": "a1-001", "decision": "allow", "message": null, "updated_input": null,
+               "by": "cli", "answered_at": "2026-01-01T00:00:00Z", "mac": mac})
+    };
+    write_answer(&dir, &forged(""));
+    wait_for(|| dir.join("a1-001.rejected-1.json").exists());
+    write_answer(&dir, &forged(&"ab".repeat(32)));
+    wait_for(|| dir.join("a1-001.rejected-2.json").exists());
+    // Still pending: the person's answer counts.
+    let out = repo.gadugi(&["answer", "a", "deny"]);
+    assert_eq!(out.status.code(), Some(0), "{}", show(&out));
+    let (out, _) = finish(run);
+    assert_eq!(out.status.code(), Some(0), "{}", show(&out));
+    assert!(!repo.worktree().join("marker.txt").exists());
+    let events = repo.events();
+    assert_eq!(of_type(&events, "approval_answered")[0]["by"], "cli");
+    let warnings = of_type(&events, "task_warning");
+    assert!(
+        warnings
+            .iter()
+            .any(|w| w["warning"].as_str().unwrap().contains("without a valid signature")),
+        "{warnings:?}"
+    );
+}
+
+#[test]
+fn a_question_is_answered_by_choice() {
+    let repo = Repo::new("timeout = \"5m\"\n");
+    let ask = json!({"questions": [{
+        "question": "Which colour should the banner be?",
+        "header": "Colour",
+        "options": [{"label": "teal", "description": "calm"}, {"label": "amber", "description": "warm"}],
+        "multiSelect": false,
+    }]});
+    let api = FakeApi::start(vec![Reply::Tool("AskUserQuestion", ask), Reply::Text("Done.")]);
+    let mut run = repo.start_run(&api);
+    let q = repo.wait_question(&mut run);
+    assert_eq!(q["kind"], "question");
+    assert_eq!(q["summary"], "question: Which colour should the banner be?");
+    // A question needs a choice or a free answer.
+    let bare = repo.gadugi(&["answer", "a", "allow"]);
+    assert_eq!(bare.status.code(), Some(2), "{}", show(&bare));
+    assert!(
+        String::from_utf8_lossy(&bare.stderr).contains("teal, amber"),
+        "{}",
+        show(&bare)
+    );
+    let out = repo.gadugi(&["answer", "a", "allow", "--choice", "amber"]);
+    assert_eq!(out.status.code(), Some(0), "{}", show(&out));
+    let (out, _) = finish(run);
+    assert_eq!(out.status.code(), Some(0), "{}", show(&out));
+    let result = tool_result(&api);
+    assert!(result.contains("amber") && !result.contains("teal"), "{result}");
+}
+
+#[test]
+fn an_orchestrator_killed_while_a_question_waits_resumes_and_the_answer_lets_the_agent_go_on() {
+    let repo = Repo::new("timeout = \"5m\"\n");
+    let api = FakeApi::start(bash(MARK));
+    let mut run = repo.start_run(&api);
+    repo.wait_question(&mut run);
+    wait_for(|| {
+        repo.state()["tasks"][0]["pending_approvals"]
+            .as_array()
+            .is_some_and(|p| p.len() == 1)
+    });
+    run.kill().unwrap();
+    run.wait().unwrap();
+    // The agent and its broker keep waiting; the answer is a file, no driver needed.
+    let out = repo.gadugi(&["answer", "a", "allow"]);
+    assert_eq!(out.status.code(), Some(0), "{}", show(&out));
+    let out = repo.command(Some(&api)).args(["resume", "--json"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", show(&out));
+    assert_eq!(
+        git(&repo.root, &["ls-tree", "--name-only", "gadugi/a", "marker.txt"]),
+        "marker.txt"
+    );
+    let state = repo.state();
+    assert_eq!(state["tasks"][0]["status"], "succeeded");
+    assert_eq!(state["tasks"][0]["pending_approvals"], json!([]));
+    // One model call asked, and the agent never asked twice.
+    assert_eq!(of_type(&repo.events(), "approval_answered").len(), 1);
+    assert!(!repo.questions_dir().unwrap().join("a1-002.question.json").exists());
+}
+
+fn write_answer(dir: &Path, answer: &Value) {
+    let tmp = dir.join("forged.tmp");
+    std::fs::write(&tmp, answer.to_string()).unwrap();
+    std::fs::rename(tmp, dir.join("a1-001.answer.json")).unwrap();
+}
+
+fn wait_for(cond: impl Fn() -> bool) {
+    let until = Instant::now() + Duration::from_secs(30);
+    while !cond() {
+        assert!(Instant::now() < until, "condition not met within 30s");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
