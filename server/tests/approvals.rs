@@ -406,6 +406,61 @@ fn an_orchestrator_killed_while_a_question_waits_resumes_and_the_answer_lets_the
     assert!(!repo.questions_dir().unwrap().join("a1-002.question.json").exists());
 }
 
+#[test]
+fn the_agent_reading_the_answers_key_is_asked_not_pre_approved() {
+    let repo = Repo::new("timeout = \"3s\"\n");
+    let key = repo.home().join(".local/state/gadugi/approval.key");
+    let api = FakeApi::start(vec![
+        Reply::Tool("Read", json!({"file_path": key})),
+        Reply::Text("Done."),
+    ]);
+    let mut run = repo.start_run(&api);
+    let q = repo.wait_question(&mut run);
+    assert_eq!(q["tool"], "Read");
+    let (out, _) = finish(run);
+    assert_eq!(out.status.code(), Some(0), "{}", show(&out));
+    let secret: String = std::fs::read(&key)
+        .unwrap()
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    let result = tool_result(&api);
+    assert!(result.contains("Nobody answered"), "{result}");
+    assert!(!result.contains(&secret[..16]), "{result}");
+    // The key is the user's own: mode 0600.
+    use std::os::unix::fs::PermissionsExt;
+    assert_eq!(std::fs::metadata(&key).unwrap().permissions().mode() & 0o777, 0o600);
+}
+
+#[test]
+fn bad_approvals_settings_are_refused_naming_the_file_and_line() {
+    let repo = Repo::new("allow = [\"Bash(npm test\"]\n");
+    let out = repo.gadugi(&["run", "prompts/a.md"]);
+    assert_eq!(out.status.code(), Some(2), "{}", show(&out));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("gadugi.toml:5:") && err.contains("does not close"),
+        "{err}"
+    );
+    let repo = Repo::new("default = \"maybe\"\n");
+    let out = repo.gadugi(&["run", "prompts/a.md"]);
+    assert_eq!(out.status.code(), Some(2), "{}", show(&out));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("gadugi.toml:5:"),
+        "{}",
+        show(&out)
+    );
+    let repo = Repo::new("[claude]\nskip_permissions = true\n");
+    let out = repo.gadugi(&["run", "prompts/a.md"]);
+    assert_eq!(out.status.code(), Some(2), "{}", show(&out));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("skip_permissions"),
+        "{}",
+        show(&out)
+    );
+    assert!(!repo.root.join(".gadugi/runs").exists());
+}
+
 fn write_answer(dir: &Path, answer: &Value) {
     let tmp = dir.join("forged.tmp");
     std::fs::write(&tmp, answer.to_string()).unwrap();
