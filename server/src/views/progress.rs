@@ -77,15 +77,26 @@ fn approval_line(state: &RunState, task: &str, id: &str) -> String {
     }
 }
 
-fn answered_line(
-    task: &str,
-    id: &str,
-    decision: crate::spec::approvals::Decision,
-    by: crate::agent::approve::AnsweredBy,
-    edited: bool,
-) -> String {
-    let edited = if edited { ", edited" } else { "" };
-    format!("{task}: {id} answered {} by {}{edited}", decision.as_str(), by.as_str())
+/// The line of a question asked or answered; `None` for other events.
+fn approval_event_line(state: &RunState, event: &Event) -> Option<String> {
+    match event {
+        Event::ApprovalRequested { task, id, .. } => Some(approval_line(state, task, id)),
+        Event::ApprovalAnswered {
+            task,
+            id,
+            decision,
+            by,
+            edited,
+        } => {
+            let edited = if *edited { ", edited" } else { "" };
+            Some(format!(
+                "{task}: {id} answered {} by {}{edited}",
+                decision.as_str(),
+                by.as_str()
+            ))
+        }
+        _ => None,
+    }
 }
 
 /// Plain lines on stderr, one per lifecycle event: for logs, CI and pipes.
@@ -146,14 +157,9 @@ impl EventSink for PlainProgress {
                 phase: TaskPhase::Setup,
             } => format!("{task}: setting up worktree"),
             Event::TaskWarning { task, warning } => format!("{task}: warning: {warning}"),
-            Event::ApprovalRequested { task, id, .. } => approval_line(state, task, id),
-            Event::ApprovalAnswered {
-                task,
-                id,
-                decision,
-                by,
-                edited,
-            } => answered_line(task, id, *decision, *by, *edited),
+            Event::ApprovalRequested { .. } | Event::ApprovalAnswered { .. } => {
+                approval_event_line(state, &rec.event).unwrap_or_default()
+            }
             Event::WorkspaceReady {
                 task,
                 copied,
@@ -268,19 +274,8 @@ impl EventSink for LiveProgress {
                 let msg = format!("retrying after: {error}");
                 self.bar(task).set_message(msg);
             }
-            Event::ApprovalRequested { task, id, .. } => {
-                let line = approval_line(state, task, id);
-                let _ = self.multi.println(&line);
-                self.bar(task).set_message(line);
-            }
-            Event::ApprovalAnswered {
-                task,
-                id,
-                decision,
-                by,
-                edited,
-            } => {
-                let line = answered_line(task, id, *decision, *by, *edited);
+            Event::ApprovalRequested { task, .. } | Event::ApprovalAnswered { task, .. } => {
+                let line = approval_event_line(state, &rec.event).unwrap_or_default();
                 let _ = self.multi.println(&line);
                 self.bar(task).set_message(line);
             }
