@@ -445,6 +445,156 @@ fn ended_without_the_marker(repo: &Repo, run: Child, api: &FakeApi, decision: &s
     tool_result(api)
 }
 
+/// A minimal LSP client of `gadugi server --stdio`: framed messages in, every message out
+/// through a channel.
+struct Lsp {
+    child: Child,
+    stdin: std::process::ChildStdin,
+    rx: std::sync::mpsc::Receiver<Value>,
+    next_id: i64,
+}
+
+impl Lsp {
+    fn start(repo: &Repo) -> Lsp {
+        let mut child = repo
+            .command(None)
+            .args(["server", "--stdio"])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .unwrap();
+        let stdin = child.stdin.take().unwrap();
+        let mut stdout = std::io::BufReader::new(child.stdout.take().unwrap());
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            use std::io::{BufRead, Read};
+            loop {
+                let mut len = 0usize;
+                loop {
+                    let mut line = String::new();
+                    if stdout.read_line(&mut line).unwrap_or(0) == 0 {
+                        return;
+                    }
+                    match line.trim_end() {
+                        "" => break,
+                        l => {
+                            len = l
+                                .strip_prefix("Content-Length: ")
+                                .and_then(|n| n.parse().ok())
+                                .unwrap_or(len)
+                        }
+                    }
+                }
+                let mut body = vec![0; len];
+                if stdout.read_exact(&mut body).is_err() || tx.send(serde_json::from_slice(&body).unwrap()).is_err() {
+                    return;
+                }
+            }
+        });
+        let mut lsp = Lsp {
+            child,
+            stdin,
+            rx,
+            next_id: 1,
+        };
+        let root = format!("file://{}", repo.root.display());
+        lsp.request(
+            "initialize",
+            json!({"processId": null, "rootUri": root, "workspaceFolders": [{"uri": root, "name": "repo"}], "capabilities": {}}),
+        );
+        lsp.send(json!({"jsonrpc": "2.0", "method": "initialized", "params": {}}));
+        lsp
+    }
+
+    fn send(&mut self, msg: Value) {
+        use std::io::Write;
+        let body = msg.to_string();
+        write!(self.stdin, "Content-Length: {}\r\n\r\n{body}", body.len()).unwrap();
+        self.stdin.flush().unwrap();
+    }
+
+    fn request(&mut self, method: &str, params: Value) -> Value {
+        let id = self.next_id;
+        self.next_id += 1;
+        self.send(json!({"jsonrpc": "2.0", "id": id, "method": method, "params": params}));
+        self.wait(&format!("the answer to {method}"), |m| {
+            m["id"] == id && m.get("method").is_none()
+        })
+    }
+
+    /// The first message matching `pred` (answering the server's own requests on the way).
+    fn wait(&mut self, what: &str, pred: impl Fn(&Value) -> bool) -> Value {
+        loop {
+            let m = self
+                .rx
+                .recv_timeout(Duration::from_secs(60))
+                .unwrap_or_else(|e| panic!("no {what}: {e}"));
+            if m.get("method").is_some() && m.get("id").is_some() {
+                self.send(json!({"jsonrpc": "2.0", "id": m["id"], "result": null}));
+            }
+            if pred(&m) {
+                return m;
+            }
+        }
+    }
+}
+
+impl Drop for Lsp {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[test]
+fn the_editor_is_told_and_its_answer_lets_the_agent_go_on() {
+    let repo = Repo::new("timeout = \"5m\"\n");
+    let api = FakeApi::start(bash(MARK));
+    let mut run = repo.start_run(&api);
+    repo.wait_question(&mut run);
+    // A server started after the question (a reloaded window) is told about it too.
+    let mut lsp = Lsp::start(&repo);
+    let note = lsp.wait("gadugi/approvalRequested", |m| {
+        m["method"] == "gadugi/approvalRequested"
+    });
+    let p = &note["params"];
+    assert_eq!(p["taskId"], "a");
+    assert_eq!(p["id"], "a1-001");
+    assert_eq!(p["kind"], "permission");
+    assert_eq!(p["summary"], "Bash(sh -c 'echo ran > marker.txt')");
+    assert_eq!(p["command"], MARK);
+    assert_eq!(p["defaultDecision"], "deny");
+    let run_id = p["runId"].as_str().unwrap().to_string();
+    let bad = lsp.request(
+        "gadugi/answerApproval",
+        json!({"runId": run_id, "taskId": "a", "decision": "perhaps"}),
+    );
+    assert_eq!(bad["error"]["code"], -32602, "{bad}");
+    let answer = lsp.request(
+        "gadugi/answerApproval",
+        json!({"runId": run_id, "taskId": "a", "decision": "allow"}),
+    );
+    assert_eq!(
+        answer["result"],
+        json!({"id": "a1-001", "decision": "allow"}),
+        "{answer}"
+    );
+    let (out, _) = finish(run);
+    assert_eq!(out.status.code(), Some(0), "{}", show(&out));
+    assert_eq!(
+        git(&repo.root, &["ls-tree", "--name-only", "gadugi/a", "marker.txt"]),
+        "marker.txt"
+    );
+    assert_eq!(of_type(&repo.events(), "approval_answered")[0]["by"], "editor");
+    // Answered: asking again is refused with the core's message.
+    let again = lsp.request(
+        "gadugi/answerApproval",
+        json!({"runId": run_id, "taskId": "a", "decision": "allow"}),
+    );
+    assert_eq!(again["error"]["code"], -32803, "{again}");
+}
+
 fn write_answer(dir: &Path, answer: &Value) {
     let tmp = dir.join("forged.tmp");
     std::fs::write(&tmp, answer.to_string()).unwrap();
