@@ -183,7 +183,8 @@ fn a_denied_command_does_not_run_and_the_model_gets_the_message() {
     let status = || String::from_utf8_lossy(&repo.gadugi(&["status"]).stdout).to_string();
     let line = "a: waiting for approval: Bash(sh -c 'echo ran > marker.txt') — denied in 5m unless answered";
     wait_for(|| status().contains(line));
-    assert_eq!(repo.state()["tasks"][0]["phase"], "waiting_for_approval");
+    // The snapshot follows the event log (appended first).
+    wait_for(|| repo.state()["tasks"][0]["phase"] == "waiting_for_approval");
     let out = repo.gadugi(&["answer", "a", "deny", "--message", "Not on my machine, thanks."]);
     assert_eq!(out.status.code(), Some(0), "{}", show(&out));
     let result = ended_without_the_marker(&repo, run, &api, "deny", "cli");
@@ -286,6 +287,53 @@ fn a_repository_allow_rule_does_not_answer_in_the_persons_place() {
     let q = repo.wait_question(&mut run);
     assert_eq!(q["summary"], "Bash(sh -c 'echo ran > marker.txt')");
     ended_without_the_marker(&repo, run, &api, "deny", "timeout");
+    // The person is told the repository's allow rule did not count, and where theirs go.
+    let events = repo.events();
+    let warnings = of_type(&events, "task_warning");
+    assert!(
+        warnings.iter().any(|w| {
+            let w = w["warning"].as_str().unwrap();
+            w.contains("allow Bash(sh:*)") && w.contains("home/.config/gadugi/approvals.toml")
+        }),
+        "{warnings:?}"
+    );
+}
+
+#[test]
+fn the_users_own_allow_rule_answers_without_asking() {
+    let repo = Repo::new("timeout = \"3s\"\ndeny = [\"Bash(curl:*)\"]\n");
+    let config = repo.home().join(".config/gadugi");
+    std::fs::create_dir_all(&config).unwrap();
+    std::fs::write(config.join("approvals.toml"), "allow = [\"Bash(sh -c:*)\"]\n").unwrap();
+    let api = FakeApi::start(vec![
+        Reply::Tool(
+            "Bash",
+            json!({"command": "sh -c 'echo ran | tee marker.txt'", "description": "compound"}),
+        ),
+        Reply::Tool(
+            "Bash",
+            json!({"command": "sh -c 'touch marker.txt'", "description": "mark"}),
+        ),
+        Reply::Tool(
+            "Bash",
+            json!({"command": "curl -s http://127.0.0.1:9/", "description": "fetch"}),
+        ),
+        Reply::Text("Done."),
+    ]);
+    let (out, _) = finish(repo.start_run(&api));
+    assert_eq!(out.status.code(), Some(0), "{}", show(&out));
+    // The user's allow rule ran the marker (but not a pipe, which was asked: the deadline
+    // denied it); the repository's deny rule answered the fetch.
+    assert_eq!(
+        git(&repo.root, &["ls-tree", "--name-only", "gadugi/a", "marker.txt"]),
+        "marker.txt"
+    );
+    let events = repo.events();
+    let answered: Vec<(&str, &str)> = of_type(&events, "approval_answered")
+        .iter()
+        .map(|a| (a["decision"].as_str().unwrap(), a["by"].as_str().unwrap()))
+        .collect();
+    assert_eq!(answered, [("deny", "timeout"), ("allow", "policy"), ("deny", "policy")]);
 }
 
 #[test]

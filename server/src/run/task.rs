@@ -460,6 +460,19 @@ async fn start_attempt(
     // With approvals on, the attempt's broker gets its policy, the task's questions folder
     // and the key's path; a failure to set it up fails the attempt rather than run the
     // agent without anyone to ask.
+    let untrusted = &ctx.req.config.approvals.untrusted;
+    if profile.approvals && attempt == 1 && !untrusted.is_empty() {
+        task.send(Event::TaskWarning {
+            task: id.clone(),
+            warning: format!(
+                "gadugi.toml [approvals] asks for {}, which a repository's configuration cannot grant; put what you trust in {}",
+                untrusted.join(", "),
+                crate::spec::approvals::user_approvals_file()
+                    .map(|p| p.display().to_string())
+                    .unwrap_or_else(|| "~/.config/gadugi/approvals.toml".into())
+            ),
+        });
+    }
     let broker = if profile.approvals {
         match broker_for(ctx, &id, attempt, &worktree) {
             Ok(b) => Some(b),
