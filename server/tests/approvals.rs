@@ -221,13 +221,8 @@ fn an_allowed_command_runs() {
     repo.wait_question(&mut run);
     let out = repo.gadugi(&["answer", "a", "allow"]);
     assert_eq!(out.status.code(), Some(0), "{}", show(&out));
-    let (out, _) = finish(run);
-    assert_eq!(out.status.code(), Some(0), "{}", show(&out));
     // The marker ran in the worktree and was committed as the agent's leftovers.
-    assert_eq!(
-        git(&repo.root, &["ls-tree", "--name-only", "gadugi/a", "marker.txt"]),
-        "marker.txt"
-    );
+    ended_with_the_marker(&repo, run, "cli");
 }
 
 #[test]
@@ -476,6 +471,18 @@ fn bad_approvals_settings_are_refused_naming_the_file_and_line() {
     }
 }
 
+/// Waits for the run, which succeeds with the marker committed on its branch and its
+/// question answered by `by`.
+fn ended_with_the_marker(repo: &Repo, run: Child, by: &str) {
+    let (out, _) = finish(run);
+    assert_eq!(out.status.code(), Some(0), "{}", show(&out));
+    assert_eq!(
+        git(&repo.root, &["ls-tree", "--name-only", "gadugi/a", "marker.txt"]),
+        "marker.txt"
+    );
+    assert_eq!(of_type(&repo.events(), "approval_answered")[0]["by"], by);
+}
+
 /// Waits for the run, which succeeds with the marker command not run and its one question
 /// answered `decision` by `by`; returns what the model was told.
 fn ended_without_the_marker(repo: &Repo, run: Child, api: &FakeApi, decision: &str, by: &str) -> String {
@@ -628,19 +635,49 @@ fn the_editor_is_told_and_its_answer_lets_the_agent_go_on() {
         json!({"id": "a1-001", "decision": "allow"}),
         "{answer}"
     );
-    let (out, _) = finish(run);
-    assert_eq!(out.status.code(), Some(0), "{}", show(&out));
-    assert_eq!(
-        git(&repo.root, &["ls-tree", "--name-only", "gadugi/a", "marker.txt"]),
-        "marker.txt"
-    );
-    assert_eq!(of_type(&repo.events(), "approval_answered")[0]["by"], "editor");
+    ended_with_the_marker(&repo, run, "editor");
     // Answered: asking again is refused with the core's message.
     let again = lsp.request(
         "gadugi/answerApproval",
         json!({"runId": run_id, "taskId": "a", "decision": "allow"}),
     );
     assert_eq!(again["error"]["code"], -32803, "{again}");
+}
+
+/// Debian's Neovim as the client (tests/nvim/approve.lua): it receives the notification and
+/// answers through the request.
+#[test]
+fn real_neovim_is_told_and_answers() {
+    let nvim = Command::new("nvim").arg("--version").output();
+    assert!(
+        nvim.is_ok_and(|o| o.status.success()),
+        "Neovim is needed for this test: apt-get install -y neovim (.ci/run installs it)"
+    );
+    let repo = Repo::new("timeout = \"5m\"\n");
+    let api = FakeApi::start(bash(MARK));
+    let mut run = repo.start_run(&api);
+    repo.wait_question(&mut run);
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/nvim/approve.lua");
+    let mut nvim = Command::new("nvim");
+    offline_claude_env(&mut nvim, &repo.home(), None, 0);
+    let out = nvim
+        .env_remove("XDG_STATE_HOME")
+        .env_remove("XDG_CONFIG_HOME")
+        .args(["--headless", "--clean", "-c"])
+        .arg(format!("luafile {}", script.display()))
+        .env("GADUGI_BIN", env!("CARGO_BIN_EXE_gadugi"))
+        .env("GADUGI_REPO", &repo.root)
+        .current_dir(&repo.root)
+        .output()
+        .unwrap();
+    let log = show(&out);
+    assert_eq!(out.status.code(), Some(0), "{log}");
+    assert!(
+        log.contains("nvim: approvalRequested a1-001 Bash(sh -c 'echo ran > marker.txt') (default deny)"),
+        "{log}"
+    );
+    assert!(log.contains("nvim: answered a1-001 allow"), "{log}");
+    ended_with_the_marker(&repo, run, "editor");
 }
 
 fn write_answer(dir: &Path, answer: &Value) {
