@@ -203,11 +203,11 @@ fn a_denied_command_does_not_run_and_the_model_gets_the_message() {
     assert!(argv.contains(&"--setting-sources=user".to_string()));
     let tools = argv.iter().find(|a| a.starts_with("--allowedTools=")).unwrap();
     assert!(!tools.split([',', '=']).any(|t| t == "Bash"), "{tools}");
-    // Nothing pending any more: answering again is bad input.
+    // The task ended: answering again is bad input.
     let again = repo.gadugi(&["answer", "a", "allow"]);
     assert_eq!(again.status.code(), Some(2), "{}", show(&again));
     assert!(
-        String::from_utf8_lossy(&again.stderr).contains("no question waiting"),
+        String::from_utf8_lossy(&again.stderr).contains("task `a` already ended (succeeded)"),
         "{}",
         show(&again)
     );
@@ -407,6 +407,14 @@ fn an_orchestrator_killed_while_a_question_waits_resumes_and_the_answer_lets_the
     // The agent and its broker keep waiting; the answer is a file, no driver needed.
     let out = repo.gadugi(&["answer", "a", "allow"]);
     assert_eq!(out.status.code(), Some(0), "{}", show(&out));
+    // Answered: nothing waits any more, though the task still runs.
+    let again = repo.gadugi(&["answer", "a", "deny"]);
+    assert_eq!(again.status.code(), Some(2), "{}", show(&again));
+    assert!(
+        String::from_utf8_lossy(&again.stderr).contains("task `a` has no question waiting for an answer"),
+        "{}",
+        show(&again)
+    );
     let out = repo.command(Some(&api)).args(["resume", "--json"]).output().unwrap();
     assert_eq!(out.status.code(), Some(0), "{}", show(&out));
     assert_eq!(

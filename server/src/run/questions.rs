@@ -182,11 +182,12 @@ pub struct AnswerRequest {
 
 /// Writes a signed answer to a pending question of `task` in `dir`. Bad input (nothing
 /// pending, an unknown id, a choice for a permission request) is an `InputError`.
-pub fn answer(dir: &Path, task: &str, req: &AnswerRequest, by: AnsweredBy) -> anyhow::Result<Answer> {
+/// Questions of attempts before `attempt` are not pending (their agent is gone).
+pub fn answer(dir: &Path, task: &str, attempt: u32, req: &AnswerRequest, by: AnsweredBy) -> anyhow::Result<Answer> {
     let (_, key) = ensure_key()?;
     let pending: Vec<Question> = load_questions(dir, Some(&key))
         .into_iter()
-        .filter(|(q, a)| a.is_none() && !answer_file(dir, &q.id).exists())
+        .filter(|(q, a)| q.attempt >= attempt && a.is_none() && !answer_file(dir, &q.id).exists())
         .map(|(q, _)| q)
         .collect();
     let question = match &req.id {
