@@ -26,6 +26,10 @@ export const Methods = {
   treeChanged: "gadugi/treeChanged",
   /** Request: `WorktreesParams` → `WorktreeList`. */
   worktrees: "gadugi/worktrees",
+  /** Notification, server → client: an `ApprovalRequest` (a task's agent asks). */
+  approvalRequested: "gadugi/approvalRequested",
+  /** Request: `AnswerApprovalParams` → `AnswerApprovalResult`. */
+  answerApproval: "gadugi/answerApproval",
 } as const;
 
 /** core/events.rs `RunStatus`. */
@@ -37,8 +41,8 @@ export type TaskStatus = "queued" | "running" | "succeeded" | "failed" | "skippe
 export const TASK_STATUSES: readonly TaskStatus[] = ["queued", "running", "succeeded", "failed", "skipped", "cancelled"];
 
 /** core/events.rs `TaskPhase`: what a running task is doing. */
-export type TaskPhase = "preparing" | "setup" | "agent" | "committing" | "verifying" | "retrying";
-export const TASK_PHASES: readonly TaskPhase[] = ["preparing", "setup", "agent", "committing", "verifying", "retrying"];
+export type TaskPhase = "preparing" | "setup" | "agent" | "committing" | "verifying" | "retrying" | "waiting_for_approval";
+export const TASK_PHASES: readonly TaskPhase[] = ["preparing", "setup", "agent", "committing", "verifying", "retrying", "waiting_for_approval"];
 
 /** Arguments of `gadugi.orchestrate`. */
 export interface OrchestrateArgs {
@@ -262,4 +266,45 @@ export interface PlanConflict {
   paths: string[];
   /** Whether the second waits for the first (else both run, with a warning). */
   serialized: boolean;
+}
+
+// Agents that ask (issue 20): mirrored from the approvals block at the end of ext.rs.
+
+/** A question of a task's agent waiting for the person (`gadugi/approvalRequested`). */
+export interface ApprovalRequest {
+  runId: string;
+  taskId: string;
+  /** The question's id (`a1-001`), for the answer. */
+  id: string;
+  /** `permission` or `question`. */
+  kind: string;
+  tool: string;
+  /** One line: `Bash(rm -rf dist)`, or `question: ...`. */
+  summary: string;
+  /** The command of a `Bash` request, to edit before allowing it. */
+  command: string | null;
+  /** The option labels of a question. */
+  options: string[];
+  /** RFC 3339. */
+  deadline: string;
+  /** `allow` or `deny`. */
+  defaultDecision: string;
+}
+
+/** Params of `gadugi/answerApproval`. */
+export interface AnswerApprovalParams {
+  runId: string;
+  taskId: string;
+  id?: string | null;
+  /** `allow` or `deny`. */
+  decision: string;
+  message?: string | null;
+  command?: string | null;
+  choice?: string | null;
+}
+
+/** Result of `gadugi/answerApproval`. */
+export interface AnswerApprovalResult {
+  id: string;
+  decision: string;
 }

@@ -291,6 +291,70 @@ pub struct WorktreeNode {
     pub dirty: bool,
 }
 
+// Agents that ask (issue 20): an agent's permission requests and questions, and the answers.
+
+/// Notification `gadugi/approvalRequested` (server → client): an [`ApprovalRequest`], once per
+/// question (again after the server restarts, for every question still pending).
+pub const APPROVAL_REQUESTED: &str = "gadugi/approvalRequested";
+/// Request `gadugi/answerApproval`: [`AnswerApprovalParams`] → [`AnswerApprovalResult`].
+pub const ANSWER_APPROVAL: &str = "gadugi/answerApproval";
+
+/// A question of a task's agent waiting for the person.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct ApprovalRequest {
+    pub run_id: String,
+    pub task_id: String,
+    /// The question's id (`a1-001`), for the answer.
+    pub id: String,
+    /// `permission` (may this tool run?) or `question` (choose or answer freely).
+    pub kind: String,
+    /// The tool asked for (`Bash`, `Write`, `AskUserQuestion`, ...).
+    pub tool: String,
+    /// One line: `Bash(rm -rf dist)`, or `question: ...`.
+    pub summary: String,
+    /// The command of a `Bash` request, to edit before allowing it.
+    pub command: Option<String>,
+    /// The option labels of a question.
+    pub options: Vec<String>,
+    /// When `defaultDecision` answers if nobody did (RFC 3339).
+    pub deadline: String,
+    /// `allow` or `deny`.
+    pub default_decision: String,
+}
+
+/// Params of `gadugi/answerApproval`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct AnswerApprovalParams {
+    pub run_id: String,
+    pub task_id: String,
+    /// The question; may be left out when the task has exactly one pending.
+    #[serde(default)]
+    pub id: Option<String>,
+    /// `allow` or `deny`.
+    pub decision: String,
+    /// Told to the model with a denial; the free answer to a question.
+    #[serde(default)]
+    pub message: Option<String>,
+    /// Allow this Bash command instead of the one asked for.
+    #[serde(default)]
+    pub command: Option<String>,
+    /// The option chosen for a question.
+    #[serde(default)]
+    pub choice: Option<String>,
+}
+
+/// Result of `gadugi/answerApproval`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct AnswerApprovalResult {
+    /// The question answered.
+    pub id: String,
+    /// `allow` or `deny`.
+    pub decision: String,
+}
+
 #[cfg(test)]
 mod tests {
     /// Every command and method declared here, and every type, has its place in
