@@ -226,7 +226,14 @@ fn conflicts_are_predicted_live_and_merge_stops_at_the_first_conflict() {
     let report = f.gadugi(&["report"]);
     let report = text(&report);
     assert!(report.contains("## Predicted merge conflicts"), "{report}");
-    assert!(report.contains("```mermaid\ngantt"), "{report}");
+    // The timeline is a picture next to the report, one bar per task.
+    assert!(report.contains("](timeline.svg)"), "{report}");
+    let run_id = state["run_id"].as_str().unwrap();
+    let svg = std::fs::read_to_string(f.root.join(".gadugi/runs").join(run_id).join("timeline.svg")).unwrap();
+    assert!(
+        svg.starts_with("<svg") && svg.matches(r#"class="bar""#).count() == 3,
+        "{svg}"
+    );
     assert!(report.contains("beta writes shared.txt"), "commit subjects: {report}");
 
     let out = f.gadugi(&["merge"]);
