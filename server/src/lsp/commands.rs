@@ -466,15 +466,17 @@ async fn resume(shared: &Arc<Shared>, args: RunRef) -> Result<Value> {
     }
 }
 
-/// Runs `work` on the blocking pool and collects the lines it says; with a `workDoneToken`,
-/// each line is also a `$/progress` report (between a `begin` titled `title` and an `end`), so
-/// the editor shows the steps while they happen.
+/// Runs `work` on run `run_id` (loaded from disk) on the blocking pool and collects the lines
+/// it says; with a `workDoneToken`, each line is also a `$/progress` report (between a `begin`
+/// titled `title` and an `end`), so the editor shows the steps while they happen.
 async fn with_steps<T: Send + 'static>(
     shared: &Shared,
     token: Option<ProgressToken>,
     title: String,
-    work: impl FnOnce(&mut dyn FnMut(String)) -> anyhow::Result<T> + Send + 'static,
+    run_id: String,
+    work: impl FnOnce(&LoadedRun, &mut dyn FnMut(String)) -> anyhow::Result<T> + Send + 'static,
 ) -> Result<(Vec<String>, anyhow::Result<T>)> {
+    let (repo_root, _) = recorded(shared, &run_id)?;
     let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<String>();
     if let Some(t) = &token {
         let begin = WorkDoneProgressBegin {
@@ -488,7 +490,7 @@ async fn with_steps<T: Send + 'static>(
         let mut say = |line: String| {
             let _ = tx.send(line);
         };
-        work(&mut say)
+        work(&ops::load_run(Some(repo_root), Some(run_id))?, &mut say)
     });
     // The channel closes when the work ends (its sender is dropped with the closure).
     let mut lines = vec![];
@@ -513,23 +515,19 @@ async fn with_steps<T: Send + 'static>(
 
 /// `gadugi.mergeRun`: `gadugi merge` (`ops::merge`), the steps reported as they happen.
 async fn merge_run(shared: &Arc<Shared>, args: MergeArgs, token: Option<ProgressToken>) -> Result<Value> {
-    let (repo_root, _) = recorded(shared, &args.run_id)?;
     let title = format!("Merging run {}", args.run_id);
     let MergeArgs {
         run_id,
         verify,
         verify_timeout,
     } = args;
-    let (lines, merged) = with_steps(shared, token, title, move |say| {
-        let loaded = ops::load_run(Some(repo_root), Some(run_id))?;
-        let request = MergeRequest {
-            verify,
-            verify_timeout,
-            onto: None,
-        };
-        ops::merge::merge(&loaded, request, say)
-    })
-    .await?;
+    let request = MergeRequest {
+        verify,
+        verify_timeout,
+        onto: None,
+    };
+    let work = move |loaded: &LoadedRun, say: &mut dyn FnMut(String)| ops::merge::merge(loaded, request, say);
+    let (lines, merged) = with_steps(shared, token, title, run_id, work).await?;
     let m = merged.map_err(from_anyhow)?;
     let steps = m
         .steps
@@ -559,24 +557,14 @@ async fn open_pull_requests(
     args: PullRequestsArgs,
     token: Option<ProgressToken>,
 ) -> Result<Value> {
-    let (repo_root, _) = recorded(shared, &args.run_id)?;
     let title = format!("Opening pull requests of run {}", args.run_id);
-    let PullRequestsArgs {
-        run_id,
-        remote,
-        base,
-        dry_run,
-    } = args;
-    let (lines, opened) = with_steps(shared, token, title, move |say| {
-        let loaded = ops::load_run(Some(repo_root), Some(run_id))?;
-        let options = PrOptions {
-            dry_run,
-            remote: remote.filter(|r| !r.is_empty()),
-            base: base.filter(|b| !b.is_empty()),
-        };
-        ops::pr::open_pull_requests(&loaded, options, say)
-    })
-    .await?;
+    let options = PrOptions {
+        dry_run: args.dry_run,
+        remote: args.remote.filter(|r| !r.is_empty()),
+        base: args.base.filter(|b| !b.is_empty()),
+    };
+    let work = move |loaded: &LoadedRun, say: &mut dyn FnMut(String)| ops::pr::open_pull_requests(loaded, options, say);
+    let (lines, opened) = with_steps(shared, token, title, args.run_id, work).await?;
     let o = opened.map_err(from_anyhow)?;
     Ok(serde_json::to_value(PullRequestsResult {
         remote: o.remote,

@@ -9,34 +9,10 @@ import * as fs from "node:fs";
 import * as path from "node:path";
 import { test } from "node:test";
 
-import { GADUGI_TOML, LONG, Workbench, extensionRoot, git, makeRepo, runExtensionHostSuite, tempDir, withHarness } from "./codeServer";
+import { GADUGI_TOML, LONG, Workbench, extensionRoot, git, makeRepo, repoRoot, runExtensionHostSuite, tempDir, withHarness } from "./codeServer";
 
-/** A fake `gh` (as server/tests/merge.rs has it): `auth status` passes unless $FAKE_GH_DIR/auth-fails exists; `pr create` records its arguments and prints a URL. */
-const FAKE_GH = `#!/bin/sh
-d="$FAKE_GH_DIR"
-echo "$*" >> "$d/calls"
-if [ "$1 $2" = "auth status" ]; then
-  [ -e "$d/auth-fails" ] && { echo "You are not logged into any GitHub hosts" >&2; exit 1; }
-  exit 0
-fi
-[ "$1 $2" = "pr create" ] || { echo "unexpected: $*" >&2; exit 64; }
-shift 2
-head=; base=; title=; body=
-while [ $# -gt 0 ]; do
-  case "$1" in
-    --head) head=$2 ;;
-    --base) base=$2 ;;
-    --title) title=$2 ;;
-    --body-file) body=$2 ;;
-    *) echo "unexpected argument $1" >&2; exit 64 ;;
-  esac
-  shift 2
-done
-[ -n "$head" ] && [ -n "$base" ] && [ -n "$title" ] && [ -f "$body" ] || { echo "missing argument" >&2; exit 64; }
-n=$(($(cat "$d/count" 2>/dev/null || echo 0) + 1)); echo $n > "$d/count"
-printf 'head=%s base=%s title=%s\\n' "$head" "$base" "$title" >> "$d/prs"
-echo "https://github.com/example/repo/pull/$n"
-`;
+/** The fake `gh` of server/tests/merge.rs: `auth status` passes unless $FAKE_GH_DIR/auth-fails exists; `pr create` checks and records its arguments and prints a URL. */
+const FAKE_GH = fs.readFileSync(path.join(repoRoot, "server", "tests", "common", "fake-gh.sh"), "utf8");
 
 const sim = (title: string, directive: string, front = "") => `${front ? `---\n${front}\n---\n` : ""}# ${title}\n\nDo it.\n\n<!-- gadugi-sim: ${directive} -->\n`;
 
