@@ -5,6 +5,8 @@
 // fail. Then, from the run's row in the Runs view: Merge Run (the integration branch exists, the
 // user's branch did not move), Show Report (the Markdown preview with its table and the timeline
 // picture, loaded), and Open Task Worktree on the failed task (a new window on its worktree).
+// With GADUGI_SCREENSHOT_DIR set, the report preview is saved there as vscode-report.png (the
+// README's picture: GADUGI_SCREENSHOT_DIR=docs/images).
 
 import * as assert from "node:assert/strict";
 import * as fs from "node:fs";
@@ -23,6 +25,7 @@ import {
   launchBrowser,
   log,
   makePromptRepo,
+  repoRoot,
   tempDir,
   withHarness,
 } from "./codeServer";
@@ -98,6 +101,14 @@ test("a command given while the server starts waits and runs; merge, report and 
       const cells = await frame.locator("table td").allInnerTexts();
       assert.ok(cells.some((c) => /good/.test(c)) && cells.some((c) => /bad/.test(c)), `table cells: ${cells.join(" | ")}`);
       await wb.screenshot("report-preview");
+      // The README picture, on request only (GADUGI_SCREENSHOT_DIR=docs/images): without the toasts.
+      const shotDir = process.env.GADUGI_SCREENSHOT_DIR;
+      if (shotDir) {
+        await wb.runCommand("Notifications: Clear All Notifications");
+        await page.locator(".notifications-toasts .notification-toast").first().waitFor({ state: "detached" });
+        await page.mouse.move(1270, 600);
+        await wb.screenshot("readme", path.resolve(repoRoot, shotDir, "vscode-report.png"));
+      }
 
       // Open Task Worktree on the failed task: a new window with its worktree as the folder.
       const badRow = wb.treeRow("Runs", "bad");

@@ -25,7 +25,9 @@ test("after the run and run control: retry, merge, conflict, report, pull reques
     async () => {
       const flaky = `\n[profiles.flaky]\ncommand = "sh -c 'if [ \\"$GADUGI_ATTEMPT\\" = 1 ]; then echo first attempt fails >&2; exit 3; fi; echo fixed > flaky.txt'"\n`;
       const repo = makeRepo({
-        "gadugi.toml": GADUGI_TOML + flaky,
+        // On a busy machine Gadugi's load guard would start one task at a time; the cancel check
+        // needs two agents at once, so the guard's limit is out of reach here.
+        "gadugi.toml": `max_load = 1000.0\n${GADUGI_TOML}${flaky}`,
         "prompts/a.md": sim("Task A", "seconds=0.5 file=src/a.txt"),
         "prompts/b.md": sim("Task B", "seconds=0.5 file=src/b.txt", "depends_on: [a.md]"),
         "prompts/flaky.md": "---\nagent: flaky\n---\n# Flaky task\n\nFails once.\n",
