@@ -2,6 +2,7 @@
 // commands that vscode-languageclient registers). Each works from a tree row (inline action or
 // context menu) and from the command palette, where it asks which run or task.
 
+import * as fs from "node:fs";
 import * as path from "node:path";
 import * as vscode from "vscode";
 
@@ -386,10 +387,15 @@ export class Commands implements vscode.Disposable {
       .then(async (pick) => {
         if (pick === "Copy Commands") await vscode.env.clipboard.writeText(commands);
         if (pick !== "Open Conflicting Files") return;
-        // The task's side of each file: in its worktree while it exists, else on its branch in the checkout's copy.
-        const base = task?.worktreeExists ? task.worktree : repo;
-        for (const f of stop.files) {
-          await vscode.window.showTextDocument(vscode.Uri.file(path.join(base, f)), { preview: false, preserveFocus: true });
+        // The task's side of each file: in its worktree while it is there (editable); a
+        // succeeded task's worktree is usually gone, and then its diff shows those files.
+        const inWorktree = task?.worktreeExists ? stop.files.map((f) => path.join(task.worktree, f)).filter((f) => fs.existsSync(f)) : [];
+        if (task && inWorktree.length === 0) {
+          await vscode.commands.executeCommand("gadugi-vscode.showTaskDiff", { kind: "task", run, task });
+          return;
+        }
+        for (const f of inWorktree) {
+          await vscode.window.showTextDocument(vscode.Uri.file(f), { preview: false, preserveFocus: true });
         }
       });
   }
