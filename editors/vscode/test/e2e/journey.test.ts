@@ -4,7 +4,9 @@
 // still starts — and must wait for the server (a progress notification) and then run, never
 // fail. Then, from the run's row in the Runs view: Merge Run (the integration branch exists, the
 // user's branch did not move), Show Report (the Markdown preview with its table and the timeline
-// picture, loaded), and Open Task Worktree on the failed task (a new window on its worktree).
+// picture, loaded), Open Task Worktree on the failed task (a new window on its worktree), and
+// Merge Run of a run whose tasks conflict (the task, the file and where to resolve it named;
+// the task's side opened).
 // With GADUGI_SCREENSHOT_DIR set, the report preview is saved there as vscode-report.png (the
 // README's picture: GADUGI_SCREENSHOT_DIR=docs/images).
 
@@ -24,7 +26,9 @@ import {
   git,
   launchBrowser,
   log,
-  makePromptRepo,
+  BAD_MD,
+  GOOD_MD,
+  makeRepo,
   repoRoot,
   tempDir,
   withHarness,
@@ -33,13 +37,14 @@ import {
 /** Seconds the wrapper sleeps before each start of gadugi (its --version check, then the server). */
 const SLOW_START_S = 5;
 
-test("a command given while the server starts waits and runs; merge, report and worktree from the Runs view", { timeout: 5 * LONG }, async () => {
+test("a command given while the server starts waits and runs; merge, report, worktree and a merge conflict from the Runs view", { timeout: 5 * LONG }, async () => {
   assert.ok(fs.existsSync(path.join(extensionRoot, "dist", "extension.js")), "no dist/extension.js: run npm run build first");
   let wb: Workbench | undefined;
   await withHarness(
     "journey",
     async () => {
-      const repo = makePromptRepo();
+      const writer = (n: string) => `# Writer ${n}\n\nWrite the shared file.\n\n<!-- gadugi-sim: seconds=0.5 file=shared.txt -->\n`;
+      const repo = makeRepo({ "prompts/good.md": GOOD_MD, "prompts/bad.md": BAD_MD, "conflict/c1.md": writer("one"), "conflict/c2.md": writer("two") });
       const head = git(repo, "rev-parse", "HEAD");
       const wrapper = path.join(tempDir("slow-server"), "gadugi");
       fs.writeFileSync(wrapper, `#!/bin/sh\nsleep ${SLOW_START_S}\nexec '${gadugiBin()}' "$@"\n`, { mode: 0o755 });
@@ -121,6 +126,32 @@ test("a command given while the server starts waits and runs; merge, report and 
       assert.equal(folder, path.join(path.dirname(repo), "repo.gadugi-worktrees", "bad"), `the new window opened ${win.url()}`);
       await win.locator(".monaco-workbench").waitFor({ timeout: LONG });
       log(`Open Task Worktree opened ${folder}`);
+      await win.close();
+
+      // A run whose two tasks write the same file: Merge Run stops at the conflict, names the
+      // task and the file, says where to resolve it, and opens the task's side of it.
+      await wb.runCommand("View: Show Explorer");
+      await wb.explorerContextMenu("conflict", "Orchestrate in parallel");
+      await wb.openGadugiView();
+      const after = await wb.waitForTree("Runs", "c1 and c2 succeeded", (r) =>
+        ["c1", "c2"].every((id) => /succeeded/.test(`${r.find((x) => x.label === id)?.description} ${r.find((x) => x.label === id)?.aria}`)),
+      );
+      const conflictRun = after.filter((r) => /^Run \S+$/.test(r.label) && r.label !== runLabel)[0].label;
+      await rowMenu(wb, wb.treeRow("Runs", conflictRun), "Merge Run");
+      await input.waitFor();
+      await input.fill(""); // no verify this time (the box offers the last one)
+      await page.keyboard.press("Enter");
+      const conflict = toast(/conflicts in shared\.txt/).first();
+      await conflict.waitFor();
+      const said = await conflict.innerText();
+      assert.match(said, /merging gadugi\/c2 \(task c2\)/, said);
+      assert.match(said, /checkout is untouched/, said);
+      assert.match(said, /git worktree add \S+ gadugi\/integrate\/\S+ && cd \S+ && git merge gadugi\/c2/, said);
+      await wb.screenshot("merge-conflict");
+      await conflict.getByRole("button", { name: "Open Conflicting Files" }).click();
+      await page.locator('.tabs-container .tab[aria-label^="c2.diff"]').first().waitFor();
+      assert.equal(git(repo, "rev-parse", "HEAD"), head, "the user's branch moved");
+      assert.equal(git(repo, "status", "--porcelain", "--untracked-files=no"), "", "the checkout has changes");
     },
     async () => {
       await wb?.screenshot("failure");
