@@ -41,7 +41,7 @@ export function activate(context: vscode.ExtensionContext): GadugiApi {
   const worktrees = new WorktreesTree(client);
   const status = new StatusBar();
   const logView = new LogView(client);
-  const commands = new Commands(client, worktrees, logView);
+  const commands = new Commands(client, worktrees, logView, context.workspaceState);
   const runsView = vscode.window.createTreeView("gadugi.runs", { treeDataProvider: runs, showCollapseAll: true });
   const worktreesView = vscode.window.createTreeView("gadugi.worktrees", { treeDataProvider: worktrees });
   context.subscriptions.push(output, client, runs, worktrees, status, logView, commands, runsView, worktreesView);

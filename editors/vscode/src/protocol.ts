@@ -16,6 +16,9 @@ export const Commands = {
   status: "gadugi.status",
   taskDiff: "gadugi.taskDiff",
   poolPrune: "gadugi.poolPrune",
+  mergeRun: "gadugi.mergeRun",
+  openPullRequests: "gadugi.openPullRequests",
+  report: "gadugi.report",
 } as const;
 
 /** Custom methods. */
@@ -170,6 +173,79 @@ export interface TaskDiff {
   diff: string;
 }
 
+/** Arguments of `gadugi.mergeRun`. */
+export interface MergeArgs {
+  runId: string;
+  /** A command that must pass after each merge (`sh -c`, in a temporary worktree). */
+  verify?: string | null;
+  /** Time limit of each verify, like `90s` or `10m`. */
+  verifyTimeout?: string | null;
+}
+
+/** Result of `gadugi.mergeRun`. */
+export interface MergeResult {
+  runId: string;
+  /** `gadugi/integrate/<run>`. */
+  integrationBranch: string;
+  head: string;
+  /** Every succeeded task's branch is in the integration branch. */
+  complete: boolean;
+  steps: MergeStepNode[];
+  /** What `gadugi merge` prints, line by line. */
+  lines: string[];
+}
+
+/** One task branch of a merge. */
+export interface MergeStepNode {
+  taskId: string;
+  branch: string;
+  /** `merged`, `already_merged`, `conflict`, `verify_failed` or `missing`. */
+  outcome: string;
+  /** Conflicting paths, relative to the repository root. */
+  files: string[];
+  error: string | null;
+}
+
+/** Arguments of `gadugi.openPullRequests`. */
+export interface PullRequestsArgs {
+  runId: string;
+  remote?: string | null;
+  base?: string | null;
+  dryRun?: boolean;
+}
+
+/** Result of `gadugi.openPullRequests`. */
+export interface PullRequestsResult {
+  remote: string;
+  base: string;
+  pullRequests: PullRequestNode[];
+  failed: PullRequestFailure[];
+  /** Succeeded tasks left out, with the reason. */
+  skipped: string[];
+  lines: string[];
+}
+
+/** One pull request opened. */
+export interface PullRequestNode {
+  taskId: string;
+  branch: string;
+  url: string;
+}
+
+/** A pull request that could not be opened. */
+export interface PullRequestFailure {
+  taskId: string;
+  error: string;
+}
+
+/** Result of `gadugi.report`: absolute paths of the files just written. */
+export interface ReportResult {
+  /** `report.md`, showing `timeline.svg`. */
+  markdown: string;
+  json: string;
+  timeline: string;
+}
+
 /** Params of `gadugi/worktrees`. */
 export type WorktreesParams = Record<string, never>;
 
@@ -223,6 +299,17 @@ export const POOL_ENTRY_NODE_FIELDS = {
   path: true, repo: true, ageSecs: true, size: true, claimed: true,
 } satisfies Record<keyof PoolEntryNode, true>;
 export const TASK_DIFF_FIELDS = { base: true, branch: true, diff: true } satisfies Record<keyof TaskDiff, true>;
+export const MERGE_RESULT_FIELDS = {
+  runId: true, integrationBranch: true, head: true, complete: true, steps: true, lines: true,
+} satisfies Record<keyof MergeResult, true>;
+export const MERGE_STEP_FIELDS = {
+  taskId: true, branch: true, outcome: true, files: true, error: true,
+} satisfies Record<keyof MergeStepNode, true>;
+export const PULL_REQUESTS_RESULT_FIELDS = {
+  remote: true, base: true, pullRequests: true, failed: true, skipped: true, lines: true,
+} satisfies Record<keyof PullRequestsResult, true>;
+export const PULL_REQUEST_NODE_FIELDS = { taskId: true, branch: true, url: true } satisfies Record<keyof PullRequestNode, true>;
+export const REPORT_RESULT_FIELDS = { markdown: true, json: true, timeline: true } satisfies Record<keyof ReportResult, true>;
 
 /** LSP error code of a well-formed request the server refuses (`data.errors` lists bad input). */
 export const REQUEST_FAILED = -32803;

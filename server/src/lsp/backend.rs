@@ -186,7 +186,9 @@ impl LanguageServer for Backend {
     }
 
     async fn execute_command(&self, params: ExecuteCommandParams) -> Result<Option<LSPAny>> {
-        let value: Value = crate::lsp::commands::execute(&self.shared, &params.command, params.arguments).await?;
+        let token = params.work_done_progress_params.work_done_token;
+        let value: Value =
+            crate::lsp::commands::execute(&self.shared, &params.command, params.arguments, token).await?;
         Ok(Some(value))
     }
 }

@@ -19,6 +19,9 @@ pub const COMMANDS: &[&str] = &[
     STATUS,
     TASK_DIFF,
     POOL_PRUNE,
+    MERGE_RUN,
+    OPEN_PULL_REQUESTS,
+    REPORT,
 ];
 
 /// Starts a run of prompt files: [`OrchestrateArgs`] → [`OrchestrateResult`], at once.
@@ -44,6 +47,16 @@ pub const TASK_DIFF: &str = "gadugi.taskDiff";
 /// Empties the warm worktree pool of a repository (`gadugi pool prune`): [`PoolPruneArgs`] →
 /// [`CleanupResult`].
 pub const POOL_PRUNE: &str = "gadugi.poolPrune";
+/// Builds the run's integration branch like `gadugi merge` (the user's checkout and branch
+/// untouched): [`MergeArgs`] → [`MergeResult`] when done. Each step is also sent as a
+/// `$/progress` report when the request carries a `workDoneToken`.
+pub const MERGE_RUN: &str = "gadugi.mergeRun";
+/// Pushes the run's succeeded task branches and opens one pull request each, like `gadugi pr`:
+/// [`PullRequestsArgs`] → [`PullRequestsResult`] when done (steps as `$/progress` reports too).
+pub const OPEN_PULL_REQUESTS: &str = "gadugi.openPullRequests";
+/// Writes the run's report like `gadugi report` (`report.md`, `report.json`, `timeline.svg`):
+/// [`RunRef`] → [`ReportResult`].
+pub const REPORT: &str = "gadugi.report";
 
 /// Request `gadugi/treeState`: [`TreeStateParams`] → [`TreeState`].
 pub const TREE_STATE: &str = "gadugi/treeState";
@@ -242,6 +255,108 @@ pub struct TaskDiff {
     /// of tracked files), or against its branch when the worktree is gone; preceded by the
     /// list of the task's commits.
     pub diff: String,
+}
+
+/// Arguments of `gadugi.mergeRun`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct MergeArgs {
+    pub run_id: String,
+    /// A command (through `sh -c`, in a temporary worktree) that must pass after each merge,
+    /// like `gadugi merge --verify`; empty or left out: none.
+    #[serde(default)]
+    pub verify: Option<String>,
+    /// Time limit of each verify, like `90s` or `10m`; default: `timeout` of gadugi.toml.
+    #[serde(default)]
+    pub verify_timeout: Option<String>,
+}
+
+/// Result of `gadugi.mergeRun`: what `merge.json` records, plus the lines `gadugi merge` prints.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct MergeResult {
+    pub run_id: String,
+    /// `gadugi/integrate/<run>` (with the configured branch prefix).
+    pub integration_branch: String,
+    /// The integration branch's commit now.
+    pub head: String,
+    /// Whether every succeeded task's branch is in the integration branch.
+    pub complete: bool,
+    pub steps: Vec<MergeStepNode>,
+    pub lines: Vec<String>,
+}
+
+/// One task branch of a merge.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct MergeStepNode {
+    pub task_id: String,
+    pub branch: String,
+    /// `merged`, `already_merged`, `conflict`, `verify_failed` or `missing`.
+    pub outcome: String,
+    /// Paths (relative to the repository root) that conflict, for `conflict`.
+    pub files: Vec<String>,
+    /// What went wrong, in words.
+    pub error: Option<String>,
+}
+
+/// Arguments of `gadugi.openPullRequests`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct PullRequestsArgs {
+    pub run_id: String,
+    /// The remote to push to; default: `origin`, else the only remote.
+    #[serde(default)]
+    pub remote: Option<String>,
+    /// The branch the pull requests target; default: the branch the run started from.
+    #[serde(default)]
+    pub base: Option<String>,
+    /// Check and say what would be done (in `lines`); push and open nothing.
+    #[serde(default)]
+    pub dry_run: bool,
+}
+
+/// Result of `gadugi.openPullRequests`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PullRequestsResult {
+    pub remote: String,
+    pub base: String,
+    pub pull_requests: Vec<PullRequestNode>,
+    /// Tasks whose pull request `gh pr create` refused.
+    pub failed: Vec<PullRequestFailure>,
+    /// Succeeded tasks left out, with the reason (no commits, branch gone).
+    pub skipped: Vec<String>,
+    pub lines: Vec<String>,
+}
+
+/// One pull request opened.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PullRequestNode {
+    pub task_id: String,
+    pub branch: String,
+    /// The pull request's address, as `gh` printed it.
+    pub url: String,
+}
+
+/// A pull request that could not be opened.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PullRequestFailure {
+    pub task_id: String,
+    pub error: String,
+}
+
+/// Result of `gadugi.report`: absolute paths of the files just written.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ReportResult {
+    /// `report.md`, which shows `timeline.svg` (a relative image link).
+    pub markdown: String,
+    pub json: String,
+    /// `timeline.svg`: the run's timeline as a picture.
+    pub timeline: String,
 }
 
 /// Params of `gadugi/worktrees` (may be `{}`).
