@@ -13,7 +13,7 @@ mod common;
 use common::git;
 #[path = "common/lsp_client.rs"]
 mod lsp_client;
-use lsp_client::{uri, Client};
+use lsp_client::{run_nvim, uri, Client};
 
 const AGENT: &str = r#"#!/bin/sh
 # Scripted agent: behaviour comes from the "BEHAVIOR:" line of the prompt.
@@ -582,30 +582,11 @@ fn exit_without_shutdown_exits_1() {
 /// anything missing.
 #[test]
 fn real_neovim_client() {
-    let nvim = Command::new("nvim").arg("--version").output();
-    assert!(
-        nvim.is_ok_and(|o| o.status.success()),
-        "Neovim is needed for this test: apt-get install -y neovim (.ci/run installs it)"
-    );
     let repo = Repo::new();
     repo.prompt("good", "", "commit");
     repo.prompt("broken", "", "fail");
-    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/nvim/orchestrate.lua");
-    let out = Command::new("nvim")
-        .args(["--headless", "--clean", "-c"])
-        .arg(format!("luafile {}", script.display()))
-        .env("GADUGI_BIN", env!("CARGO_BIN_EXE_gadugi"))
-        .env("GADUGI_REPO", &repo.root)
-        .current_dir(&repo.root)
-        .stdin(Stdio::null())
-        .output()
-        .unwrap();
-    let log = format!(
-        "stdout:\n{}\nstderr:\n{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    assert_eq!(out.status.code(), Some(0), "{log}");
+    let (code, log) = run_nvim("orchestrate.lua", &repo.root);
+    assert_eq!(code, Some(0), "{log}");
     assert!(log.contains("nvim: progress end"), "{log}");
     assert!(log.contains("nvim: diagnostic on broken.md"), "{log}");
 }

@@ -4,7 +4,6 @@
 //! (tests/nvim/language.lua: completion items and `vim.lsp.buf.definition()`).
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
 use std::time::Instant;
 
 use serde_json::{json, Value};
@@ -13,7 +12,7 @@ mod common;
 use common::{gadugi_in, init_repo, show_output};
 #[path = "common/lsp_client.rs"]
 mod lsp_client;
-use lsp_client::{uri, Client};
+use lsp_client::{run_nvim, uri, Client};
 
 const SCHEMA: &str =
     "---\nid: schema\n---\n# Write the schema\n\nCreate it.\n\n<!-- gadugi-sim: seconds=0 file=src/schema.txt -->\n";
@@ -191,29 +190,10 @@ fn completion_definition_hover_and_links_over_stdio() {
 /// exits non-zero when the items differ or the jump lands elsewhere.
 #[test]
 fn real_neovim_completion_and_definition() {
-    let nvim = Command::new("nvim").arg("--version").output();
-    assert!(
-        nvim.is_ok_and(|o| o.status.success()),
-        "Neovim is needed for this test: apt-get install -y neovim (.ci/run installs it)"
-    );
     let tmp = tempfile::tempdir().unwrap();
     let root = repo(tmp.path());
-    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/nvim/language.lua");
-    let out = Command::new("nvim")
-        .args(["--headless", "--clean", "-c"])
-        .arg(format!("luafile {}", script.display()))
-        .env("GADUGI_BIN", env!("CARGO_BIN_EXE_gadugi"))
-        .env("GADUGI_REPO", &root)
-        .current_dir(&root)
-        .stdin(Stdio::null())
-        .output()
-        .unwrap();
-    let log = format!(
-        "stdout:\n{}\nstderr:\n{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    assert_eq!(out.status.code(), Some(0), "{log}");
+    let (code, log) = run_nvim("language.lua", &root);
+    assert_eq!(code, Some(0), "{log}");
     assert!(
         log.contains("nvim: completion items: deploy, deploy.md, schema, schema.md"),
         "{log}"

@@ -2,47 +2,24 @@
 -- built-in LSP client (0.7+). Run headless:
 --   GADUGI_BIN=... GADUGI_REPO=... nvim --headless --clean -c 'luafile tests/nvim/language.lua'
 -- The repository must hold prompts/deploy.md (title "Deploy it"), prompts/schema.md (id
--- `schema`), prompts/setup-db.md and prompts/api.md, whose front matter's second line is `depends_on: [schema]` and whose text
--- has the line `Depends on: setup-db`. The script empties the `depends_on` list in the buffer
+-- `schema`), prompts/setup-db.md and prompts/api.md, whose front matter's second line is
+-- `depends_on: [schema]` and whose text has the line `Depends on: setup-db`. The script empties the `depends_on` list in the buffer
 -- (unsaved), asks for completion inside it, then puts the cursor on `setup-db` and calls
 -- vim.lsp.buf.definition(). Exits 0 only when the items are the tasks not depended on yet
 -- and the jump lands in prompts/setup-db.md.
 
-local bin = os.getenv("GADUGI_BIN") or "gadugi"
+local t = dofile(debug.getinfo(1, "S").source:sub(2):match("(.*/)") .. "client.lua")
+local root, say, fail = t.root, t.say, t.fail
 -- The jump leaves the edited (unsaved) buffer behind.
 vim.o.hidden = true
-local root = os.getenv("GADUGI_REPO") or vim.fn.getcwd()
 
-local function say(s)
-  io.stderr:write("nvim: " .. s .. "\n")
-end
-
-local function fail(s)
-  say("FAIL " .. s)
-  vim.cmd("cquit 1")
-end
-
-local client_id = vim.lsp.start_client({
-  name = "gadugi",
-  cmd = { bin, "server", "--stdio" },
-  root_dir = root,
-})
-if not client_id then
-  fail("could not start " .. bin)
-end
-if not vim.wait(20000, function()
-  local c = vim.lsp.get_client_by_id(client_id)
-  return c ~= nil and c.initialized
-end, 20) then
-  fail("the server did not initialize")
-end
-say("initialized")
+local client_id = t.start({})
 
 vim.cmd("edit " .. vim.fn.fnameescape(root .. "/prompts/api.md"))
 local api = vim.api.nvim_get_current_buf()
 vim.lsp.buf_attach_client(api, client_id)
 
--- Line 2 becomes `depends_on: [` `]` in the buffer only; the cursor goes between the brackets.
+-- Line 2 becomes `depends_on: []` in the buffer only; the cursor goes between the brackets.
 vim.api.nvim_buf_set_lines(api, 1, 2, false, { "depends_on: []" })
 vim.api.nvim_win_set_cursor(0, { 2, 13 })
 local params = vim.lsp.util.make_position_params()

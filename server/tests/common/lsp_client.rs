@@ -188,3 +188,30 @@ impl Client {
             .collect()
     }
 }
+
+/// Runs the Neovim script `tests/nvim/NAME` headless (`--clean`) on the repository `root`,
+/// with the gadugi binary under test; returns its exit code and everything it printed.
+/// Fails at once, saying how to install it, when Neovim is missing.
+pub fn run_nvim(name: &str, root: &Path) -> (Option<i32>, String) {
+    let nvim = Command::new("nvim").arg("--version").output();
+    assert!(
+        nvim.is_ok_and(|o| o.status.success()),
+        "Neovim is needed for this test: apt-get install -y neovim (.ci/run installs it)"
+    );
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/nvim").join(name);
+    let out = Command::new("nvim")
+        .args(["--headless", "--clean", "-c"])
+        .arg(format!("luafile {}", script.display()))
+        .env("GADUGI_BIN", env!("CARGO_BIN_EXE_gadugi"))
+        .env("GADUGI_REPO", root)
+        .current_dir(root)
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    let log = format!(
+        "stdout:\n{}\nstderr:\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    (out.status.code(), log)
+}
