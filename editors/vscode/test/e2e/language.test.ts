@@ -83,7 +83,12 @@ test("prompt files as a language: completion of a task id, Go to Definition", { 
 async function goToLine(wb: Workbench, where: string): Promise<void> {
   await wb.runCommand("Go to Line/Column");
   const input = wb.page.locator(".quick-input-widget input");
-  await input.waitFor();
+  // The palette's input turns into Go to Line's (which starts with ":").
+  const deadline = Date.now() + LONG;
+  while (!(await input.inputValue()).startsWith(":")) {
+    if (Date.now() > deadline) throw new Error("Go to Line/Column did not open");
+    await wb.page.waitForTimeout(50);
+  }
   await input.fill(`:${where}`);
   await wb.page.keyboard.press("Enter");
   await input.waitFor({ state: "hidden" });

@@ -306,7 +306,9 @@ mod tests {
                 .filter(|k| !but.contains(&k.as_str()))
                 .collect()
         };
-        let cases: Vec<(&str, &str, (Vec<String>, String))> = vec![
+        /// Name, prompt text with the cursor, and the labels offered with the text the first replaces.
+        type Case<'a> = (&'a str, &'a str, (Vec<String>, String));
+        let cases: Vec<Case> = vec![
             (
                 "flow list, empty",
                 "---\ndepends_on: [$0]\n---\n# T\nx\n",
