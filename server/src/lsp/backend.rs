@@ -196,15 +196,18 @@ impl LanguageServer for Backend {
     }
 
     async fn completion(&self, params: CompletionParams) -> Result<Option<CompletionResponse>> {
-        Ok(crate::lsp::language::completion::complete(&self.shared, &params))
+        use crate::lsp::language::{completion, off_the_workers};
+        Ok(off_the_workers(&self.shared, move |shared| completion::complete(shared, &params)).await)
     }
 
     async fn goto_definition(&self, params: GotoDefinitionParams) -> Result<Option<GotoDefinitionResponse>> {
-        Ok(crate::lsp::language::definition::definition(&self.shared, &params))
+        use crate::lsp::language::{definition, off_the_workers};
+        Ok(off_the_workers(&self.shared, move |shared| definition::definition(shared, &params)).await)
     }
 
     async fn hover(&self, params: HoverParams) -> Result<Option<Hover>> {
-        Ok(crate::lsp::language::hover::hover(&self.shared, &params))
+        use crate::lsp::language::{hover, off_the_workers};
+        Ok(off_the_workers(&self.shared, move |shared| hover::hover(shared, &params)).await)
     }
 
     async fn document_link(&self, params: DocumentLinkParams) -> Result<Option<Vec<DocumentLink>>> {
