@@ -56,6 +56,11 @@ mod tests {
                 "# T\n\nDepends on: ../other/f$0ar.md\n",
                 Some("other/far.md"),
             ),
+            (
+                "after non-ASCII text (UTF-16 columns)",
+                "# T\n\nDepends on: ünï😀, sch$0ema\n",
+                Some("prompts/schema.md"),
+            ),
             ("an unknown id", "# T\n\nDepends on: nob$0ody\n", None),
             ("outside the repository", "# T\n\nDepends on: ../../../x$0.md\n", None),
             (
