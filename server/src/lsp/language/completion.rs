@@ -6,11 +6,8 @@ use std::path::Path;
 
 use tower_lsp_server::ls_types::*;
 
-use crate::agent::builtins::{builtin, BUILTINS};
-use crate::agent::profile::AgentProfile;
-use crate::lsp::language::{tasks_near, Prompt};
+use crate::lsp::language::{key_documentation, profiles, tasks_near, Prompt};
 use crate::lsp::session::Shared;
-use crate::spec::config::{Config, CONFIG_FILE};
 use crate::spec::plan::find_dependency;
 use crate::spec::task::{TaskSpec, FRONT_MATTER_KEYS};
 
@@ -121,7 +118,7 @@ fn items(
                     } else {
                         format!("{}: ", k.name)
                     };
-                    let doc = format!("{}\n\nValue: {}.\n\n```yaml\n{}\n```", k.doc, k.expected, k.example);
+                    let doc = key_documentation(k);
                     let detail = Some(k.expected.to_string());
                     item(
                         k.name.into(),
@@ -218,48 +215,6 @@ fn items(
             out
         }
     }
-}
-
-/// The agent profiles a prompt file may name, each with a description of what it runs: the
-/// built-ins (`claude` first), `command` when gadugi.toml gives its command line, and the
-/// `[profiles]` of gadugi.toml (a gadugi.toml that does not load gives the built-ins).
-pub fn profiles(repo_root: &Path) -> Vec<(String, String)> {
-    let file = repo_root.join(CONFIG_FILE);
-    let config = std::fs::read_to_string(&file)
-        .ok()
-        .and_then(|text| Config::parse(repo_root, &file, &text).ok())
-        .unwrap_or_else(|| Config::defaults(repo_root));
-    let mut names: Vec<&str> = vec!["claude"];
-    names.extend(BUILTINS.iter().map(|b| b.name));
-    names.push("simulated");
-    if config.agent.command.is_some() {
-        names.push("command");
-    }
-    names.extend(config.profiles.keys().map(String::as_str));
-    let default = config
-        .agent
-        .profile
-        .as_deref()
-        .unwrap_or(crate::agent::profile::DEFAULT_PROFILE);
-    names
-        .into_iter()
-        .filter_map(|name| {
-            let profile = AgentProfile::resolve(Some(name), &config, None).ok()?;
-            let command = shell_words::join(&profile.argv);
-            let what = match name {
-                "claude" => "Claude Code (`claude`).".to_string(),
-                "simulated" => "Gadugi's simulated agent, for demos and tests: no model, it does what the prompt's `<!-- gadugi-sim: ... -->` line says.".to_string(),
-                "command" => "The command line of `[agent] command` in gadugi.toml.".to_string(),
-                _ if config.profiles.contains_key(name) => format!("`[profiles.{name}]` of gadugi.toml."),
-                _ => match builtin(name) {
-                    Some(b) => format!("Built in. Install: `{}`.\n\nPermissions: {}", b.install, b.permissions),
-                    None => String::new(),
-                },
-            };
-            let default = if name == default { "\n\nThe default profile of this repository." } else { "" };
-            Some((name.to_string(), format!("{what}{default}\n\n```sh\n{command}\n```")))
-        })
-        .collect()
 }
 
 #[cfg(test)]

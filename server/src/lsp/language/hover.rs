@@ -1,21 +1,25 @@
 //! `textDocument/hover` on prompt files: on a dependency, the task it names (title, id,
-//! prompt file) and, when a run included it, its last status and branch.
+//! prompt file) and, when a run included it, its last status and branch; on a front-matter
+//! key, what it sets; on the `agent` value, what the profile runs.
 
 use tower_lsp_server::ls_types::*;
 
 use crate::core::state::RunState;
-use crate::lsp::language::{tasks_near, Prompt};
+use crate::lsp::language::{key_documentation, profiles, tasks_near, Prompt};
 use crate::lsp::session::Shared;
-use crate::spec::task::TaskSpec;
+use crate::spec::task::{TaskSpec, FRONT_MATTER_KEYS};
 
 /// The handler. Run states come from the session's published tree view (no lock waited on).
 pub fn hover(shared: &Shared, params: &HoverParams) -> Option<Hover> {
     let at = &params.text_document_position_params;
     let prompt = Prompt::of(shared, &at.text_document.uri)?;
-    prompt.dependency_at(at.position)?;
-    let view = shared.tree_view();
-    let runs: Vec<&RunState> = view.runs.iter().map(|r| &*r.state).collect();
-    let (range, value) = describe(&prompt, at.position, &tasks_near(shared, &prompt), &runs)?;
+    let (range, value) = if prompt.dependency_at(at.position).is_some() {
+        let view = shared.tree_view();
+        let runs: Vec<&RunState> = view.runs.iter().map(|r| &*r.state).collect();
+        describe(&prompt, at.position, &tasks_near(shared, &prompt), &runs)?
+    } else {
+        describe_setting(&prompt, at.position, || profiles(&prompt.repo_root))?
+    };
     Some(Hover {
         contents: HoverContents::Markup(MarkupContent {
             kind: MarkupKind::Markdown,
@@ -58,6 +62,24 @@ fn describe(prompt: &Prompt, position: Position, tasks: &[TaskSpec], runs: &[&Ru
     Some((prompt.range(written.span), text))
 }
 
+/// The front-matter key at `position` and what it sets, or the `agent` value there and what
+/// that profile runs (`profiles` gives the profiles with their documentation).
+fn describe_setting(
+    prompt: &Prompt,
+    position: Position,
+    profiles: impl FnOnce() -> Vec<(String, String)>,
+) -> Option<(Range, String)> {
+    let (line, column) = prompt.byte_position(position);
+    if let Some(written) = prompt.outline.keys.iter().find(|k| k.span.touches(line, column)) {
+        let key = FRONT_MATTER_KEYS.iter().find(|k| k.name == written.name)?;
+        let text = format!("**{}**\n\n{}", key.name, key_documentation(key));
+        return Some((prompt.range(written.span), text));
+    }
+    let agent = prompt.outline.agent.as_ref().filter(|w| w.span.touches(line, column))?;
+    let (name, doc) = profiles().into_iter().find(|(name, _)| *name == agent.text)?;
+    Some((prompt.range(agent.span), format!("**{name}**\n\n{doc}")))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -82,6 +104,35 @@ mod tests {
             "conflicts": [], "tasks": tasks
         }))
         .unwrap()
+    }
+
+    #[test]
+    fn setting_cases() {
+        let cases = [
+            (
+                "a key",
+                "---\ndepe$0nds_on: [x]\n---\n# T\nx\n",
+                Some("**depends_on**\n\nTasks that must succeed"),
+            ),
+            ("an unknown key", "---\ncolo$0ur: red\n---\n# T\nx\n", None),
+            (
+                "an agent",
+                "---\nagent: cod$0ex\n---\n# T\nx\n",
+                Some("**codex**\n\nBuilt in. Install: `npm install -g @openai/codex`"),
+            ),
+            ("an unknown agent", "---\nagent: nob$0ody\n---\n# T\nx\n", None),
+            ("a value that is no agent", "---\ntitle: cod$0ex\n---\n# T\nx\n", None),
+        ];
+        crate::testing::check_table(&cases, |(name, text, expected)| {
+            let f = fixture(&[("prompts/api.md", text)]);
+            let got = describe_setting(&f.prompt, f.cursor, || profiles(&f.root)).map(|(_, t)| t);
+            // The start is enough: the rest is the documentation the completion tests check.
+            let got = match (expected, got) {
+                (Some(start), Some(text)) if text.starts_with(start) => Some(start.to_string()),
+                (_, got) => got,
+            };
+            (format!("{name}: {text:?}"), expected.map(String::from), got)
+        });
     }
 
     #[test]

@@ -19,10 +19,15 @@ use std::sync::Arc;
 
 use tower_lsp_server::ls_types::{Position, Range, Uri};
 
+use crate::agent::builtins::{builtin, BUILTINS};
+use crate::agent::profile::AgentProfile;
 use crate::lsp::documents::MAX_CHECKED_BYTES;
 use crate::lsp::session::{lock, Shared};
+use crate::spec::config::{Config, CONFIG_FILE};
 use crate::spec::plan::{dependency_path, find_dependency};
-use crate::spec::task::{load_task, load_task_from_text, outline, Outline, TaskSpec, TextSpan, Written};
+use crate::spec::task::{
+    load_task, load_task_from_text, outline, FrontMatterKey, Outline, TaskSpec, TextSpan, Written,
+};
 
 /// Runs a handler on the blocking pool: handlers read the prompt files of a folder (a 25 ms
 /// of reading and parsing for 200 files, release build), which must not hold up one of the
@@ -167,6 +172,56 @@ pub fn tasks_near(shared: &Shared, prompt: &Prompt) -> Vec<TaskSpec> {
         .map(|(p, t)| (p.clone(), t.clone()))
         .collect();
     folder_tasks(dir, &open)
+}
+
+/// The agent profiles a prompt file may name, each with a description of what it runs: the
+/// built-ins (`claude` first), `command` when gadugi.toml gives its command line, and the
+/// `[profiles]` of gadugi.toml (a gadugi.toml that does not load gives the built-ins).
+pub fn profiles(repo_root: &Path) -> Vec<(String, String)> {
+    let file = repo_root.join(CONFIG_FILE);
+    let config = std::fs::read_to_string(&file)
+        .ok()
+        .and_then(|text| Config::parse(repo_root, &file, &text).ok())
+        .unwrap_or_else(|| Config::defaults(repo_root));
+    let mut names: Vec<&str> = vec!["claude"];
+    names.extend(BUILTINS.iter().map(|b| b.name));
+    names.push("simulated");
+    if config.agent.command.is_some() {
+        names.push("command");
+    }
+    names.extend(config.profiles.keys().map(String::as_str));
+    let default = config
+        .agent
+        .profile
+        .as_deref()
+        .unwrap_or(crate::agent::profile::DEFAULT_PROFILE);
+    names
+        .into_iter()
+        .filter_map(|name| {
+            let profile = AgentProfile::resolve(Some(name), &config, None).ok()?;
+            let command = shell_words::join(&profile.argv);
+            let what = match name {
+                "claude" => "Claude Code (`claude`).".to_string(),
+                "simulated" => "Gadugi's simulated agent, for demos and tests: no model, it does what the prompt's `<!-- gadugi-sim: ... -->` line says.".to_string(),
+                "command" => "The command line of `[agent] command` in gadugi.toml.".to_string(),
+                _ if config.profiles.contains_key(name) => format!("`[profiles.{name}]` of gadugi.toml."),
+                _ => match builtin(name) {
+                    Some(b) => format!("Built in. Install: `{}`.\n\nPermissions: {}", b.install, b.permissions),
+                    None => String::new(),
+                },
+            };
+            let default = if name == default { "\n\nThe default profile of this repository." } else { "" };
+            Some((name.to_string(), format!("{what}{default}\n\n```sh\n{command}\n```")))
+        })
+        .collect()
+}
+
+/// What a front-matter key sets, its value and an example, in Markdown.
+pub fn key_documentation(key: &FrontMatterKey) -> String {
+    format!(
+        "{}\n\nValue: {}.\n\n```yaml\n{}\n```",
+        key.doc, key.expected, key.example
+    )
 }
 
 /// The text of a regular file no larger than `documents::MAX_CHECKED_BYTES`.
