@@ -149,7 +149,9 @@ fn completion_definition_hover_and_links_over_stdio() {
     );
 
     let hover = c.request("textDocument/hover", at(&api, 3, 2));
-    let value = hover["result"]["contents"]["value"].as_str().unwrap_or_else(|| panic!("{hover}"));
+    let value = hover["result"]["contents"]["value"]
+        .as_str()
+        .unwrap_or_else(|| panic!("{hover}"));
     assert!(value.starts_with("**files**\n\nRepository paths or globs"), "{value}");
 
     let links = c.request("textDocument/documentLink", json!({"textDocument": {"uri": uri(&api)}}));

@@ -32,7 +32,8 @@ pub fn complete(shared: &Shared, params: &CompletionParams) -> Option<Completion
     let prompt = Prompt::of(shared, &at.text_document.uri)?;
     let items = match slot(&prompt, at.position)? {
         Slot::Dependency { .. } => items(&prompt, at.position, &tasks_near(shared, &prompt), &[]),
-        _ => items(&prompt, at.position, &[], &profiles(&prompt.repo_root)),
+        Slot::Agent { .. } => items(&prompt, at.position, &[], &profiles(&prompt.repo_root)),
+        Slot::Key { .. } => items(&prompt, at.position, &[], &[]),
     };
     Some(CompletionResponse::List(CompletionList {
         is_incomplete: false,
