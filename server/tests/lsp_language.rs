@@ -56,6 +56,14 @@ fn at(file: &Path, line: u32, character: u32) -> Value {
     json!({"textDocument": {"uri": uri(file)}, "position": {"line": line, "character": character}})
 }
 
+/// The hover at a position: the response and its Markdown.
+fn hover_at(c: &mut Client, file: &Path, line: u32, character: u32) -> (Value, String) {
+    let hover = c.request("textDocument/hover", at(file, line, character));
+    let value = hover["result"]["contents"]["value"].as_str().map(str::to_string);
+    let value = value.unwrap_or_else(|| panic!("no hover at {line}:{character}: {hover}"));
+    (hover, value)
+}
+
 #[test]
 fn completion_definition_hover_and_links_over_stdio() {
     let tmp = tempfile::tempdir().unwrap();
@@ -128,10 +136,7 @@ fn completion_definition_hover_and_links_over_stdio() {
         "{def}"
     );
 
-    let hover = c.request("textDocument/hover", at(&api, 1, 16));
-    let value = hover["result"]["contents"]["value"]
-        .as_str()
-        .unwrap_or_else(|| panic!("{hover}"));
+    let (hover, value) = hover_at(&mut c, &api, 1, 16);
     assert!(value.contains("**Write the schema**"), "{value}");
     assert!(value.contains("**succeeded** · branch `gadugi/schema`"), "{value}");
     assert_eq!(
@@ -139,19 +144,13 @@ fn completion_definition_hover_and_links_over_stdio() {
         json!({"line": 1, "character": 13}),
         "{hover}"
     );
-    let hover = c.request("textDocument/hover", at(&api, 7, 14));
-    let value = hover["result"]["contents"]["value"]
-        .as_str()
-        .unwrap_or_else(|| panic!("{hover}"));
+    let (_, value) = hover_at(&mut c, &api, 7, 14);
     assert!(
         value.contains("**Set up the database**") && value.contains("Not run yet."),
         "{value}"
     );
 
-    let hover = c.request("textDocument/hover", at(&api, 3, 2));
-    let value = hover["result"]["contents"]["value"]
-        .as_str()
-        .unwrap_or_else(|| panic!("{hover}"));
+    let (_, value) = hover_at(&mut c, &api, 3, 2);
     assert!(value.starts_with("**files**\n\nRepository paths or globs"), "{value}");
 
     let links = c.request("textDocument/documentLink", json!({"textDocument": {"uri": uri(&api)}}));
