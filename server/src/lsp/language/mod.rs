@@ -29,9 +29,9 @@ use crate::spec::task::{
     load_task, load_task_from_text, outline, FrontMatterKey, Outline, TaskSpec, TextSpan, Written,
 };
 
-/// Runs a handler on the blocking pool: handlers read the prompt files of a folder (a 25 ms
-/// of reading and parsing for 200 files, release build), which must not hold up one of the
-/// two workers that answer the client. A handler that panicked answers nothing.
+/// Runs a handler on the blocking pool: handlers read the prompt files of a folder (about
+/// 20 ms of reading and parsing for 200 files, release build), which must not hold up one of
+/// the two workers that answer the client. A handler that panicked answers nothing.
 pub async fn off_the_workers<T: Send + 'static>(
     shared: &Arc<Shared>,
     handler: impl FnOnce(&Shared) -> Option<T> + Send + 'static,
