@@ -138,6 +138,21 @@ impl LanguageServer for Backend {
                     })),
                     ..Default::default()
                 })),
+                completion_provider: Some(CompletionOptions {
+                    trigger_characters: Some(
+                        crate::lsp::language::completion::TRIGGER_CHARACTERS
+                            .iter()
+                            .map(|c| c.to_string())
+                            .collect(),
+                    ),
+                    ..Default::default()
+                }),
+                definition_provider: Some(OneOf::Left(true)),
+                hover_provider: Some(HoverProviderCapability::Simple(true)),
+                document_link_provider: Some(DocumentLinkOptions {
+                    resolve_provider: Some(false),
+                    work_done_progress_options: Default::default(),
+                }),
                 code_lens_provider: Some(CodeLensOptions {
                     resolve_provider: Some(false),
                 }),
@@ -183,6 +198,25 @@ impl LanguageServer for Backend {
 
     async fn code_lens(&self, params: CodeLensParams) -> Result<Option<Vec<CodeLens>>> {
         Ok(Some(crate::lsp::lens::lenses(&self.shared, &params.text_document.uri)))
+    }
+
+    async fn completion(&self, params: CompletionParams) -> Result<Option<CompletionResponse>> {
+        use crate::lsp::language::{completion, off_the_workers};
+        Ok(off_the_workers(&self.shared, move |shared| completion::complete(shared, &params)).await)
+    }
+
+    async fn goto_definition(&self, params: GotoDefinitionParams) -> Result<Option<GotoDefinitionResponse>> {
+        use crate::lsp::language::{definition, off_the_workers};
+        Ok(off_the_workers(&self.shared, move |shared| definition::definition(shared, &params)).await)
+    }
+
+    async fn hover(&self, params: HoverParams) -> Result<Option<Hover>> {
+        use crate::lsp::language::{hover, off_the_workers};
+        Ok(off_the_workers(&self.shared, move |shared| hover::hover(shared, &params)).await)
+    }
+
+    async fn document_link(&self, params: DocumentLinkParams) -> Result<Option<Vec<DocumentLink>>> {
+        Ok(crate::lsp::language::links::links(&self.shared, &params))
     }
 
     async fn execute_command(&self, params: ExecuteCommandParams) -> Result<Option<LSPAny>> {
