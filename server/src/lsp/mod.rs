@@ -18,6 +18,7 @@ mod documents;
 mod errors;
 pub mod ext;
 pub mod framing;
+mod graph;
 mod lens;
 mod publish;
 mod session;
@@ -54,6 +55,7 @@ pub fn serve_stdio() -> Result<i32> {
         let (service, socket) = LspService::build(backend::Backend::new)
             .custom_method(ext::TREE_STATE, backend::Backend::tree_state)
             .custom_method(ext::WORKTREES, backend::Backend::worktrees)
+            .custom_method(ext::RUN_GRAPH, backend::Backend::run_graph)
             .custom_method("window/workDoneProgress/cancel", backend::Backend::progress_cancel)
             .finish();
         let shared = service.inner().shared.clone();
