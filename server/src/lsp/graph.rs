@@ -151,114 +151,65 @@ mod tests {
     use chrono::{TimeZone, Utc};
 
     use super::*;
-    use crate::core::events::{ConflictFile, ConflictInfo, PredictedConflict, TaskInit};
 
-    fn rec(s: i64, event: Event) -> EventRecord {
-        EventRecord {
-            ts: Utc.timestamp_opt(1_800_000_000 + s, 0).unwrap(),
-            event,
-        }
-    }
-
-    fn init(id: &str, deps: &[&str]) -> TaskInit {
-        TaskInit {
-            id: id.into(),
-            title: id.into(),
-            prompt_file: format!("/r/prompts/{id}.md").into(),
-            branch: format!("gadugi/{id}"),
-            worktree: format!("/w/{id}").into(),
-            depends_on: deps.iter().map(|d| d.to_string()).collect(),
-            after: vec![],
-            agent: "simulated".into(),
-        }
-    }
-
-    fn started(task: &str, attempt: u32) -> Event {
-        Event::AgentStarted {
-            task: task.into(),
-            attempt,
-            pid: 1,
-            supervisor_pid: 2,
-        }
-    }
-
-    fn finished(task: &str, status: TaskStatus) -> Event {
-        Event::TaskFinished {
-            task: task.into(),
-            status,
-            exit_code: Some(0),
-            signal: None,
-            commits: 1,
-            files_changed: vec![],
-            error: None,
-        }
-    }
-
+    /// A run's event log as `events.jsonl` holds it: second `s` of the run, then the event.
     fn log() -> Vec<EventRecord> {
-        vec![
-            rec(
+        let lines = [
+            (
                 0,
-                Event::RunStarted {
-                    run_id: "r1".into(),
-                    repo_root: "/r".into(),
-                    base_commit: "0".into(),
-                    base_branch: Some("main".into()),
-                    max_parallel: 2,
-                    orchestrator_pid: 1,
-                    tasks: vec![init("a", &[]), init("b", &[]), init("c", &["a"])],
-                    critical_path: vec!["a".into(), "c".into()],
-                    conflicts: vec![ConflictInfo {
-                        tasks: ["a".into(), "b".into()],
-                        paths: vec!["src/x.rs".into()],
-                        serialized: false,
-                    }],
-                },
+                r#""type":"run_started","run_id":"r1","repo_root":"/r","base_commit":"0","base_branch":"main","max_parallel":2,"orchestrator_pid":1,"critical_path":["a","c"],"conflicts":[{"tasks":["a","b"],"paths":["src/x.rs"],"serialized":false}],"tasks":[{"id":"a","title":"A","prompt_file":"/r/a.md","branch":"gadugi/a","worktree":"/w/a","depends_on":[],"after":[],"agent":"simulated"},{"id":"b","title":"B","prompt_file":"/r/b.md","branch":"gadugi/b","worktree":"/w/b","depends_on":[],"after":[],"agent":"simulated"},{"id":"c","title":"C","prompt_file":"/r/c.md","branch":"gadugi/c","worktree":"/w/c","depends_on":["a"],"after":[],"agent":"simulated"}]"#,
             ),
-            rec(
-                1,
-                Event::TaskPhase {
-                    task: "a".into(),
-                    phase: crate::core::events::TaskPhase::Preparing,
-                },
+            (1, r#""type":"task_phase","task":"a","phase":"preparing""#),
+            (
+                2,
+                r#""type":"agent_started","task":"a","attempt":1,"pid":11,"supervisor_pid":12"#,
             ),
-            rec(2, started("a", 1)),
-            rec(2, started("b", 1)),
-            rec(
+            (
+                2,
+                r#""type":"agent_started","task":"b","attempt":1,"pid":13,"supervisor_pid":14"#,
+            ),
+            (
                 5,
-                Event::AttemptFailed {
-                    task: "a".into(),
-                    attempt: 1,
-                    error: "overloaded".into(),
-                    retry_in_ms: 1000,
-                },
+                r#""type":"attempt_failed","task":"a","attempt":1,"error":"overloaded","retry_in_ms":1000"#,
             ),
-            rec(6, started("a", 2)),
+            (
+                6,
+                r#""type":"agent_started","task":"a","attempt":2,"pid":15,"supervisor_pid":16"#,
+            ),
             // A resumed run adopts the running attempt: the same start again changes nothing.
-            rec(7, Event::RunResumed { orchestrator_pid: 9 }),
-            rec(7, started("b", 1)),
-            rec(9, finished("a", TaskStatus::Succeeded)),
-            rec(10, finished("b", TaskStatus::Succeeded)),
-            rec(
-                11,
-                Event::ConflictsPredicted {
-                    task: "b".into(),
-                    checked: vec!["gadugi/a".into()],
-                    conflicts: vec![PredictedConflict {
-                        task: "b".into(),
-                        branch: "gadugi/b".into(),
-                        with_task: Some("a".into()),
-                        with_branch: "gadugi/a".into(),
-                        files: vec![ConflictFile {
-                            path: "src/x.rs".into(),
-                            kind: "content".into(),
-                            hunks: 2,
-                        }],
-                    }],
-                    error: None,
-                },
+            (7, r#""type":"run_resumed","orchestrator_pid":9"#),
+            (
+                7,
+                r#""type":"agent_started","task":"b","attempt":1,"pid":13,"supervisor_pid":14"#,
             ),
-            rec(12, started("c", 1)),
-        ]
+            (
+                9,
+                r#""type":"task_finished","task":"a","status":"succeeded","exit_code":0,"signal":null,"commits":1,"files_changed":[],"error":null"#,
+            ),
+            (
+                10,
+                r#""type":"task_finished","task":"b","status":"succeeded","exit_code":0,"signal":null,"commits":1,"files_changed":[],"error":null"#,
+            ),
+            (
+                11,
+                r#""type":"conflicts_predicted","task":"b","checked":["gadugi/a"],"conflicts":[{"task":"b","branch":"gadugi/b","with_task":"a","with_branch":"gadugi/a","files":[{"path":"src/x.rs","kind":"content","hunks":2}]}],"error":null"#,
+            ),
+            (
+                12,
+                r#""type":"agent_started","task":"c","attempt":1,"pid":17,"supervisor_pid":18"#,
+            ),
+        ];
+        let text: String = lines
+            .iter()
+            .map(|(s, event)| format!("{{\"ts\":\"{}\",{event}}}\n", t(*s)))
+            .collect();
+        let records = parse_event_log(&text);
+        assert_eq!(records.len(), lines.len(), "every line is an event");
+        records
+    }
+
+    fn t(s: i64) -> String {
+        rfc3339(Utc.timestamp_opt(1_800_000_000 + s, 0).unwrap())
     }
 
     #[test]
@@ -267,7 +218,6 @@ mod tests {
             .into_iter()
             .map(|a| (a.task, a.attempt, a.started_at, a.finished_at, a.status))
             .collect();
-        let t = |s: i64| rfc3339(Utc.timestamp_opt(1_800_000_000 + s, 0).unwrap());
         assert_eq!(
             got,
             vec![
@@ -282,15 +232,15 @@ mod tests {
     #[test]
     fn an_attempt_open_when_the_run_ends_ends_with_it() {
         let mut records = log();
-        records.push(rec(
-            20,
-            Event::RunFinished {
-                status: RunStatus::Cancelled,
-            },
-        ));
+        records.extend(parse_event_log(&format!(
+            "{{\"ts\":\"{}\",\"type\":\"run_finished\",\"status\":\"cancelled\"}}\n",
+            t(20)
+        )));
         let last = attempts(&records).pop().unwrap();
-        assert_eq!((last.task.as_str(), last.status), ("c", TaskStatus::Cancelled));
-        assert!(last.finished_at.is_some());
+        assert_eq!(
+            (last.task.as_str(), last.status, last.finished_at),
+            ("c", TaskStatus::Cancelled, Some(t(20)))
+        );
     }
 
     #[test]
@@ -302,25 +252,28 @@ mod tests {
         assert_eq!(g.critical_path, vec!["a", "c"]);
         let ids: Vec<_> = g.tasks.iter().map(|t| (t.id.as_str(), t.depends_on.clone())).collect();
         assert_eq!(ids, vec![("a", vec![]), ("b", vec![]), ("c", vec!["a".to_string()])]);
-        assert!(g.tasks[0].started_at.is_some() && g.tasks[0].finished_at.is_some());
-        assert!(g.tasks[2].finished_at.is_none());
         assert_eq!(
-            g.conflicts,
+            (g.tasks[0].started_at.clone(), g.tasks[0].finished_at.clone()),
+            (Some(t(1)), Some(t(9)))
+        );
+        assert!(g.tasks[2].finished_at.is_none());
+        let conflicts: Vec<_> = g
+            .conflicts
+            .iter()
+            .map(|c| {
+                (
+                    c.tasks.join(" "),
+                    c.base_branch.clone(),
+                    c.files.join(", "),
+                    c.predicted,
+                )
+            })
+            .collect();
+        assert_eq!(
+            conflicts,
             vec![
-                GraphConflict {
-                    tasks: vec!["a".into(), "b".into()],
-                    base_branch: None,
-                    files: vec!["src/x.rs".into()],
-                    predicted: false,
-                    serialized: false,
-                },
-                GraphConflict {
-                    tasks: vec!["b".into(), "a".into()],
-                    base_branch: None,
-                    files: vec!["src/x.rs (2 hunks)".into()],
-                    predicted: true,
-                    serialized: false,
-                },
+                ("a b".into(), None, "src/x.rs".into(), false),
+                ("b a".into(), None, "src/x.rs (2 hunks)".into(), true),
             ]
         );
         assert_eq!(g.attempts.len(), 4);
