@@ -3,22 +3,9 @@ import { test } from "node:test";
 
 import { diffViews, graphSignature, planView, runView, shapeKey, timingSummary } from "../../src/graphModel";
 import type { PlanJson, RunGraph, RunNode, TaskNode } from "../../src/protocol";
+import { run as treeRun, task } from "./fixtures";
 
-function task(id: string, over: Partial<TaskNode> = {}): TaskNode {
-  return {
-    id, title: `Task ${id}`, status: "queued", phase: null, promptFile: `file:///r/prompts/${id}.md`,
-    branch: `gadugi/${id}`, worktree: `/r.gadugi-worktrees/${id}`, worktreeExists: false, dependsOn: [],
-    attempts: 0, exitCode: null, durationSeconds: null, commits: 0, error: null, lastActivity: null,
-    costUsd: null, logFile: `/r/.gadugi/runs/x/tasks/${id}/attempt-1/stdout.log`, ...over,
-  };
-}
-
-function run(tasks: TaskNode[], over: Partial<RunNode> = {}): RunNode {
-  return {
-    runId: "r1", repo: "file:///r", status: "running", owned: true,
-    startedAt: "2026-11-21T09:45:00.000Z", finishedAt: null, maxParallel: 4, driverAlive: true, tasks, ...over,
-  };
-}
+const run = (tasks: TaskNode[], over: Partial<RunNode> = {}) => treeRun(tasks, { runId: "r1", startedAt: "2026-11-21T09:45:00.000Z", ...over });
 
 const graph: RunGraph = {
   runId: "r1",
