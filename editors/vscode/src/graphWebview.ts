@@ -156,6 +156,8 @@ function drawConflicts(v: GraphView): void {
 const ROW = 16;
 const LABEL = 150;
 let rows: string[] = [];
+/** Row of each task in the timeline. */
+const rowOf = new Map<string, number>();
 
 function total(v: GraphView, now: number): number {
   if (v.startedAt === undefined) return 1;
@@ -203,21 +205,37 @@ function drawTimeline(v: GraphView): void {
   barEls.clear();
   const first = new Map<string, number>();
   for (const b of v.bars) first.set(b.task, Math.min(first.get(b.task) ?? Infinity, b.start));
-  rows = [...first.keys()].sort((a, b) => first.get(a)! - first.get(b)! || a.localeCompare(b));
-  timelineSvg.setAttribute("height", String(rows.length * ROW + 24));
+  rows = [];
+  rowOf.clear();
   el("g", { id: "axis" }, timelineSvg);
-  const labels = el("g", { class: "labels" }, timelineSvg);
-  rows.forEach((task, i) => {
-    el("text", { x: 4, y: i * ROW + 12, class: "row-label" }, labels).textContent = fit(task, LABEL - 8);
-  });
-  const barsLayer = el("g", { id: "bars" }, timelineSvg);
-  const rowOf = new Map(rows.map((t, i) => [t, i]));
-  for (const b of v.bars) {
-    const r = el("rect", { y: rowOf.get(b.task)! * ROW + 3, height: ROW - 5, rx: 2, class: barClass(b) }, barsLayer);
-    el("title", {}, r).textContent = barTip(b);
+  el("g", { id: "labels" }, timelineSvg);
+  el("g", { id: "bars" }, timelineSvg);
+  addRows([...first.keys()].sort((a, b) => first.get(a)! - first.get(b)! || a.localeCompare(b)));
+  for (const b of v.bars) putBar(b);
+  scaleBars(v);
+}
+
+/** Appends timeline rows (tasks that started later than every row so far). */
+function addRows(tasks: string[]): void {
+  const labels = timelineSvg.querySelector("#labels")!;
+  for (const task of tasks) {
+    rowOf.set(task, rows.length);
+    el("text", { x: 4, y: rows.length * ROW + 12, class: "row-label" }, labels).textContent = fit(task, LABEL - 8);
+    rows.push(task);
+  }
+  timelineSvg.setAttribute("height", String(rows.length * ROW + 24));
+}
+
+/** Adds or updates an attempt's bar (its position is set by scaleBars). */
+function putBar(b: GraphBarView): void {
+  let r = barEls.get(b.key);
+  if (!r) {
+    r = el("rect", { y: rowOf.get(b.task)! * ROW + 3, height: ROW - 5, rx: 2 }, timelineSvg.querySelector("#bars")!);
+    el("title", {}, r);
     barEls.set(b.key, r);
   }
-  scaleBars(v);
+  r.setAttribute("class", barClass(b));
+  r.firstElementChild!.textContent = barTip(b);
 }
 
 function barTip(b: GraphBarView): string {
@@ -228,7 +246,7 @@ function barTip(b: GraphBarView): string {
 /** Applies a new view: patches what changed, lays out only a new shape. */
 function apply(next: GraphView): boolean {
   const patch = diffViews(view, next);
-  const tasksBefore = new Set(view?.bars.map((b) => b.task));
+  const prev = view;
   view = next;
   if (patch.header) header.textContent = next.title;
   if (patch.relayout) {
@@ -237,20 +255,18 @@ function apply(next: GraphView): boolean {
     for (const n of patch.nodes) patchNode(n);
   }
   if (patch.conflicts) drawConflicts(next);
-  const newRow = patch.bars.some((b) => !tasksBefore.has(b.task));
-  if (patch.relayout || newRow || patch.removedBars.length > 0) {
+  // New tasks in the timeline are appended when they started after every row so far (the
+  // usual case: rows are in order of first start); anything else redraws it.
+  const newTasks = [...new Set(patch.bars.filter((b) => !rowOf.has(b.task)).map((b) => b.task))];
+  const latest = Math.max(-Infinity, ...(prev?.bars ?? []).map((b) => b.start));
+  const appendable = newTasks.every((t) => patch.bars.every((b) => b.task !== t || b.start >= latest));
+  if (patch.relayout || patch.removedBars.length > 0 || !appendable) {
     drawTimeline(next);
   } else if (patch.bars.length > 0 || patch.header) {
-    for (const b of patch.bars) {
-      let r = barEls.get(b.key);
-      if (!r) {
-        r = el("rect", { y: rows.indexOf(b.task) * ROW + 3, height: ROW - 5, rx: 2 }, timelineSvg.querySelector("#bars")!);
-        el("title", {}, r);
-        barEls.set(b.key, r);
-      }
-      r.setAttribute("class", barClass(b));
-      r.firstElementChild!.textContent = barTip(b);
-    }
+    const starts = new Map<string, number>();
+    for (const b of patch.bars) if (newTasks.includes(b.task)) starts.set(b.task, Math.min(starts.get(b.task) ?? Infinity, b.start));
+    addRows(newTasks.sort((a, b) => starts.get(a)! - starts.get(b)! || a.localeCompare(b)));
+    for (const b of patch.bars) putBar(b);
     scaleBars(next);
   }
   if (next.running && clock === undefined) {
