@@ -197,12 +197,18 @@ export function layout(
 
   // Rows: stacked, then pulled towards the mean of their neighbours, order and gaps kept.
   const y = new Float64Array(cells.length);
+  // Each node of a column where its neighbours want it, pushed down only as far as the gap
+  // needs; then the whole column moves by the mean of what pushing cost, so columns stay
+  // centred on their neighbours instead of drifting down sweep after sweep.
   const stack = (col: number[], want: (c: number) => number) => {
+    const wanted = col.map(want);
     let bottom = -Infinity;
-    for (const c of col) {
-      y[c] = Math.max(want(c), bottom === -Infinity ? want(c) : bottom + options.rowGap);
+    col.forEach((c, i) => {
+      y[c] = Math.max(wanted[i], bottom === -Infinity ? wanted[i] : bottom + options.rowGap);
       bottom = y[c] + cells[c].height;
-    }
+    });
+    const shift = col.reduce((sum, c, i) => sum + wanted[i] - y[c], 0) / Math.max(1, col.length);
+    for (const c of col) y[c] += shift;
   };
   for (const col of best) {
     let top = 0;
