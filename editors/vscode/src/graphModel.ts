@@ -245,10 +245,13 @@ export function graphSignature(run: RunNode): string {
   return `${run.status}|${run.tasks.map((t) => `${t.id}:${t.status}:${t.attempts}`).join(",")}`;
 }
 
-/** Summary of update times (ms): count, median, 95th percentile, maximum. */
-export function timingSummary(ms: readonly number[]): { count: number; median: number; p95: number; max: number } {
-  if (ms.length === 0) return { count: 0, median: 0, p95: 0, max: 0 };
+/** One frame at 60 Hz: the budget of an update that does not make the editor stutter. */
+export const FRAME_MS = 16;
+
+/** Summary of update times (ms): count, median, 95th percentile, maximum, and how many took over a frame. */
+export function timingSummary(ms: readonly number[]): { count: number; median: number; p95: number; max: number; overFrame: number } {
+  if (ms.length === 0) return { count: 0, median: 0, p95: 0, max: 0, overFrame: 0 };
   const s = [...ms].sort((a, b) => a - b);
   const at = (q: number) => s[Math.min(s.length - 1, Math.floor(q * s.length))];
-  return { count: s.length, median: at(0.5), p95: at(0.95), max: s[s.length - 1] };
+  return { count: s.length, median: at(0.5), p95: at(0.95), max: s[s.length - 1], overFrame: s.filter((x) => x > FRAME_MS).length };
 }

@@ -10,7 +10,7 @@ import * as crypto from "node:crypto";
 import * as vscode from "vscode";
 
 import type { GadugiClient } from "./client";
-import { graphSignature, planView, runView, timingSummary, type GraphView } from "./graphModel";
+import { FRAME_MS, graphSignature, planView, runView, timingSummary, type GraphView } from "./graphModel";
 import type { FromWebview, ToWebview } from "./graphWebview";
 import * as model from "./model";
 import type { PlanJson, RunGraph, RunNode, TreeState } from "./protocol";
@@ -157,7 +157,7 @@ export class GraphPanel implements vscode.Disposable {
     const l = timingSummary(this.timings.layouts);
     if (u.count + l.count === 0) return;
     this.client.output.appendLine(
-      `run graph timing: ${this.timings.tasks} tasks, ${u.count} updates: median ${u.median.toFixed(2)} ms, p95 ${u.p95.toFixed(2)} ms, max ${u.max.toFixed(2)} ms; ${l.count} layouts: max ${l.max.toFixed(2)} ms (measured in the webview: message handler plus the style and layout it forces)`,
+      `run graph timing: ${this.timings.tasks} tasks, ${u.count} updates: median ${u.median.toFixed(2)} ms, p95 ${u.p95.toFixed(2)} ms, max ${u.max.toFixed(2)} ms, ${u.overFrame} over ${FRAME_MS} ms; ${l.count} layouts: max ${l.max.toFixed(2)} ms (measured in the webview: message handler plus the style and layout it forces)`,
     );
   }
 

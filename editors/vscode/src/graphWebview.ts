@@ -165,18 +165,27 @@ function total(v: GraphView, now: number): number {
   return Math.max(1, (end - v.startedAt) / 1000);
 }
 
+/** Width of the timeline, kept by a ResizeObserver (reading it in an update would force a layout). */
+let timelineWidth = 900;
+/** Bars of attempts still running: they grow with the clock. */
+const runningBars = new Set<string>();
+
+/**
+ * Fits the timeline to its width: the bars are drawn in seconds inside one group, so the
+ * scale is one attribute; only running bars and the axis change.
+ */
 function scaleBars(v: GraphView): void {
   const now = Date.now();
   const span = total(v, now);
-  const width = Math.max(300, (timelineSection.clientWidth || 900) - 24);
+  const width = Math.max(300, timelineWidth - 24);
   const k = (width - LABEL - 10) / span;
   timelineSvg.setAttribute("width", String(width));
-  for (const b of v.bars) {
-    const r = barEls.get(b.key);
-    if (!r) continue;
-    const end = b.end ?? (v.startedAt !== undefined ? (now - v.startedAt) / 1000 : b.start);
-    r.setAttribute("x", String(LABEL + b.start * k));
-    r.setAttribute("width", String(Math.max(2, (end - b.start) * k)));
+  timelineSvg.querySelector("#bars")?.setAttribute("transform", `translate(${LABEL},0) scale(${k},1)`);
+  if (v.startedAt !== undefined) {
+    const elapsed = (now - v.startedAt) / 1000;
+    for (const b of v.bars) {
+      if (runningBars.has(b.key)) barEls.get(b.key)?.setAttribute("width", String(Math.max(0, elapsed - b.start)));
+    }
   }
   const axis = timelineSvg.querySelector("#axis");
   if (!axis) return;
@@ -203,6 +212,7 @@ function drawTimeline(v: GraphView): void {
   timelineSection.hidden = v.kind === "plan";
   timelineSvg.replaceChildren();
   barEls.clear();
+  runningBars.clear();
   const first = new Map<string, number>();
   for (const b of v.bars) first.set(b.task, Math.min(first.get(b.task) ?? Infinity, b.start));
   rows = [];
@@ -226,14 +236,18 @@ function addRows(tasks: string[]): void {
   timelineSvg.setAttribute("height", String(rows.length * ROW + 24));
 }
 
-/** Adds or updates an attempt's bar (its position is set by scaleBars). */
+/** Adds or updates an attempt's bar, in seconds since the run started (scaleBars fits them). */
 function putBar(b: GraphBarView): void {
   let r = barEls.get(b.key);
   if (!r) {
-    r = el("rect", { y: rowOf.get(b.task)! * ROW + 3, height: ROW - 5, rx: 2 }, timelineSvg.querySelector("#bars")!);
+    r = el("rect", { y: rowOf.get(b.task)! * ROW + 3, height: ROW - 5 }, timelineSvg.querySelector("#bars")!);
     el("title", {}, r);
     barEls.set(b.key, r);
   }
+  r.setAttribute("x", String(b.start));
+  r.setAttribute("width", String(Math.max(0, (b.end ?? b.start) - b.start)));
+  if (b.end === undefined) runningBars.add(b.key);
+  else runningBars.delete(b.key);
   r.setAttribute("class", barClass(b));
   r.firstElementChild!.textContent = barTip(b);
 }
@@ -262,7 +276,7 @@ function apply(next: GraphView): boolean {
   const appendable = newTasks.every((t) => patch.bars.every((b) => b.task !== t || b.start >= latest));
   if (patch.relayout || patch.removedBars.length > 0 || !appendable) {
     drawTimeline(next);
-  } else if (patch.bars.length > 0 || patch.header) {
+  } else if (patch.bars.length > 0 || prev?.running !== next.running || prev?.finishedAt !== next.finishedAt) {
     const starts = new Map<string, number>();
     for (const b of patch.bars) if (newTasks.includes(b.task)) starts.set(b.task, Math.min(starts.get(b.task) ?? Infinity, b.start));
     addRows(newTasks.sort((a, b) => starts.get(a)! - starts.get(b)! || a.localeCompare(b)));
@@ -333,7 +347,10 @@ document.addEventListener("click", (e) => {
 document.addEventListener("keydown", (e) => {
   if (e.key === "Escape") closeMenu();
 });
-new ResizeObserver(() => view && view.kind === "run" && scaleBars(view)).observe(timelineSection);
+new ResizeObserver((entries) => {
+  timelineWidth = entries[entries.length - 1].contentRect.width || timelineWidth;
+  if (view?.kind === "run") scaleBars(view);
+}).observe(timelineSection);
 
 window.addEventListener("message", (e: MessageEvent<ToWebview>) => {
   if (e.data?.type !== "view") return;

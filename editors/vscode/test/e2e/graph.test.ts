@@ -95,6 +95,9 @@ async function withGraphWorkbench(
     async () => {
       const server = await CodeServer.start({ name, folder: makeRepo(files), vsix: packagedVsix, settings });
       wb = await Workbench.open(await launchBrowser(), server);
+      // The extension's commands are in the palette once it runs; its server logs its
+      // workspace roots when initialized.
+      await server.waitForOutputChannel("Gadugi", /workspace roots/);
       await body(server, wb);
     },
     async () => {
@@ -125,12 +128,10 @@ test("Show Run Graph: the plan, then a run live (statuses, critical path, confli
     "prompts/lint.md": sim("Fix the lints", 4, "src/lint.txt", " exit=3"),
     "prompts/cache.md": sim("Add a cache", 9, "src/cache.txt"),
   };
-  await withGraphWorkbench("graph", files, { "workbench.colorTheme": "Default Dark Modern" }, async (server, wb) => {
+  await withGraphWorkbench("graph", files, { "workbench.colorTheme": "Default Dark Modern" }, async (_server, wb) => {
     const page = wb.page;
 
-    // The plan's graph, from the Explorer's context menu on the prompts folder, once the
-    // server answers (it logs its workspace roots when initialized).
-    await server.waitForOutputChannel("Gadugi", /workspace roots/);
+    // The plan's graph, from the Explorer's context menu on the prompts folder.
     await wb.showExplorer();
     await wb.explorerRow("prompts").waitFor();
     await wb.explorerContextMenu("prompts", "Show Run Graph");
@@ -216,7 +217,7 @@ test("Run graph at 200 tasks: the webview's update time per treeChanged, measure
     const lines = out.split("\n").filter((l) => /run graph timing: 200 tasks/.test(l));
     const last = lines[lines.length - 1];
     log(`measured: ${last}`);
-    const m = /(\d+) updates: median ([\d.]+) ms, p95 ([\d.]+) ms, max ([\d.]+) ms; (\d+) layouts: max ([\d.]+) ms/.exec(last);
+    const m = /(\d+) updates: median ([\d.]+) ms, p95 ([\d.]+) ms, max ([\d.]+) ms, (\d+) over 16 ms; (\d+) layouts: max ([\d.]+) ms/.exec(last);
     assert.ok(m, `no timing summary in: ${last}`);
     const [count, median, p95, max] = [Number(m[1]), Number(m[2]), Number(m[3]), Number(m[4])];
     assert.ok(count >= 10, `only ${count} updates were measured`);

@@ -120,8 +120,8 @@ test("a plan's view: planned tasks, the critical path, declared conflicts, no ti
   assert.deepEqual(v.bars, []);
 });
 
-test("timing summary: median, 95th percentile and maximum", () => {
-  assert.deepEqual(timingSummary([]), { count: 0, median: 0, p95: 0, max: 0 });
+test("timing summary: median, 95th percentile, maximum and the updates over one frame", () => {
+  assert.deepEqual(timingSummary([]), { count: 0, median: 0, p95: 0, max: 0, overFrame: 0 });
   const s = timingSummary(Array.from({ length: 100 }, (_, i) => 100 - i));
-  assert.deepEqual(s, { count: 100, median: 51, p95: 96, max: 100 });
+  assert.deepEqual(s, { count: 100, median: 51, p95: 96, max: 100, overFrame: 84 });
 });
