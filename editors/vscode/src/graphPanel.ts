@@ -146,6 +146,8 @@ export class GraphPanel implements vscode.Disposable {
       this.logTimings(false);
     } else if (m.type === "action") {
       void this.act(m.action, m.taskId);
+    } else if (m.type === "refused") {
+      this.client.output.appendLine(`run graph: the page's Content Security Policy refused ${m.what}`);
     }
   }
 

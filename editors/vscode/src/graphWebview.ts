@@ -19,7 +19,8 @@ export type ToWebview = { type: "view"; view: GraphView; seq: number };
 export type FromWebview =
   | { type: "ready" }
   | { type: "action"; action: GraphAction; taskId: string }
-  | { type: "timing"; seq: number; ms: number; tasks: number; relayout: boolean };
+  | { type: "timing"; seq: number; ms: number; tasks: number; relayout: boolean }
+  | { type: "refused"; what: string };
 
 const SVG = "http://www.w3.org/2000/svg";
 const O = DEFAULT_LAYOUT;
@@ -361,5 +362,9 @@ window.addEventListener("message", (e: MessageEvent<ToWebview>) => {
   void document.body.offsetHeight;
   const ms = performance.now() - t0;
   vscode.postMessage({ type: "timing", seq: e.data.seq, ms, tasks: e.data.view.nodes.length, relayout } satisfies FromWebview);
+});
+// Anything the strict Content Security Policy refuses is reported (and logged by the extension).
+document.addEventListener("securitypolicyviolation", (e) => {
+  vscode.postMessage({ type: "refused", what: `${e.effectiveDirective} ${e.blockedURI || "inline"}` } satisfies FromWebview);
 });
 vscode.postMessage({ type: "ready" } satisfies FromWebview);

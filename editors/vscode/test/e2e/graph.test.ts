@@ -99,6 +99,9 @@ async function withGraphWorkbench(
       // workspace roots when initialized.
       await server.waitForOutputChannel("Gadugi", /workspace roots/);
       await body(server, wb);
+      // The page reports whatever its strict Content Security Policy refuses; nothing may be.
+      const out = await server.waitForOutputChannel("Gadugi", /run graph timing/);
+      assert.doesNotMatch(out, /Content Security Policy refused/);
     },
     async () => {
       await wb?.screenshot("failure");
@@ -135,6 +138,9 @@ test("Show Run Graph: the plan, then a run live (statuses, critical path, confli
     await wb.showExplorer();
     await wb.explorerRow("prompts").waitFor();
     await wb.explorerContextMenu("prompts", "Show Run Graph");
+    // Under load the menu may miss the click and stay open with the item highlighted: Enter picks it.
+    await page.waitForTimeout(500);
+    if (await wb.contextMenuItem("Show Run Graph").isVisible().catch(() => false)) await page.keyboard.press("Enter");
     let frame = graphFrame(wb);
     const planned = await waitForNodes(frame, "the six planned tasks", (c) => Object.keys(c).length === 6);
     assert.ok(Object.values(planned).every((c) => /\bs-planned\b/.test(c)), JSON.stringify(planned));
