@@ -109,6 +109,15 @@ impl Layout {
     pub fn teardown_log(&self, run_id: &str, task: &str) -> PathBuf {
         self.task_dir(run_id, task).join("teardown.log")
     }
+    /// Where the approval broker of a task's attempts stores their questions and answers
+    /// (`tasks/<task>/questions/`): in the main repository's state folder, never a worktree.
+    pub fn questions_dir(&self, run_id: &str, task: &str) -> PathBuf {
+        self.task_dir(run_id, task).join("questions")
+    }
+    /// The approvals policy an attempt's broker applies (`attempt-N/approvals.json`).
+    pub fn approvals_policy_file(&self, run_id: &str, task: &str, attempt: u32) -> PathBuf {
+        self.attempt_dir(run_id, task, attempt).join("approvals.json")
+    }
     pub fn attempt_dir(&self, run_id: &str, task: &str, attempt: u32) -> PathBuf {
         self.task_dir(run_id, task).join(format!("attempt-{attempt}"))
     }
@@ -136,4 +145,51 @@ impl Layout {
         ids.sort();
         ids
     }
+}
+
+/// A question of the approval broker: `<dir>/<id>.question.json`.
+pub fn question_file(dir: &Path, id: &str) -> PathBuf {
+    dir.join(format!("{id}.question.json"))
+}
+
+/// The answer to a question: `<dir>/<id>.answer.json`.
+pub fn answer_file(dir: &Path, id: &str) -> PathBuf {
+    dir.join(format!("{id}.answer.json"))
+}
+
+/// Where a rejected (forged) answer is moved: `<dir>/<id>.rejected-<n>.json`.
+pub fn rejected_answer_file(dir: &Path, id: &str, n: u32) -> PathBuf {
+    dir.join(format!("{id}.rejected-{n}.json"))
+}
+
+/// Ids of the questions in `dir`, sorted, with whether each has an answer file.
+pub fn question_ids(dir: &Path) -> Vec<(String, bool)> {
+    let mut ids: Vec<(String, bool)> = std::fs::read_dir(dir)
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter_map(|e| {
+            let name = e.file_name().to_string_lossy().into_owned();
+            let id = name.strip_suffix(".question.json")?.to_string();
+            let answered = answer_file(dir, &id).exists();
+            Some((id, answered))
+        })
+        .collect();
+    ids.sort();
+    ids
+}
+
+/// The user's own state folder, outside every repository and worktree:
+/// `$XDG_STATE_HOME/gadugi`, else `~/.local/state/gadugi`.
+pub fn user_state_dir() -> Option<PathBuf> {
+    std::env::var_os("XDG_STATE_HOME")
+        .filter(|v| !v.is_empty())
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".local").join("state")))
+        .map(|base| base.join("gadugi"))
+}
+
+/// The key that authenticates answers to agents' questions (`<user state>/approval.key`).
+pub fn approval_key_file() -> Option<PathBuf> {
+    user_state_dir().map(|d| d.join("approval.key"))
 }

@@ -8,11 +8,14 @@ use std::path::PathBuf;
 
 use clap::{Parser, Subcommand};
 
-use gadugi::cli::{self, agents, demo, init, merge, pr, report, RunArgs};
+use gadugi::agent::approve::{self, BrokerArgs};
+use gadugi::cli::answer::AnswerArgs;
+use gadugi::cli::{self, agents, answer, demo, init, merge, pr, report, RunArgs};
 use gadugi::error::{InputError, InputErrors, EXIT_BAD_INPUT, EXIT_INTERNAL};
 use gadugi::exec::supervisor;
 use gadugi::lsp;
 use gadugi::ops::CleanupOptions;
+use gadugi::spec::approvals::Decision;
 
 /// Run many AI coding agents in parallel: one git worktree and branch per task prompt,
 /// in dependency order, under a concurrency limit.
@@ -196,12 +199,57 @@ enum Command {
         #[arg(long)]
         force: bool,
     },
+    /// Answer a question a task's agent asked: a tool use that is not pre-approved, or a
+    /// question ([approvals] of gadugi.toml). Exit 2 when nothing is pending.
+    Answer {
+        /// Task id.
+        task: String,
+        /// allow or deny.
+        #[arg(value_enum)]
+        decision: DecisionArg,
+        /// Told to the model with a denial; the free answer to a question.
+        #[arg(long, value_name = "TEXT")]
+        message: Option<String>,
+        /// Allow this Bash command instead of the one asked for.
+        #[arg(long, value_name = "COMMAND")]
+        command: Option<String>,
+        /// The option chosen for a question.
+        #[arg(long, value_name = "LABEL")]
+        choice: Option<String>,
+        /// The question [default: the only one pending].
+        #[arg(long, value_name = "ID")]
+        id: Option<String>,
+        #[arg(long, value_name = "ID")]
+        run: Option<String>,
+    },
+    /// Internal: the approval broker, an MCP stdio server Claude Code starts per attempt
+    /// (see agent/approve.rs).
+    #[command(name = "__approve", hide = true)]
+    Approve {
+        #[arg(long)]
+        questions: PathBuf,
+        #[arg(long)]
+        policy: PathBuf,
+        #[arg(long)]
+        key: PathBuf,
+        #[arg(long)]
+        attempt: u32,
+        #[arg(long)]
+        cwd: PathBuf,
+    },
     /// Internal: supervise one agent attempt (see supervisor.rs).
     #[command(name = "__supervise", hide = true)]
     Supervise { launch: PathBuf },
     /// Internal: the simulated agent used by `gadugi demo` and tests.
     #[command(name = "__sim-agent", hide = true)]
     SimAgent,
+}
+
+/// `allow` or `deny` on the command line.
+#[derive(clap::ValueEnum, Clone, Copy, Debug)]
+enum DecisionArg {
+    Allow,
+    Deny,
 }
 
 #[derive(Subcommand, Debug)]
@@ -239,6 +287,39 @@ fn main() {
     let result = match cli.command {
         Command::Supervise { launch } => supervisor::supervise(&launch),
         Command::SimAgent => demo::sim_agent(),
+        Command::Approve {
+            questions,
+            policy,
+            key,
+            attempt,
+            cwd,
+        } => approve::serve(BrokerArgs {
+            questions,
+            policy,
+            key,
+            attempt,
+            cwd,
+        }),
+        Command::Answer {
+            task,
+            decision,
+            message,
+            command,
+            choice,
+            id,
+            run,
+        } => answer::answer(AnswerArgs {
+            task,
+            decision: match decision {
+                DecisionArg::Allow => Decision::Allow,
+                DecisionArg::Deny => Decision::Deny,
+            },
+            message,
+            command,
+            choice,
+            id,
+            run,
+        }),
         Command::Server { stdio: _ } => lsp::serve_stdio(),
         Command::Run { args, repo, files } => cli::run(args, repo, files),
         Command::Plan { json, repo, files } => cli::plan(json, repo, files),

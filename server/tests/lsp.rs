@@ -1098,3 +1098,55 @@ fn d11_a_huge_open_document_is_not_kept_and_its_memory_returns() {
     eprintln!("RSS: {start:.0} MB at start, {opened:.0} MB with 20 MB open, {closed:.0} MB after close");
     assert_eq!(c.shutdown(), 0);
 }
+
+/// The Worktrees view shows the warm pool (`gadugi/worktrees`' `pool`), and `gadugi.poolPrune`
+/// empties it: only for a repository of the workspace, removing the folders git knew.
+#[test]
+fn the_worktree_pool_is_listed_and_emptied() {
+    let repo = Repo::new();
+    let toml = repo.root.join("gadugi.toml");
+    let mut text = std::fs::read_to_string(&toml).unwrap();
+    text.push_str("\n[pool]\nmax_worktrees = 4\n");
+    std::fs::write(&toml, text).unwrap();
+    git(&repo.root, &["commit", "-qam", "pool"]);
+    let ok = repo.prompt("ok", "", "commit");
+    let mut c = Client::start(&repo.root);
+    c.initialize(&repo.root, false);
+    let list = c.request("gadugi/worktrees", json!({}));
+    assert_eq!(list["result"]["pool"], json!([]), "{list}");
+
+    let resp = c.command("gadugi.orchestrate", json!({"files": [uri(&ok)]}));
+    assert!(resp["result"]["runId"].is_string(), "{resp}");
+    c.wait_for("the run ended", |m| {
+        m["method"] == "gadugi/treeChanged"
+            && m["params"]["runs"][0]["status"] == "succeeded"
+            && m["params"]["runs"][0]["driverAlive"] == false
+    });
+    // The succeeded task's clean worktree went to the pool instead of being deleted.
+    let list = c.request("gadugi/worktrees", json!({}));
+    let pool = list["result"]["pool"].as_array().unwrap_or_else(|| panic!("{list}"));
+    assert_eq!(pool.len(), 1, "{list}");
+    assert_eq!(list["result"]["worktrees"], json!([]), "{list}");
+    let entry = PathBuf::from(pool[0]["path"].as_str().unwrap());
+    assert!(entry.is_dir() && entry.to_string_lossy().contains("/.pool/"), "{list}");
+    assert_eq!(pool[0]["repo"], uri(&repo.root).as_str());
+    assert_eq!(pool[0]["claimed"], false);
+    assert!(pool[0]["size"].as_u64().unwrap() > 0, "{list}");
+
+    let r = c.command("gadugi.poolPrune", json!({"repo": "file:///elsewhere", "all": true}));
+    assert_eq!(error_code(&r), -32602, "a repository outside the workspace: {r}");
+    assert!(entry.is_dir());
+    let r = c.command("gadugi.poolPrune", json!({"all": true}));
+    let lines = r["result"]["lines"].to_string();
+    assert!(lines.contains("removed") && lines.contains(".pool"), "{r}");
+    assert!(!entry.exists());
+    let worktrees = git(&repo.root, &["worktree", "list", "--porcelain"]);
+    assert!(
+        !worktrees.contains("/.pool/"),
+        "git forgot the pooled worktree: {worktrees}"
+    );
+    assert_eq!(git(&repo.root, &["rev-parse", "--verify", "-q", "gadugi/ok"]).len(), 40);
+    let list = c.request("gadugi/worktrees", json!({}));
+    assert_eq!(list["result"]["pool"], json!([]), "{list}");
+    assert_eq!(c.shutdown(), 0);
+}

@@ -190,6 +190,9 @@ export class GadugiClient implements vscode.Disposable {
   taskDiff(args: proto.TaskRef): Promise<proto.TaskDiff> {
     return this.command(proto.Commands.taskDiff, args);
   }
+  poolPrune(args: proto.PoolPruneArgs): Promise<proto.CleanupResult> {
+    return this.command(proto.Commands.poolPrune, args);
+  }
 
   dispose(): void {
     void this.stop();

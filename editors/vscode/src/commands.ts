@@ -41,6 +41,7 @@ export class Commands implements vscode.Disposable {
     register("showTaskDiff", (e?: RunsElement | WorktreeElement) => this.showTaskDiff(e));
     register("cleanup", () => this.cleanup());
     register("removeWorktree", (e?: WorktreeElement) => this.removeWorktree(e));
+    register("emptyPool", () => this.emptyPool());
     register("restartServer", () => this.client.restart());
     register("showServerLog", () => this.client.output.show());
     register("focusRuns", () => vscode.commands.executeCommand("gadugi.runs.focus"));
@@ -249,6 +250,29 @@ export class Commands implements vscode.Disposable {
     const r = await this.client.cleanup({ deleteBranches: pick !== "Remove" });
     this.client.output.appendLine(["gadugi cleanup:", ...r.lines].join("\n  "));
     void vscode.window.showInformationMessage(`Gadugi: ${r.lines[r.lines.length - 1]}`);
+    await this.worktreesTree.refresh();
+  }
+
+  /** Empties the warm worktree pool(s) after saying what goes: pooled worktrees hold no work. */
+  async emptyPool(): Promise<void> {
+    await this.worktreesTree.refresh();
+    const pool = this.worktreesTree.pool;
+    if (pool.length === 0) {
+      void vscode.window.showInformationMessage("Gadugi: the worktree pool is empty.");
+      return;
+    }
+    const bytes = pool.reduce((sum, e) => sum + e.size, 0);
+    const pick = await vscode.window.showWarningMessage(
+      `Remove the ${pool.length} pooled worktree(s) (${model.formatBytes(bytes)})? They hold no work (detached and clean); the next tasks start with fresh worktrees and their first builds start from nothing.`,
+      { modal: true, detail: pool.map((e) => e.path).join("\n") },
+      "Empty Pool",
+    );
+    if (pick !== "Empty Pool") return;
+    const r = await this.client.poolPrune({ all: true });
+    this.client.output.appendLine(["gadugi pool prune --all:", ...r.lines].join("\n  "));
+    const kept = r.lines.filter((l) => l.startsWith("kept"));
+    if (kept.length > 0) void vscode.window.showWarningMessage(`Gadugi: ${kept.join("; ")}`);
+    else void vscode.window.showInformationMessage(`Gadugi: the worktree pool is empty (${r.lines.length} removed).`);
     await this.worktreesTree.refresh();
   }
 

@@ -41,6 +41,23 @@ export function formatDuration(seconds: number): string {
   return `${Math.floor(m / 60)}h ${String(m % 60).padStart(2, "0")}m`;
 }
 
+/** `512 B`, `3.4 MB`, `1.2 GB` (powers of 1000, as `du -h --si`). */
+export function formatBytes(bytes: number): string {
+  const units = ["B", "kB", "MB", "GB", "TB"];
+  let v = bytes;
+  let i = 0;
+  while (v >= 1000 && i < units.length - 1) {
+    v /= 1000;
+    i++;
+  }
+  return i === 0 ? `${v} B` : `${v < 10 ? v.toFixed(1) : Math.round(v)} ${units[i]}`;
+}
+
+/** The description of a warm pool entry in the Worktrees view: `warm · pooled 5m 03s ago · 734 MB`. */
+export function poolEntryDescription(e: import("./protocol").PoolEntryNode): string {
+  return [e.claimed ? "being taken" : "warm", `pooled ${formatDuration(e.ageSecs)} ago`, formatBytes(e.size)].join(" · ");
+}
+
 /** $0.042, $1.20. */
 export function formatCost(usd: number): string {
   return usd < 1 ? `$${usd.toFixed(3)}` : `$${usd.toFixed(2)}`;

@@ -15,6 +15,7 @@ export const Commands = {
   cleanup: "gadugi.cleanup",
   status: "gadugi.status",
   taskDiff: "gadugi.taskDiff",
+  poolPrune: "gadugi.poolPrune",
 } as const;
 
 /** Custom methods. */
@@ -27,6 +28,10 @@ export const Methods = {
   worktrees: "gadugi/worktrees",
   /** Request: `RunGraphParams` → `RunGraph`. */
   runGraph: "gadugi/runGraph",
+  /** Notification, server → client: an `ApprovalRequest` (a task's agent asks). */
+  approvalRequested: "gadugi/approvalRequested",
+  /** Request: `AnswerApprovalParams` → `AnswerApprovalResult`. */
+  answerApproval: "gadugi/answerApproval",
 } as const;
 
 /** core/events.rs `RunStatus`. */
@@ -38,8 +43,8 @@ export type TaskStatus = "queued" | "running" | "succeeded" | "failed" | "skippe
 export const TASK_STATUSES: readonly TaskStatus[] = ["queued", "running", "succeeded", "failed", "skipped", "cancelled"];
 
 /** core/events.rs `TaskPhase`: what a running task is doing. */
-export type TaskPhase = "preparing" | "setup" | "agent" | "committing" | "verifying" | "retrying";
-export const TASK_PHASES: readonly TaskPhase[] = ["preparing", "setup", "agent", "committing", "verifying", "retrying"];
+export type TaskPhase = "preparing" | "setup" | "agent" | "committing" | "verifying" | "retrying" | "waiting_for_approval";
+export const TASK_PHASES: readonly TaskPhase[] = ["preparing", "setup", "agent", "committing", "verifying", "retrying", "waiting_for_approval"];
 
 /** Arguments of `gadugi.orchestrate`. */
 export interface OrchestrateArgs {
@@ -94,6 +99,12 @@ export interface CleanupArgs {
 /** Result of `gadugi.cleanup`: one line per worktree removed or kept, last the totals. */
 export interface CleanupResult {
   lines: string[];
+}
+
+/** Arguments of `gadugi.poolPrune` (optional): one repository's pool (default: all), every entry or only those over the budget. */
+export interface PoolPruneArgs {
+  repo?: string | null;
+  all?: boolean;
 }
 
 /** Arguments of `gadugi.status` (optional). */
@@ -167,6 +178,20 @@ export type WorktreesParams = Record<string, never>;
 /** Result of `gadugi/worktrees`: every Gadugi worktree on disk, newest run first. */
 export interface WorktreeList {
   worktrees: WorktreeNode[];
+  /** The warm worktree pools' entries, oldest first. */
+  pool: PoolEntryNode[];
+}
+
+/** One pooled worktree: detached, clean, waiting for a task. */
+export interface PoolEntryNode {
+  path: string;
+  /** `file://` URI of the repository root. */
+  repo: string;
+  ageSecs: number;
+  /** Bytes on disk, kept build outputs included. */
+  size: number;
+  /** A process is taking or removing it right now. */
+  claimed: boolean;
 }
 
 /** One worktree on disk. */
@@ -248,6 +273,9 @@ export const WORKTREE_NODE_FIELDS = {
 export const RUN_GRAPH_FIELDS = {
   runId: true, startedAt: true, finishedAt: true, criticalPath: true, tasks: true, conflicts: true, attempts: true,
 } satisfies Record<keyof RunGraph, true>;
+export const POOL_ENTRY_NODE_FIELDS = {
+  path: true, repo: true, ageSecs: true, size: true, claimed: true,
+} satisfies Record<keyof PoolEntryNode, true>;
 export const TASK_DIFF_FIELDS = { base: true, branch: true, diff: true } satisfies Record<keyof TaskDiff, true>;
 
 /** LSP error code of a well-formed request the server refuses (`data.errors` lists bad input). */
@@ -292,4 +320,45 @@ export interface PlanConflict {
   paths: string[];
   /** Whether the second waits for the first (else both run, with a warning). */
   serialized: boolean;
+}
+
+// Agents that ask (issue 20): mirrored from the approvals block at the end of ext.rs.
+
+/** A question of a task's agent waiting for the person (`gadugi/approvalRequested`). */
+export interface ApprovalRequest {
+  runId: string;
+  taskId: string;
+  /** The question's id (`a1-001`), for the answer. */
+  id: string;
+  /** `permission` or `question`. */
+  kind: string;
+  tool: string;
+  /** One line: `Bash(rm -rf dist)`, or `question: ...`. */
+  summary: string;
+  /** The command of a `Bash` request, to edit before allowing it. */
+  command: string | null;
+  /** The option labels of a question. */
+  options: string[];
+  /** RFC 3339. */
+  deadline: string;
+  /** `allow` or `deny`. */
+  defaultDecision: string;
+}
+
+/** Params of `gadugi/answerApproval`. */
+export interface AnswerApprovalParams {
+  runId: string;
+  taskId: string;
+  id?: string | null;
+  /** `allow` or `deny`. */
+  decision: string;
+  message?: string | null;
+  command?: string | null;
+  choice?: string | null;
+}
+
+/** Result of `gadugi/answerApproval`. */
+export interface AnswerApprovalResult {
+  id: string;
+  decision: string;
 }

@@ -6,7 +6,7 @@ import * as vscode from "vscode";
 
 import type { GadugiClient } from "./client";
 import * as model from "./model";
-import type { RunNode, TaskNode, TreeState, WorktreeNode } from "./protocol";
+import type { PoolEntryNode, RunNode, TaskNode, TreeState, WorktreeNode } from "./protocol";
 
 /** A row of the Runs view. */
 export type RunsElement = { kind: "run"; run: RunNode } | { kind: "task"; run: RunNode; task: TaskNode };
@@ -109,13 +109,16 @@ function taskItem(run: RunNode, task: TaskNode): vscode.TreeItem {
   return item;
 }
 
-/** A row of the Worktrees view. */
+/** A task's worktree row of the Worktrees view. */
 export type WorktreeElement = { kind: "worktree"; worktree: WorktreeNode };
+/** A warm pool entry's row of the Worktrees view (after the task worktrees). */
+export type PoolElement = { kind: "pool"; entry: PoolEntryNode };
 
-export class WorktreesTree implements vscode.TreeDataProvider<WorktreeElement>, vscode.Disposable {
-  private readonly changed = new vscode.EventEmitter<WorktreeElement | undefined>();
+export class WorktreesTree implements vscode.TreeDataProvider<WorktreeElement | PoolElement>, vscode.Disposable {
+  private readonly changed = new vscode.EventEmitter<WorktreeElement | PoolElement | undefined>();
   readonly onDidChangeTreeData = this.changed.event;
   private list: WorktreeNode[] = [];
+  private poolEntries: PoolEntryNode[] = [];
   private signature = "";
   private timer: NodeJS.Timeout | undefined;
   private readonly disposables: vscode.Disposable[] = [];
@@ -136,13 +139,16 @@ export class WorktreesTree implements vscode.TreeDataProvider<WorktreeElement>, 
   /** Reloads the list from the server. */
   async refresh(): Promise<void> {
     try {
-      this.list = (await this.client.worktrees()).worktrees;
+      const answer = await this.client.worktrees();
+      this.list = answer.worktrees;
+      this.poolEntries = answer.pool;
     } catch (e) {
       this.client.output.appendLine(`gadugi/worktrees failed: ${(e as Error).message}`);
       this.signature = ""; // ask again at the next change
       return;
     }
     void vscode.commands.executeCommand("setContext", "gadugi.hasWorktrees", this.list.length > 0);
+    void vscode.commands.executeCommand("setContext", "gadugi.hasPool", this.poolEntries.length > 0);
     this.changed.fire(undefined);
   }
 
@@ -151,21 +157,21 @@ export class WorktreesTree implements vscode.TreeDataProvider<WorktreeElement>, 
     return this.list;
   }
 
-  getChildren(element?: WorktreeElement): WorktreeElement[] {
-    return element ? [] : this.list.map((worktree) => ({ kind: "worktree", worktree }));
+  /** The warm pool's entries shown now. */
+  get pool(): readonly PoolEntryNode[] {
+    return this.poolEntries;
   }
 
-  getTreeItem({ worktree: w }: WorktreeElement): vscode.TreeItem {
-    const item = new vscode.TreeItem(w.taskId, vscode.TreeItemCollapsibleState.None);
-    item.id = `worktree:${w.path}`;
-    item.resourceUri = vscode.Uri.file(w.path);
-    item.iconPath = new vscode.ThemeIcon(w.dirty ? "folder-active" : "folder");
-    item.description = [w.taskStatus, w.dirty ? "uncommitted changes" : "clean", w.branch].join(" · ");
-    item.tooltip = new vscode.MarkdownString(
-      `\`${w.path}\`\n\n- task \`${w.taskId}\` of run ${w.runId}: ${w.taskStatus}\n- branch \`${w.branch}\`\n- ${w.dirty ? "has uncommitted changes (kept unless you confirm)" : "no uncommitted changes"}`,
-    );
-    item.contextValue = "worktree";
-    return item;
+  getChildren(element?: WorktreeElement | PoolElement): (WorktreeElement | PoolElement)[] {
+    if (element) return [];
+    return [
+      ...this.list.map((worktree): WorktreeElement => ({ kind: "worktree", worktree })),
+      ...this.poolEntries.map((entry): PoolElement => ({ kind: "pool", entry })),
+    ];
+  }
+
+  getTreeItem(element: WorktreeElement | PoolElement): vscode.TreeItem {
+    return element.kind === "pool" ? poolItem(element.entry) : worktreeItem(element.worktree);
   }
 
   dispose(): void {
@@ -173,4 +179,34 @@ export class WorktreesTree implements vscode.TreeDataProvider<WorktreeElement>, 
     this.changed.dispose();
     for (const d of this.disposables) d.dispose();
   }
+}
+
+function worktreeItem(w: WorktreeNode): vscode.TreeItem {
+  const item = new vscode.TreeItem(w.taskId, vscode.TreeItemCollapsibleState.None);
+  item.id = `worktree:${w.path}`;
+  item.resourceUri = vscode.Uri.file(w.path);
+  item.iconPath = new vscode.ThemeIcon(w.dirty ? "folder-active" : "folder");
+  item.description = [w.taskStatus, w.dirty ? "uncommitted changes" : "clean", w.branch].join(" · ");
+  item.tooltip = new vscode.MarkdownString(
+    `\`${w.path}\`\n\n- task \`${w.taskId}\` of run ${w.runId}: ${w.taskStatus}\n- branch \`${w.branch}\`\n- ${w.dirty ? "has uncommitted changes (kept unless you confirm)" : "no uncommitted changes"}`,
+  );
+  item.contextValue = "worktree";
+  return item;
+}
+
+/** A pooled worktree: what it is, why it is kept, and how to empty the pool. */
+function poolItem(e: PoolEntryNode): vscode.TreeItem {
+  const name = e.path.split(/[\\/]/).pop() ?? e.path;
+  const item = new vscode.TreeItem(`pool ${name}`, vscode.TreeItemCollapsibleState.None);
+  item.id = `pool:${e.path}`;
+  item.resourceUri = vscode.Uri.file(e.path);
+  item.iconPath = new vscode.ThemeIcon("archive");
+  item.description = model.poolEntryDescription(e);
+  item.tooltip = new vscode.MarkdownString(
+    `\`${e.path}\`\n\nA warm worktree of the pool (\`[pool]\` of gadugi.toml): detached and clean, it holds no work. ` +
+      `The next task takes it and keeps its build outputs (\`keep\`), so its first build is incremental. ` +
+      `**Empty Worktree Pool** removes the pool's worktrees.`,
+  );
+  item.contextValue = "poolEntry";
+  return item;
 }

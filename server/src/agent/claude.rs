@@ -41,6 +41,12 @@ impl ClaudeSettings {
     /// The argv template of the `claude` profile (with `{prompt}` last, after `--`) and the
     /// index where per-attempt options (`--agent`, `--resume`) are inserted.
     pub fn argv(&self) -> (Vec<String>, usize) {
+        self.argv_for(false)
+    }
+
+    /// [`Self::argv`], with the pre-approved tools narrowed when approvals are on
+    /// ([`narrowed_tools`]): what is no longer pre-approved reaches the person.
+    pub fn argv_for(&self, approvals: bool) -> (Vec<String>, usize) {
         let mut argv: Vec<String> = ["claude", "-p", "--output-format", "stream-json", "--verbose"]
             .iter()
             .map(|s| s.to_string())
@@ -53,9 +59,14 @@ impl ClaudeSettings {
             argv.push("--dangerously-skip-permissions".into());
         } else {
             argv.push(format!("--permission-mode={}", self.permission_mode));
-            if !self.allowed_tools.is_empty() {
+            let tools = if approvals {
+                narrowed_tools(&self.allowed_tools)
+            } else {
+                self.allowed_tools.clone()
+            };
+            if !tools.is_empty() {
                 // `=` keeps the variadic option from swallowing the arguments after it.
-                argv.push(format!("--allowedTools={}", self.allowed_tools.join(",")));
+                argv.push(format!("--allowedTools={}", tools.join(",")));
             }
         }
         argv.extend(self.extra_args.iter().cloned());
@@ -83,6 +94,49 @@ impl ClaudeSettings {
             Some(name) => Some(WorkflowAgent::Always(name.into())),
         }
     }
+}
+
+/// Tools that, allowed bare, would pre-approve every command, every read or every write
+/// anywhere on the machine (the approvals key included).
+const BROAD_TOOLS: &[&str] = &[
+    "Bash",
+    "Read",
+    "Write",
+    "Edit",
+    "MultiEdit",
+    "NotebookEdit",
+    "Glob",
+    "Grep",
+    "WebFetch",
+    "WebSearch",
+];
+
+/// Commands every task may run without asking while approvals are on: reading and
+/// committing its own work.
+pub const APPROVALS_GIT_TOOLS: &[&str] = &[
+    "Bash(git status:*)",
+    "Bash(git diff:*)",
+    "Bash(git log:*)",
+    "Bash(git add:*)",
+    "Bash(git commit:*)",
+];
+
+/// The pre-approved tools with approvals on: the configured list without its bare broad
+/// tools, plus [`APPROVALS_GIT_TOOLS`]. Edits inside the worktree stay accepted by the
+/// `acceptEdits` permission mode and reads inside it by Claude Code's own default; writes
+/// and reads elsewhere, other commands and fetches are asked.
+pub fn narrowed_tools(allowed: &[String]) -> Vec<String> {
+    let mut tools: Vec<String> = allowed
+        .iter()
+        .filter(|t| !BROAD_TOOLS.contains(&t.trim()))
+        .cloned()
+        .collect();
+    for git in APPROVALS_GIT_TOOLS {
+        if !tools.iter().any(|t| t == git) {
+            tools.push(git.to_string());
+        }
+    }
+    tools
 }
 
 /// Longest tool target kept in a summary, in characters.

@@ -3,6 +3,7 @@
 //! are installed (the one process this layer starts: `PROGRAM --version`). Knows nothing of
 //! runs, events, worktrees or supervision.
 
+pub mod approve;
 pub mod builtins;
 pub mod claude;
 pub mod follower;

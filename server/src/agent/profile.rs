@@ -4,6 +4,7 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
+use crate::agent::approve::BrokerArgs;
 use crate::agent::claude::WorkflowAgent;
 use crate::agent::report::{AgentReport, OutputProtocol};
 use crate::error::InputError;
@@ -65,6 +66,10 @@ pub struct AgentProfile {
     /// before it) is left out: a prompt longer than [`STDIN_PROMPT_ABOVE`] goes there.
     #[serde(default)]
     pub stdin_prompt: bool,
+    /// Claude Code with `[approvals] enabled`: each attempt starts the approval broker and
+    /// routes its permission requests and questions to it (`agent/approve.rs`).
+    #[serde(default)]
+    pub approvals: bool,
 }
 
 /// Values substituted into an argv template.
@@ -79,6 +84,8 @@ pub struct Placeholders<'a> {
     /// The git dirs of the worktree (its own and the repository's common one): an agent whose
     /// sandbox keeps them read-only gets them named writable, so it can commit.
     pub git_dirs: &'a [PathBuf],
+    /// The approval broker of this attempt, for a profile with approvals on.
+    pub approvals: Option<&'a BrokerArgs>,
 }
 
 impl AgentProfile {
@@ -100,9 +107,17 @@ impl AgentProfile {
         let mut env = vec![];
         let mut workflow_agent = None;
         let mut stdin_prompt = false;
+        let mut approvals = false;
         let (mut argv, protocol, options_at) = match name {
             "claude" => {
-                let (argv, at) = config.claude.argv();
+                approvals = config.approvals.enabled;
+                if approvals && config.claude.skip_permissions {
+                    return Err(InputError::new(
+                        "[approvals] enabled = true asks the person before tools run, but [claude] skip_permissions = true runs every tool without asking",
+                        "set skip_permissions = false in [claude] of gadugi.toml, or turn approvals off",
+                    ));
+                }
+                let (argv, at) = config.claude.argv_for(approvals);
                 env = config.claude.env();
                 workflow_agent = config.claude.workflow_agent();
                 stdin_prompt = true;
@@ -155,6 +170,7 @@ impl AgentProfile {
             env,
             workflow_agent,
             stdin_prompt,
+            approvals,
         })
     }
 
@@ -264,6 +280,9 @@ impl AgentProfile {
         }
         if let (Some(id), OutputProtocol::ClaudeStreamJson) = (resume, self.protocol) {
             options.push(format!("--resume={id}"));
+        }
+        if let (true, Some(broker)) = (self.approvals, p.approvals) {
+            options.extend(crate::agent::approve::approval_options(&self_exe(), broker));
         }
         let at = self.options_at.min(argv.len());
         argv.splice(at..at, options);
@@ -398,6 +417,7 @@ mod tests {
                 task_id: "a",
                 run_id: "r",
                 git_dirs: &[],
+                approvals: None,
             },
             Some("sess"),
         );
@@ -439,6 +459,7 @@ mod tests {
             task_id: "a",
             run_id: "r",
             git_dirs: &[],
+            approvals: None,
         };
         let argv = p.expand(&ph, None);
         assert_eq!(argv[argv.len() - 3..], ["--effort=low", "--", "- do it"]);
@@ -475,6 +496,7 @@ mod tests {
             task_id: "a",
             run_id: "r",
             git_dirs: &[],
+            approvals: None,
         };
         let huge: &'static str = Box::leak("x".repeat(200 * 1024).into_boxed_str());
         let body = "x".repeat(ARGUMENT_BODY_LIMIT + 1);

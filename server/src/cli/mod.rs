@@ -3,6 +3,7 @@
 //! Each subcommand with more to say than a few lines has its own file.
 
 pub mod agents;
+pub mod answer;
 pub mod demo;
 pub mod init;
 pub mod merge;
@@ -211,6 +212,17 @@ pub fn status(json: bool, run: Option<String>) -> Result<i32> {
     print!("{}", crate::views::report::terminal_summary(&state, &state.repo_root));
     if let Some(reason) = &state.circuit_open {
         println!("Circuit breaker: {reason}; the remaining tasks were skipped.");
+    }
+    for t in &state.tasks {
+        for p in &t.pending_approvals {
+            println!(
+                "{}: waiting for approval: {} (gadugi answer {} allow|deny --id {})",
+                t.id,
+                p.describe(chrono::Utc::now()),
+                t.id,
+                p.id
+            );
+        }
     }
     if state.status == RunStatus::Running {
         if let Some(reason) = &state.limit_reason {

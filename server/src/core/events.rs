@@ -6,7 +6,9 @@ use std::path::PathBuf;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
+use crate::agent::approve::{AnsweredBy, QuestionKind};
 use crate::agent::report::AgentReport;
+use crate::spec::approvals::Decision;
 use crate::spec::plan::Conflict;
 
 /// Lifecycle status of a task.
@@ -69,6 +71,9 @@ pub enum TaskPhase {
     Verifying,
     /// Waiting before the next attempt.
     Retrying,
+    /// The agent asked the person (a permission request or a question) and waits for the
+    /// answer: waiting, not stuck.
+    WaitingForApproval,
 }
 
 /// A task as announced at run start.
@@ -193,6 +198,35 @@ pub enum Event {
     LeftoversCommitted {
         task: String,
         commit: String,
+    },
+    /// The agent asked the person: a tool use that is not pre-approved, or a question
+    /// (`AskUserQuestion`). Stored by the approval broker as `questions/<id>.question.json`.
+    ApprovalRequested {
+        task: String,
+        attempt: u32,
+        id: String,
+        kind: QuestionKind,
+        tool: String,
+        /// One line: `Bash(rm -rf dist)`, or the question asked.
+        summary: String,
+        input: serde_json::Value,
+        /// When `default` answers if nobody did.
+        deadline: DateTime<Utc>,
+        default: Decision,
+    },
+    /// The question was answered (by the person, a rule, or the deadline).
+    ApprovalAnswered {
+        task: String,
+        id: String,
+        decision: Decision,
+        by: AnsweredBy,
+        /// The person changed the tool's input (an edited command, a chosen answer).
+        edited: bool,
+    },
+    /// The attempt that asked ended before an answer: the question is no longer pending.
+    ApprovalWithdrawn {
+        task: String,
+        id: String,
     },
     TaskFinished {
         task: String,

@@ -15,11 +15,13 @@ use chrono::{DateTime, SecondsFormat, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
+use crate::agent::approve::QuestionKind;
 use crate::core::events::{
     parse_event_log, ConflictInfo, Event, EventRecord, PredictedConflict, RunStatus, TaskPhase, TaskStatus,
 };
 use crate::fsutil::{open_append, write_json_atomic};
 use crate::layout::Layout;
+use crate::spec::approvals::Decision;
 
 /// Reading a run back lives with the state it rebuilds; `Layout` itself only knows paths.
 impl Layout {
@@ -104,6 +106,41 @@ pub struct TaskState {
     /// Whether its worktree still exists (removed after success unless kept).
     #[serde(default = "yes")]
     pub worktree_exists: bool,
+    /// Questions of the agent waiting for the person, oldest first.
+    #[serde(default)]
+    pub pending_approvals: Vec<PendingApproval>,
+}
+
+/// A question of a task's agent that waits for an answer.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PendingApproval {
+    pub id: String,
+    pub attempt: u32,
+    pub kind: QuestionKind,
+    pub tool: String,
+    /// `Bash(rm -rf dist)`, or the question asked.
+    pub summary: String,
+    pub input: serde_json::Value,
+    pub deadline: DateTime<Utc>,
+    pub default: Decision,
+}
+
+impl PendingApproval {
+    /// `Bash(rm -rf dist) — denied in 8m unless answered`, counted from `now`.
+    pub fn describe(&self, now: DateTime<Utc>) -> String {
+        let left = (self.deadline - now).to_std().unwrap_or_default();
+        let outcome = match self.default {
+            Decision::Allow => "allowed",
+            Decision::Deny => "denied",
+        };
+        // Round up: "in 0m" would read as "now".
+        let left = std::time::Duration::from_secs(left.as_secs().div_ceil(60) * 60);
+        format!(
+            "{} — {outcome} in {} unless answered",
+            self.summary,
+            crate::agent::approve::humantime(left)
+        )
+    }
 }
 
 fn yes() -> bool {
@@ -202,6 +239,7 @@ impl RunState {
                     warnings: vec![],
                     stalled: false,
                     worktree_exists: true,
+                    pending_approvals: vec![],
                 })
                 .collect(),
             limit_reason: None,
@@ -286,7 +324,48 @@ impl RunState {
             }
             Event::TaskStalled { task, .. } => {
                 if let Some(t) = self.task_mut(task) {
-                    t.stalled = true;
+                    // A task waiting for the person is waiting, not stalled.
+                    t.stalled = t.pending_approvals.is_empty();
+                }
+            }
+            Event::ApprovalRequested {
+                task,
+                attempt,
+                id,
+                kind,
+                tool,
+                summary,
+                input,
+                deadline,
+                default,
+            } => {
+                if let Some(t) = self.task_mut(task) {
+                    // Announced again after a restart: replaced, never listed twice.
+                    t.pending_approvals.retain(|p| p.id != *id);
+                    t.pending_approvals.push(PendingApproval {
+                        id: id.clone(),
+                        attempt: *attempt,
+                        kind: *kind,
+                        tool: tool.clone(),
+                        summary: summary.clone(),
+                        input: input.clone(),
+                        deadline: *deadline,
+                        default: *default,
+                    });
+                    if t.status == TaskStatus::Running {
+                        t.phase = Some(TaskPhase::WaitingForApproval);
+                    }
+                    t.stalled = false;
+                    t.last_heartbeat = Some(ts);
+                }
+            }
+            Event::ApprovalAnswered { task, id, .. } | Event::ApprovalWithdrawn { task, id } => {
+                if let Some(t) = self.task_mut(task) {
+                    t.pending_approvals.retain(|p| p.id != *id);
+                    if t.pending_approvals.is_empty() && t.phase == Some(TaskPhase::WaitingForApproval) {
+                        t.phase = Some(TaskPhase::Agent);
+                    }
+                    t.last_heartbeat = Some(ts);
                 }
             }
             Event::TaskRetried { task } => {
@@ -364,6 +443,8 @@ impl RunState {
                 error,
             } => {
                 if let Some(t) = self.task_mut(task) {
+                    // Whatever the agent asked is moot once the task ended.
+                    t.pending_approvals.clear();
                     t.status = *status;
                     t.phase = None;
                     t.exit_code = *exit_code;

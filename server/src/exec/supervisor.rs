@@ -58,6 +58,11 @@ pub struct LaunchSpec {
     pub timeout_ms: u64,
     /// Between SIGTERM and SIGKILL.
     pub grace_ms: u64,
+    /// The approval broker's questions folder, when the agent may ask the person: time
+    /// spent with a question pending does not count toward the timeout (the broker's own
+    /// deadline bounds it).
+    #[serde(default)]
+    pub questions_dir: Option<PathBuf>,
 }
 
 impl LaunchSpec {
@@ -84,6 +89,7 @@ impl LaunchSpec {
             exit_file: files.exit.clone(),
             timeout_ms: ms(timeout),
             grace_ms: ms(grace),
+            questions_dir: None,
         }
     }
 }
@@ -241,14 +247,25 @@ fn run_agent(spec: &LaunchSpec) -> AgentExit {
     });
     let now = Instant::now();
     // A timeout too large to represent means "no practical limit", never a panic.
-    let deadline = now
+    let mut deadline = now
         .checked_add(Duration::from_millis(spec.timeout_ms))
         .unwrap_or_else(|| now + Duration::from_secs(10 * 365 * 86_400));
     let grace = Duration::from_millis(spec.grace_ms);
     let mut timed_out = false;
     let mut cancelled = false;
+    let mut last_look = Instant::now();
     let status = loop {
         let now = Instant::now();
+        if let Some(dir) = &spec.questions_dir {
+            // Every half second: while the agent waits for the person, its clock stops.
+            let since = now.saturating_duration_since(last_look);
+            if since >= Duration::from_millis(500) {
+                last_look = now;
+                if crate::layout::question_ids(dir).iter().any(|(_, answered)| !answered) {
+                    deadline += since;
+                }
+            }
+        }
         let slice = deadline.saturating_duration_since(now).min(Duration::from_millis(50));
         match rx.recv_timeout(slice) {
             Ok(status) => break status,

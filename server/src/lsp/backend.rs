@@ -49,6 +49,11 @@ impl Backend {
         crate::lsp::graph::run_graph(&self.shared, params).await
     }
 
+    /// `gadugi/answerApproval`: answers a question a task's agent asked.
+    pub async fn answer_approval(&self, params: ext::AnswerApprovalParams) -> Result<ext::AnswerApprovalResult> {
+        crate::lsp::approvals::answer(&self.shared, params).await
+    }
+
     /// `window/workDoneProgress/cancel`: cancelling a run's progress cancels the run.
     pub async fn progress_cancel(&self, params: WorkDoneProgressCancelParams) {
         let token = match &params.token {

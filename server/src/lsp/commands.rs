@@ -34,6 +34,9 @@ pub async fn execute(shared: &Arc<Shared>, command: &str, args: Vec<Value>) -> R
         CLEANUP => cleanup(shared, parse(command, args)?).await,
         STATUS => status(shared, parse(command, args)?),
         TASK_DIFF => task_diff(shared, parse(command, args)?).await,
+        POOL_PRUNE => crate::lsp::worktrees::prune_pool(shared, parse(command, args)?)
+            .await
+            .map(|r| serde_json::to_value(r).expect("serializable")),
         other => Err(invalid_params(format!(
             "unknown command `{other}`; the commands are: {}",
             COMMANDS.join(", ")
@@ -65,6 +68,7 @@ fn example(command: &str) -> &'static str {
         CANCEL_RUN | RESUME => r#"{"runId": "20261121-094512-3fa2"}"#,
         CANCEL_TASK | RETRY_TASK | TASK_DIFF => r#"{"runId": "20261121-094512-3fa2", "taskId": "api-client"}"#,
         CLEANUP => r#"{"runId": "20261121-094512-3fa2", "deleteBranches": false, "force": false, "dryRun": true}"#,
+        POOL_PRUNE => r#"{"repo": "file:///abs/repo", "all": true}"#,
         _ => r#"{"runId": "20261121-094512-3fa2"}"#,
     }
 }

@@ -18,6 +18,7 @@ pub const COMMANDS: &[&str] = &[
     CLEANUP,
     STATUS,
     TASK_DIFF,
+    POOL_PRUNE,
 ];
 
 /// Starts a run of prompt files: [`OrchestrateArgs`] → [`OrchestrateResult`], at once.
@@ -39,6 +40,10 @@ pub const STATUS: &str = "gadugi.status";
 
 /// What a task changed: [`TaskRef`] → [`TaskDiff`].
 pub const TASK_DIFF: &str = "gadugi.taskDiff";
+
+/// Empties the warm worktree pool of a repository (`gadugi pool prune`): [`PoolPruneArgs`] →
+/// [`CleanupResult`].
+pub const POOL_PRUNE: &str = "gadugi.poolPrune";
 
 /// Request `gadugi/treeState`: [`TreeStateParams`] → [`TreeState`].
 pub const TREE_STATE: &str = "gadugi/treeState";
@@ -137,6 +142,20 @@ pub struct CleanupArgs {
 #[serde(rename_all = "camelCase")]
 pub struct CleanupResult {
     pub lines: Vec<String>,
+}
+
+/// Arguments of `gadugi.poolPrune` (all optional; the element itself may be left out).
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct PoolPruneArgs {
+    /// `file://` URI of the repository root (as in [`PoolEntryNode`]'s `repo`) or of a
+    /// workspace folder in it; default: every repository of the workspace.
+    #[serde(default)]
+    pub repo: Option<String>,
+    /// Removes every pooled worktree; otherwise only those over the `[pool]` budget and
+    /// claims left by processes that are gone.
+    #[serde(default)]
+    pub all: bool,
 }
 
 /// Arguments of `gadugi.status` (optional).
@@ -238,6 +257,24 @@ pub struct WorktreesParams {}
 #[serde(rename_all = "camelCase")]
 pub struct WorktreeList {
     pub worktrees: Vec<WorktreeNode>,
+    /// The warm worktree pools' entries (`[pool]` of gadugi.toml), oldest first.
+    pub pool: Vec<PoolEntryNode>,
+}
+
+/// One pooled worktree: detached, clean, waiting for a task (`gadugi pool status`).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct PoolEntryNode {
+    /// Absolute path (`<worktree_dir>/.pool/<n>`).
+    pub path: String,
+    /// `file://` URI of the repository root.
+    pub repo: String,
+    /// Seconds since it was pooled.
+    pub age_secs: u64,
+    /// Bytes on disk, kept build outputs included.
+    pub size: u64,
+    /// A process is taking or removing it right now.
+    pub claimed: bool,
 }
 
 /// One worktree on disk.
@@ -326,6 +363,70 @@ pub struct GraphAttempt {
     pub finished_at: Option<String>,
     /// `running`; `failed` when it failed (another attempt may follow); else how the task ended.
     pub status: TaskStatus,
+}
+
+// Agents that ask (issue 20): an agent's permission requests and questions, and the answers.
+
+/// Notification `gadugi/approvalRequested` (server → client): an [`ApprovalRequest`], once per
+/// question (again after the server restarts, for every question still pending).
+pub const APPROVAL_REQUESTED: &str = "gadugi/approvalRequested";
+/// Request `gadugi/answerApproval`: [`AnswerApprovalParams`] → [`AnswerApprovalResult`].
+pub const ANSWER_APPROVAL: &str = "gadugi/answerApproval";
+
+/// A question of a task's agent waiting for the person.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct ApprovalRequest {
+    pub run_id: String,
+    pub task_id: String,
+    /// The question's id (`a1-001`), for the answer.
+    pub id: String,
+    /// `permission` (may this tool run?) or `question` (choose or answer freely).
+    pub kind: String,
+    /// The tool asked for (`Bash`, `Write`, `AskUserQuestion`, ...).
+    pub tool: String,
+    /// One line: `Bash(rm -rf dist)`, or `question: ...`.
+    pub summary: String,
+    /// The command of a `Bash` request, to edit before allowing it.
+    pub command: Option<String>,
+    /// The option labels of a question.
+    pub options: Vec<String>,
+    /// When `defaultDecision` answers if nobody did (RFC 3339).
+    pub deadline: String,
+    /// `allow` or `deny`.
+    pub default_decision: String,
+}
+
+/// Params of `gadugi/answerApproval`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct AnswerApprovalParams {
+    pub run_id: String,
+    pub task_id: String,
+    /// The question; may be left out when the task has exactly one pending.
+    #[serde(default)]
+    pub id: Option<String>,
+    /// `allow` or `deny`.
+    pub decision: String,
+    /// Told to the model with a denial; the free answer to a question.
+    #[serde(default)]
+    pub message: Option<String>,
+    /// Allow this Bash command instead of the one asked for.
+    #[serde(default)]
+    pub command: Option<String>,
+    /// The option chosen for a question.
+    #[serde(default)]
+    pub choice: Option<String>,
+}
+
+/// Result of `gadugi/answerApproval`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct AnswerApprovalResult {
+    /// The question answered.
+    pub id: String,
+    /// `allow` or `deny`.
+    pub decision: String,
 }
 
 #[cfg(test)]

@@ -11,6 +11,7 @@
 //! `watch.rs` (with the watcher of `watcher.rs`) runs started elsewhere. stdout carries only the protocol; logs go to stderr
 //! through `tracing` (filter: `GADUGI_LOG`).
 
+mod approvals;
 mod backend;
 mod commands;
 mod diagnostics;
@@ -56,6 +57,7 @@ pub fn serve_stdio() -> Result<i32> {
             .custom_method(ext::TREE_STATE, backend::Backend::tree_state)
             .custom_method(ext::WORKTREES, backend::Backend::worktrees)
             .custom_method(ext::RUN_GRAPH, backend::Backend::run_graph)
+            .custom_method(ext::ANSWER_APPROVAL, backend::Backend::answer_approval)
             .custom_method("window/workDoneProgress/cancel", backend::Backend::progress_cancel)
             .finish();
         let shared = service.inner().shared.clone();

@@ -83,6 +83,7 @@ pub fn start(shared: &Arc<Shared>) {
         let mut progress: HashMap<String, watch::Sender<Counts>> = HashMap::new();
         let mut published = 0u64;
         let mut lens_key: Vec<(String, TaskStatus)> = vec![];
+        let mut approvals_announced = std::collections::HashSet::new();
         loop {
             shared.changed.notified().await;
             tokio::time::sleep(DEBOUNCE).await;
@@ -108,6 +109,8 @@ pub fn start(shared: &Arc<Shared>) {
             };
             published = snapshot.version;
             shared.client.send_notification::<TreeChanged>(snapshot).await;
+            let states: Vec<Arc<RunState>> = runs.iter().map(|(s, _)| s.clone()).collect();
+            crate::lsp::approvals::announce(&shared, &states, &mut approvals_announced).await;
             // Code lenses show task statuses: refresh them when one changed (not on output).
             let key: Vec<(String, TaskStatus)> = runs
                 .iter()

@@ -24,6 +24,8 @@ use crate::run::request::RunRequest;
 use crate::spec::config::Config;
 use crate::spec::plan::{build_plan, Plan};
 
+pub mod approvals;
+
 /// How a new run should differ from `gadugi.toml` (the command line's or the editor's
 /// choices). Empty: the configuration as it is.
 #[derive(Debug, Clone, Default)]

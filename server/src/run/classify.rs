@@ -319,6 +319,7 @@ mod tests {
             exit_file: dir.join("exit.json"),
             timeout_ms: 1000,
             grace_ms: 100,
+            questions_dir: None,
         }
     }
 

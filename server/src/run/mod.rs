@@ -7,6 +7,7 @@ pub mod context;
 pub mod emitter;
 pub mod limiter;
 pub mod pool;
+pub mod questions;
 pub mod request;
 pub mod run_loop;
 pub mod settle;

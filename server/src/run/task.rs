@@ -9,6 +9,7 @@ use std::time::{Duration, Instant};
 
 use chrono::Utc;
 
+use crate::agent::approve::BrokerArgs;
 use crate::agent::follower::OutputFollower;
 use crate::agent::profile::Placeholders;
 use crate::agent::report::{FailureClass, OutputProtocol};
@@ -19,6 +20,7 @@ use crate::fsutil::{read_json, write_json_atomic};
 use crate::git::MergeError;
 use crate::run::classify::{classify, AttemptOutcome};
 use crate::run::context::{Ctx, TaskHandle};
+use crate::run::questions::QuestionWatch;
 use crate::run::settle::settle_attempt;
 
 /// Why a task's worktree and branch could not be made or found.
@@ -455,6 +457,30 @@ async fn start_attempt(
     let git_dirs: Vec<PathBuf> = crate::git::worktree_git_dirs(&worktree)
         .map(|(own, common)| vec![common, own])
         .unwrap_or_default();
+    // With approvals on, the attempt's broker gets its policy, the task's questions folder
+    // and the key's path; a failure to set it up fails the attempt rather than run the
+    // agent without anyone to ask.
+    let untrusted = &ctx.req.config.approvals.untrusted;
+    if profile.approvals && attempt == 1 && !untrusted.is_empty() {
+        task.send(Event::TaskWarning {
+            task: id.clone(),
+            warning: format!(
+                "gadugi.toml [approvals] asks for {}, which a repository's configuration cannot grant; put what you trust in {}",
+                untrusted.join(", "),
+                crate::spec::approvals::user_approvals_file()
+                    .map(|p| p.display().to_string())
+                    .unwrap_or_else(|| "~/.config/gadugi/approvals.toml".into())
+            ),
+        });
+    }
+    let broker = if profile.approvals {
+        match broker_for(ctx, &id, attempt, &worktree) {
+            Ok(b) => Some(b),
+            Err(e) => return AttemptOutcome::failed(format!("{e:#}"), FailureClass::Systemic),
+        }
+    } else {
+        None
+    };
     let invocation = profile.invocation(
         &Placeholders {
             prompt_file,
@@ -464,6 +490,7 @@ async fn start_attempt(
             task_id: &id,
             run_id: &ctx.req.run_id,
             git_dirs: &git_dirs,
+            approvals: broker.as_ref(),
         },
         resume_session,
     );
@@ -484,7 +511,7 @@ async fn start_attempt(
     ];
     env.extend(profile.env.iter().cloned());
     env.extend(crate::exec::ports::env(&ctx.req.run_id, &id));
-    let launch = LaunchSpec::for_attempt(
+    let mut launch = LaunchSpec::for_attempt(
         &files,
         invocation.argv,
         invocation.stdin,
@@ -493,6 +520,7 @@ async fn start_attempt(
         spec.timeout.unwrap_or(ctx.req.config.timeout),
         ctx.req.config.kill_grace,
     );
+    launch.questions_dir = broker.as_ref().map(|b| b.questions.clone());
     let launch_file = files.launch.clone();
     if let Err(e) = write_json_atomic(&launch_file, &launch) {
         return AttemptOutcome::failed(format!("{e:#}"), FailureClass::Systemic);
@@ -513,6 +541,24 @@ async fn start_attempt(
         Ok(c) => follow_attempt(ctx, task, attempt, Some(c)).await,
         Err(e) => AttemptOutcome::failed(format!("cannot start the supervisor: {e}"), FailureClass::Systemic),
     }
+}
+
+/// The approval broker of an attempt: the run's policy written next to the attempt, the
+/// task's questions folder in the main repository's state folder, and the key.
+fn broker_for(ctx: &Ctx, task: &str, attempt: u32, worktree: &Path) -> anyhow::Result<BrokerArgs> {
+    let (key, _) = crate::run::questions::ensure_key()?;
+    let layout = &ctx.req.layout;
+    let policy = layout.approvals_policy_file(&ctx.req.run_id, task, attempt);
+    write_json_atomic(&policy, &ctx.req.config.approvals)?;
+    let questions = layout.questions_dir(&ctx.req.run_id, task);
+    std::fs::create_dir_all(&questions)?;
+    Ok(BrokerArgs {
+        questions,
+        policy,
+        key,
+        attempt,
+        cwd: worktree.to_path_buf(),
+    })
 }
 
 /// The supervisor of an attempt: our child, or one adopted after a restart.
@@ -612,6 +658,13 @@ async fn follow_attempt(
     let mut stop_sent = false;
     let stall_after = ctx.req.config.stall_after;
     let mut slice = Duration::from_millis(25);
+    // The agent's questions to the person, as the broker stores them.
+    let mut questions = match (&launch.questions_dir, profile.approvals) {
+        (Some(dir), true) => crate::run::questions::ensure_key()
+            .ok()
+            .map(|(_, key)| QuestionWatch::new(dir.clone(), &id, attempt, key)),
+        _ => None,
+    };
     loop {
         if supervisor.ended_within(slice).await {
             break;
@@ -628,6 +681,16 @@ async fn follow_attempt(
                 nix::unistd::Pid::from_raw(supervisor_pid as i32),
                 nix::sys::signal::Signal::SIGTERM,
             );
+        }
+        if let Some(q) = &mut questions {
+            for event in q.poll() {
+                task.send(event);
+            }
+            if q.waiting() {
+                // Waiting for the person is waiting, not a stall.
+                last_output = Instant::now();
+                stalled = false;
+            }
         }
         let size = file_len(&launch.stdout) + file_len(&launch.stderr);
         if size != output_size {
@@ -659,6 +722,9 @@ async fn follow_attempt(
     if announced.is_none() {
         // The agent ended before the first look at status.json.
         announce();
+    }
+    for event in questions.map(QuestionWatch::finish).unwrap_or_default() {
+        task.send(event);
     }
     if let Some(line) = follower.poll() {
         task.send(Event::TaskActivity { task: id.clone(), line });

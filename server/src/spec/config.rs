@@ -74,6 +74,7 @@ struct RawConfig {
     claude: crate::spec::claude_settings::ClaudeSettings,
     worktree: Option<crate::spec::worktree::WorktreeSection>,
     pool: Option<crate::spec::pool::PoolSection>,
+    approvals: Option<crate::spec::approvals::ApprovalsSection>,
 }
 
 /// The effective configuration of a run.
@@ -126,6 +127,9 @@ pub struct Config {
     /// The `[pool]` table: the warm worktree pool (off by default).
     #[serde(default)]
     pub pool: crate::spec::pool::PoolConfig,
+    /// The `[approvals]` table (with the user's approvals file): agents that ask the person.
+    #[serde(default)]
+    pub approvals: crate::spec::approvals::ApprovalsConfig,
     /// Path and text of the file this came from, to point errors at their line.
     #[serde(skip)]
     source: Option<(PathBuf, String)>,
@@ -172,6 +176,7 @@ impl Config {
             claude: crate::spec::claude_settings::ClaudeSettings::default(),
             worktree: Default::default(),
             pool: Default::default(),
+            approvals: Default::default(),
             source: None,
         }
     }
@@ -182,6 +187,8 @@ impl Config {
         let mut config = Config::load_file(root)?;
         config.worktree.read_include_file(root)?;
         config.pool.check_keep_ignored(root, &root.join(CONFIG_FILE))?;
+        // The user's own rules count in full; the repository's may only deny (spec/approvals.rs).
+        config.approvals.add_user_file()?;
         Ok(config)
     }
 
@@ -350,6 +357,15 @@ impl Config {
         }
         if let Some(section) = raw.pool {
             config.pool = crate::spec::pool::PoolConfig::from_section(path, text, section)?;
+        }
+        if let Some(section) = raw.approvals {
+            config.approvals.add_section(
+                section,
+                crate::spec::approvals::Source::Repository,
+                path,
+                text,
+                Some("approvals"),
+            )?;
         }
         config.source = Some((path.to_path_buf(), text.to_string()));
         Ok(config)

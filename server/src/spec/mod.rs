@@ -2,6 +2,7 @@
 //! critical path, file conflicts) and the configuration (`gadugi.toml`, including the
 //! `[claude]` and `[worktree]` tables). Reads and checks; never creates anything.
 
+pub mod approvals;
 pub mod claude_settings;
 pub mod config;
 pub mod plan;

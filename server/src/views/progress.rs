@@ -63,6 +63,42 @@ fn counts(state: &RunState) -> String {
     s
 }
 
+/// `a: waiting for approval: Bash(rm -rf dist) — denied in 8m unless answered (gadugi answer a allow|deny)`.
+fn approval_line(state: &RunState, task: &str, id: &str) -> String {
+    let pending = state
+        .task(task)
+        .and_then(|t| t.pending_approvals.iter().find(|p| p.id == id));
+    match pending {
+        Some(p) => format!(
+            "{task}: waiting for approval: {} (gadugi answer {task} allow|deny)",
+            p.describe(chrono::Utc::now())
+        ),
+        None => format!("{task}: waiting for approval ({id})"),
+    }
+}
+
+/// The line of a question asked or answered; `None` for other events.
+fn approval_event_line(state: &RunState, event: &Event) -> Option<String> {
+    match event {
+        Event::ApprovalRequested { task, id, .. } => Some(approval_line(state, task, id)),
+        Event::ApprovalAnswered {
+            task,
+            id,
+            decision,
+            by,
+            edited,
+        } => {
+            let edited = if *edited { ", edited" } else { "" };
+            Some(format!(
+                "{task}: {id} answered {} by {}{edited}",
+                decision.as_str(),
+                by.as_str()
+            ))
+        }
+        _ => None,
+    }
+}
+
 /// Plain lines on stderr, one per lifecycle event: for logs, CI and pipes.
 pub struct PlainProgress;
 
@@ -121,6 +157,9 @@ impl EventSink for PlainProgress {
                 phase: TaskPhase::Setup,
             } => format!("{task}: setting up worktree"),
             Event::TaskWarning { task, warning } => format!("{task}: warning: {warning}"),
+            Event::ApprovalRequested { .. } | Event::ApprovalAnswered { .. } => {
+                approval_event_line(state, &rec.event).unwrap_or_default()
+            }
             Event::WorkspaceReady {
                 task,
                 copied,
@@ -219,6 +258,7 @@ impl EventSink for LiveProgress {
                     TaskPhase::Committing => "committing",
                     TaskPhase::Verifying => "verifying",
                     TaskPhase::Retrying => "waiting to retry",
+                    TaskPhase::WaitingForApproval => "waiting for approval",
                 };
                 self.bar(task).set_message(msg);
             }
@@ -233,6 +273,11 @@ impl EventSink for LiveProgress {
             Event::AttemptFailed { task, error, .. } => {
                 let msg = format!("retrying after: {error}");
                 self.bar(task).set_message(msg);
+            }
+            Event::ApprovalRequested { task, .. } | Event::ApprovalAnswered { task, .. } => {
+                let line = approval_event_line(state, &rec.event).unwrap_or_default();
+                let _ = self.multi.println(&line);
+                self.bar(task).set_message(line);
             }
             Event::TaskFinished { task, .. } | Event::TaskSkipped { task, .. } => {
                 if let Some(bar) = self.bars.remove(task.as_str()) {

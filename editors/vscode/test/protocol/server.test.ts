@@ -29,7 +29,7 @@ function repo(): string {
   git(r, "init", "-q", "-b", "main");
   git(r, "config", "user.name", "Test");
   git(r, "config", "user.email", "test@example.com");
-  fs.writeFileSync(path.join(r, "gadugi.toml"), 'max_parallel = 2\n\n[agent]\nprofile = "simulated"\n');
+  fs.writeFileSync(path.join(r, "gadugi.toml"), 'max_parallel = 2\n\n[agent]\nprofile = "simulated"\n\n[pool]\nmax_worktrees = 2\n');
   fs.writeFileSync(path.join(r, "prompts/good.md"), "# Good task\n\nWrite it.\n\n<!-- gadugi-sim: seconds=0.3 file=src/good.txt -->\n");
   fs.writeFileSync(path.join(r, "prompts/bad.md"), "# Bad task\n\nFail.\n\n<!-- gadugi-sim: seconds=0.3 file=src/bad.txt exit=3 -->\n");
   git(r, "add", "-A");
@@ -125,10 +125,12 @@ test("every command and method, named and shaped as protocol.ts says", async () 
     checkTree(state);
 
     const list = await conn.sendRequest<proto.WorktreeList>(proto.Methods.worktrees, {} satisfies proto.WorktreesParams);
-    assert.deepEqual(Object.keys(list), ["worktrees"]);
+    assert.deepEqual(Object.keys(list).sort(), ["pool", "worktrees"]);
     assert.equal(list.worktrees.length, 1, "the failed task's worktree stays");
     sameFields("WorktreeNode", list.worktrees[0], proto.WORKTREE_NODE_FIELDS);
     assert.equal(list.worktrees[0].taskId, "bad");
+    assert.equal(list.pool.length, 1, "the succeeded task's clean worktree went to the pool");
+    sameFields("PoolEntryNode", list.pool[0], proto.POOL_ENTRY_NODE_FIELDS);
 
     const diff = await command<proto.TaskDiff>(proto.Commands.taskDiff, { runId, taskId: "good" } satisfies proto.TaskRef);
     sameFields("TaskDiff", diff, proto.TASK_DIFF_FIELDS);
@@ -141,6 +143,10 @@ test("every command and method, named and shaped as protocol.ts says", async () 
     assert.deepEqual(graph.attempts.map((a) => `${a.task}:${a.attempt}:${a.status}`).sort(), ["bad:1:failed", "good:1:succeeded"]);
     for (const a of graph.attempts) sameFields("GraphAttempt", a, { task: true, attempt: true, startedAt: true, finishedAt: true, status: true } satisfies Record<keyof proto.GraphAttempt, true>);
     await assert.rejects(conn.sendRequest(proto.Methods.runGraph, { runId: "no-such-run" }), (e: ResponseError<unknown>) => e.code === proto.REQUEST_FAILED);
+
+    const pruned = await command<proto.CleanupResult>(proto.Commands.poolPrune, { all: true } satisfies proto.PoolPruneArgs);
+    assert.ok(pruned.lines.some((l) => l.startsWith("removed")), pruned.lines.join("\n"));
+    assert.ok(!fs.existsSync(list.pool[0].path), "the pooled worktree's folder is gone");
 
     const cancel = await command<proto.CancelResult>(proto.Commands.cancelTask, { runId, taskId: "good" });
     assert.deepEqual(cancel, { cancelled: false });
