@@ -170,6 +170,11 @@ export class GadugiClient implements vscode.Disposable {
     return this.request<proto.WorktreeList>(proto.Methods.worktrees, {});
   }
 
+  /** Dependencies, critical path, conflicts and attempts of a run (the run graph). */
+  runGraph(params: proto.RunGraphParams): Promise<proto.RunGraph> {
+    return this.request<proto.RunGraph>(proto.Methods.runGraph, params);
+  }
+
   orchestrate(args: proto.OrchestrateArgs): Promise<proto.OrchestrateResult> {
     return this.command(proto.Commands.orchestrate, args);
   }

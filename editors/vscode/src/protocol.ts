@@ -29,6 +29,8 @@ export const Methods = {
   treeChanged: "gadugi/treeChanged",
   /** Request: `WorktreesParams` → `WorktreeList`. */
   worktrees: "gadugi/worktrees",
+  /** Request: `RunGraphParams` → `RunGraph`. */
+  runGraph: "gadugi/runGraph",
   /** Notification, server → client: an `ApprovalRequest` (a task's agent asks). */
   approvalRequested: "gadugi/approvalRequested",
   /** Request: `AnswerApprovalParams` → `AnswerApprovalResult`. */
@@ -280,6 +282,55 @@ export interface WorktreeNode {
   dirty: boolean;
 }
 
+/** Params of `gadugi/runGraph`. */
+export interface RunGraphParams {
+  runId: string;
+}
+
+/** Result of `gadugi/runGraph`: dependencies, critical path, conflicts and attempts of a run. */
+export interface RunGraph {
+  runId: string;
+  startedAt: string;
+  finishedAt: string | null;
+  /** Task ids along the longest chain of dependencies, in order. */
+  criticalPath: string[];
+  tasks: GraphTask[];
+  conflicts: GraphConflict[];
+  /** Every agent attempt so far, in start order. */
+  attempts: GraphAttempt[];
+}
+
+/** One task of a `RunGraph`. */
+export interface GraphTask {
+  id: string;
+  dependsOn: string[];
+  /** Tasks it waits for because both name the same files. */
+  after: string[];
+  startedAt: string | null;
+  finishedAt: string | null;
+}
+
+/** Two tasks that conflict, or one task and the base branch (`baseBranch`). */
+export interface GraphConflict {
+  tasks: string[];
+  baseBranch: string | null;
+  /** Conflicting files (predicted) or the paths both prompt files name (declared). */
+  files: string[];
+  /** Found by merging the finished branches in memory (else declared by the prompt files). */
+  predicted: boolean;
+  /** Declared: the second task waits for the first. */
+  serialized: boolean;
+}
+
+/** One agent attempt of a task; `finishedAt` is null while it runs. */
+export interface GraphAttempt {
+  task: string;
+  attempt: number;
+  startedAt: string;
+  finishedAt: string | null;
+  status: TaskStatus;
+}
+
 // Field lists of the objects the server sends, checked complete against the interfaces by the
 // compiler (`satisfies Record<keyof T, true>`), and against real answers by the protocol test.
 export const TREE_STATE_FIELDS = { version: true, runs: true } satisfies Record<keyof TreeState, true>;
@@ -295,6 +346,9 @@ export const TASK_NODE_FIELDS = {
 export const WORKTREE_NODE_FIELDS = {
   path: true, repo: true, branch: true, runId: true, taskId: true, taskStatus: true, dirty: true,
 } satisfies Record<keyof WorktreeNode, true>;
+export const RUN_GRAPH_FIELDS = {
+  runId: true, startedAt: true, finishedAt: true, criticalPath: true, tasks: true, conflicts: true, attempts: true,
+} satisfies Record<keyof RunGraph, true>;
 export const POOL_ENTRY_NODE_FIELDS = {
   path: true, repo: true, ageSecs: true, size: true, claimed: true,
 } satisfies Record<keyof PoolEntryNode, true>;

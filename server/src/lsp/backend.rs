@@ -13,6 +13,7 @@ use tower_lsp_server::ls_types::*;
 use tower_lsp_server::{Client, LanguageServer};
 
 use crate::lsp::ext::{self, TreeState, TreeStateParams, WorktreeList, WorktreesParams};
+use crate::lsp::ext::{RunGraph, RunGraphParams};
 use crate::lsp::session::{lock, Root, Shared};
 
 /// The server object tower-lsp-server drives.
@@ -41,6 +42,11 @@ impl Backend {
     pub async fn worktrees(&self, params: Option<WorktreesParams>) -> Result<WorktreeList> {
         let _ = params;
         crate::lsp::worktrees::list(&self.shared).await
+    }
+
+    /// `gadugi/runGraph`.
+    pub async fn run_graph(&self, params: RunGraphParams) -> Result<RunGraph> {
+        crate::lsp::graph::run_graph(&self.shared, params).await
     }
 
     /// `gadugi/answerApproval`: answers a question a task's agent asked.

@@ -64,6 +64,8 @@ pub const TREE_STATE: &str = "gadugi/treeState";
 pub const TREE_CHANGED: &str = "gadugi/treeChanged";
 /// Request `gadugi/worktrees`: [`WorktreesParams`] → [`WorktreeList`].
 pub const WORKTREES: &str = "gadugi/worktrees";
+/// Request `gadugi/runGraph`: [`RunGraphParams`] → [`RunGraph`].
+pub const RUN_GRAPH: &str = "gadugi/runGraph";
 
 /// Arguments of `gadugi.orchestrate` (the first element of `arguments`).
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -404,6 +406,78 @@ pub struct WorktreeNode {
     pub task_status: TaskStatus,
     /// Whether it has uncommitted changes.
     pub dirty: bool,
+}
+
+/// Params of `gadugi/runGraph`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct RunGraphParams {
+    pub run_id: String,
+}
+
+/// Result of `gadugi/runGraph`: what the editor's run graph draws beyond the tree (the
+/// statuses come from `gadugi/treeChanged`): dependencies, the critical path, conflicts and
+/// the attempts in time.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct RunGraph {
+    pub run_id: String,
+    /// RFC 3339 UTC.
+    pub started_at: String,
+    pub finished_at: Option<String>,
+    /// Task ids along the longest chain of dependencies, in order.
+    pub critical_path: Vec<String>,
+    /// The run's tasks, in the run's order.
+    pub tasks: Vec<GraphTask>,
+    pub conflicts: Vec<GraphConflict>,
+    /// Every agent attempt so far, in start order.
+    pub attempts: Vec<GraphAttempt>,
+}
+
+/// One task of a [`RunGraph`].
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct GraphTask {
+    pub id: String,
+    pub depends_on: Vec<String>,
+    /// Tasks it waits for (whatever their outcome) because both name the same files.
+    pub after: Vec<String>,
+    /// When it left the queue (RFC 3339 UTC).
+    pub started_at: Option<String>,
+    pub finished_at: Option<String>,
+}
+
+/// Two tasks that conflict, or one task and the base branch.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct GraphConflict {
+    /// The tasks involved: two, or one when the other side is the base branch.
+    pub tasks: Vec<String>,
+    /// The base branch, when it is the other side (it moved since the run started).
+    pub base_branch: Option<String>,
+    /// Predicted: each conflicting file (`src/a.rs (2 hunks)`); declared: the paths or
+    /// patterns both prompt files name.
+    pub files: Vec<String>,
+    /// `true`: found by merging the finished branches in memory; `false`: declared, both
+    /// prompt files name the same files.
+    pub predicted: bool,
+    /// Declared conflicts: whether the second task waits for the first.
+    pub serialized: bool,
+}
+
+/// One agent attempt of a task.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct GraphAttempt {
+    pub task: String,
+    /// 1 for the first attempt.
+    pub attempt: u32,
+    /// When its agent started (RFC 3339 UTC).
+    pub started_at: String,
+    /// `null` while it runs.
+    pub finished_at: Option<String>,
+    /// `running`; `failed` when it failed (another attempt may follow); else how the task ended.
+    pub status: TaskStatus,
 }
 
 // Agents that ask (issue 20): an agent's permission requests and questions, and the answers.

@@ -20,6 +20,7 @@ mod documents;
 mod errors;
 pub mod ext;
 pub mod framing;
+mod graph;
 mod language;
 mod lens;
 mod publish;
@@ -57,6 +58,7 @@ pub fn serve_stdio() -> Result<i32> {
         let (service, socket) = LspService::build(backend::Backend::new)
             .custom_method(ext::TREE_STATE, backend::Backend::tree_state)
             .custom_method(ext::WORKTREES, backend::Backend::worktrees)
+            .custom_method(ext::RUN_GRAPH, backend::Backend::run_graph)
             .custom_method(ext::ANSWER_APPROVAL, backend::Backend::answer_approval)
             .custom_method("window/workDoneProgress/cancel", backend::Backend::progress_cancel)
             .finish();

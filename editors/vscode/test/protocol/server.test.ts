@@ -138,6 +138,14 @@ test("every command and method, named and shaped as protocol.ts says", async () 
     sameFields("TaskDiff", diff, proto.TASK_DIFF_FIELDS);
     assert.match(diff.diff, /src\/good\.txt/);
 
+    const graph = await conn.sendRequest<proto.RunGraph>(proto.Methods.runGraph, { runId } satisfies proto.RunGraphParams);
+    sameFields("RunGraph", graph, proto.RUN_GRAPH_FIELDS);
+    assert.deepEqual(graph.tasks.map((t) => t.id).sort(), ["bad", "good"]);
+    for (const t of graph.tasks) sameFields("GraphTask", t, { id: true, dependsOn: true, after: true, startedAt: true, finishedAt: true } satisfies Record<keyof proto.GraphTask, true>);
+    assert.deepEqual(graph.attempts.map((a) => `${a.task}:${a.attempt}:${a.status}`).sort(), ["bad:1:failed", "good:1:succeeded"]);
+    for (const a of graph.attempts) sameFields("GraphAttempt", a, { task: true, attempt: true, startedAt: true, finishedAt: true, status: true } satisfies Record<keyof proto.GraphAttempt, true>);
+    await assert.rejects(conn.sendRequest(proto.Methods.runGraph, { runId: "no-such-run" }), (e: ResponseError<unknown>) => e.code === proto.REQUEST_FAILED);
+
     const pruned = await command<proto.CleanupResult>(proto.Commands.poolPrune, { all: true } satisfies proto.PoolPruneArgs);
     assert.ok(pruned.lines.some((l) => l.startsWith("removed")), pruned.lines.join("\n"));
     assert.ok(!fs.existsSync(list.pool[0].path), "the pooled worktree's folder is gone");
