@@ -8,6 +8,7 @@ import * as vscode from "vscode";
 import { ApprovalsView } from "./approvalsView";
 import { GadugiClient } from "./client";
 import { Commands } from "./commands";
+import { GraphPanel } from "./graphPanel";
 import { LogView } from "./logView";
 import * as model from "./model";
 import type { TreeState } from "./protocol";
@@ -44,11 +45,12 @@ export function activate(context: vscode.ExtensionContext): GadugiApi {
   const worktrees = new WorktreesTree(client);
   const status = new StatusBar();
   const logView = new LogView(client);
-  const commands = new Commands(client, worktrees, logView);
+  const commands = new Commands(client, worktrees, logView, context.workspaceState);
+  const graph = new GraphPanel(context, client);
   const approvalsView = new ApprovalsView(client);
   const runsView = vscode.window.createTreeView("gadugi.runs", { treeDataProvider: runs, showCollapseAll: true });
   const worktreesView = vscode.window.createTreeView("gadugi.worktrees", { treeDataProvider: worktrees });
-  context.subscriptions.push(output, client, runs, worktrees, status, logView, commands, approvalsView, runsView, worktreesView);
+  context.subscriptions.push(output, client, runs, worktrees, status, logView, commands, graph, approvalsView, runsView, worktreesView);
 
   context.subscriptions.push(
     client.onDidChangeTree((state) => {

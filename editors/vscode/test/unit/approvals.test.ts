@@ -6,7 +6,8 @@ import { test } from "node:test";
 
 import * as approvals from "../../src/approvals";
 import * as model from "../../src/model";
-import type { ApprovalRequest, RunNode, TaskNode } from "../../src/protocol";
+import type { ApprovalRequest, TaskNode } from "../../src/protocol";
+import { run, task } from "./fixtures";
 
 const NOW = Date.parse("2026-11-30T22:00:00Z");
 
@@ -18,20 +19,9 @@ function request(over: Partial<ApprovalRequest> = {}): ApprovalRequest {
   };
 }
 
-function task(id: string, over: Partial<TaskNode> = {}): TaskNode {
-  return {
-    id, title: `Task ${id}`, status: "running", phase: "waiting_for_approval", promptFile: `file:///r/prompts/${id}.md`,
-    branch: `gadugi/${id}`, worktree: `/r.gadugi-worktrees/${id}`, worktreeExists: true, dependsOn: [],
-    attempts: 1, exitCode: null, durationSeconds: null, commits: 0, error: null, lastActivity: null,
-    costUsd: null, logFile: `/r/.gadugi/runs/x/tasks/${id}/attempt-1/stdout.log`, pendingApprovals: [request({ taskId: id })], ...over,
-  };
-}
-
-function run(tasks: TaskNode[]): RunNode {
-  return {
-    runId: "20261130-215900-ab12", repo: "file:///r", status: "running", owned: false,
-    startedAt: "2026-11-30T21:59:00Z", finishedAt: null, maxParallel: 4, driverAlive: true, tasks,
-  };
+/** A running task of run() whose agent waits for `request()`. */
+function waiting(id: string, over: Partial<TaskNode> = {}): TaskNode {
+  return task(id, { status: "running", phase: "waiting_for_approval", attempts: 1, pendingApprovals: [request({ taskId: id })], ...over });
 }
 
 test("time left rounds up to whole minutes like gadugi status, and says now once past", () => {
@@ -97,19 +87,19 @@ test("a late answer shows the server's reason and counts as no longer pending", 
 });
 
 test("a waiting task: row text, icon, context; the status bar counts the questions", () => {
-  const waiting = task("a");
-  const busy = task("b", { phase: "agent", pendingApprovals: [], lastActivity: "Editing" });
-  assert.equal(model.taskDescription(waiting, NOW), "waiting for approval: Bash(rm -rf dist) — denied in 8m · gadugi/a");
-  assert.equal(model.taskStateText(waiting, NOW), "waiting for approval: Bash(rm -rf dist) — denied in 8m");
-  assert.deepEqual(model.taskIcon(waiting), { id: "bell-dot", color: "charts.yellow" });
+  const asking = waiting("a");
+  const busy = task("b", { status: "running", phase: "agent", lastActivity: "Editing" });
+  assert.equal(model.taskDescription(asking, NOW), "waiting for approval: Bash(rm -rf dist) — denied in 8m · gadugi/a");
+  assert.equal(model.taskStateText(asking, NOW), "waiting for approval: Bash(rm -rf dist) — denied in 8m");
+  assert.deepEqual(model.taskIcon(asking), { id: "bell-dot", color: "charts.yellow" });
   assert.deepEqual(model.taskIcon(busy), { id: "sync~spin", color: "charts.blue" });
-  assert.match(model.taskContext(run([waiting]), waiting), /\btask\.waiting\b/);
+  assert.match(model.taskContext(run([asking]), asking), /\btask\.waiting\b/);
   assert.doesNotMatch(model.taskContext(run([busy]), busy), /task\.waiting/);
-  const two = task("c", { pendingApprovals: [request({ taskId: "c", id: "a1-001" }), request({ taskId: "c", id: "a1-002" })] });
+  const two = waiting("c", { pendingApprovals: [request({ taskId: "c", id: "a1-001" }), request({ taskId: "c", id: "a1-002" })] });
   assert.match(model.taskStateText(two, NOW), /\(\+1 more\)$/);
-  const view = model.statusBarView([run([waiting, busy, two])], false, NOW)!;
+  const view = model.statusBarView([run([asking, busy, two])], false, NOW)!;
   assert.equal(view.text, "$(sync~spin) Gadugi 0/3 ✓ $(bell) 3 to answer");
   assert.match(view.tooltip, /3 question\(s\) of agents wait for you/);
   assert.equal(model.statusBarView([run([busy])], false, NOW)!.text, "$(sync~spin) Gadugi 0/1 ✓", "nothing to answer: no bell");
-  assert.equal(approvals.pendingApprovals({ version: 1, runs: [run([waiting, two])] }).length, 3);
+  assert.equal(approvals.pendingApprovals({ version: 1, runs: [run([asking, two])] }).length, 3);
 });
