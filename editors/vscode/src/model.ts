@@ -82,6 +82,8 @@ export interface StatusBarView {
   tooltip: string;
   /** `error` when a task failed. */
   severity: "normal" | "error";
+  /** Questions of agents waiting for the person (a click then answers them). */
+  asking: number;
 }
 
 /**
@@ -104,6 +106,7 @@ export function statusBarView(runs: readonly RunNode[], finished = false, now = 
     text: `${icon} Gadugi ${progressText(c)}${several}${statusBarSuffix(asking)}`,
     tooltip: lines.join("\n"),
     severity: failed ? "error" : "normal",
+    asking,
   };
 }
 

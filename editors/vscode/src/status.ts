@@ -52,7 +52,7 @@ export class StatusBar implements vscode.Disposable {
     if (!view) return this.hide();
     this.item.text = view.text;
     // While agents ask, a click answers them; otherwise it shows the Runs view.
-    this.item.command = view.text.includes("$(bell)") ? "gadugi-vscode.answerApprovals" : "gadugi-vscode.focusRuns";
+    this.item.command = view.asking > 0 ? "gadugi-vscode.answerApprovals" : "gadugi-vscode.focusRuns";
     this.item.tooltip = view.tooltip;
     this.item.backgroundColor =
       finished && view.severity === "error" ? new vscode.ThemeColor("statusBarItem.errorBackground") : undefined;

@@ -99,6 +99,7 @@ test("a waiting task: row text, icon, context; the status bar counts the questio
   assert.match(model.taskStateText(two, NOW), /\(\+1 more\)$/);
   const view = model.statusBarView([run([asking, busy, two])], false, NOW)!;
   assert.equal(view.text, "$(sync~spin) Gadugi 0/3 ✓ $(bell) 3 to answer");
+  assert.equal(view.asking, 3);
   assert.match(view.tooltip, /3 question\(s\) of agents wait for you/);
   assert.equal(model.statusBarView([run([busy])], false, NOW)!.text, "$(sync~spin) Gadugi 0/1 ✓", "nothing to answer: no bell");
   assert.equal(approvals.pendingApprovals({ version: 1, runs: [run([asking, two])] }).length, 3);
