@@ -83,6 +83,7 @@ fn encode_tree_state_128_tasks(bencher: Bencher) {
             log_file: format!(
                 "/home/dev/project/.gadugi/runs/20261121-075231-ab12/tasks/task-{i}/attempt-1/stdout.log"
             ),
+            pending_approvals: Vec::new(),
         })
         .collect();
     let tree = TreeState {

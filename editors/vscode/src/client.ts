@@ -43,6 +43,9 @@ export class GadugiClient implements vscode.Disposable {
   private readonly treeEmitter = new vscode.EventEmitter<proto.TreeState>();
   private readonly phaseEmitter = new vscode.EventEmitter<ServerPhase>();
   private readonly restartedEmitter = new vscode.EventEmitter<void>();
+  private readonly approvalEmitter = new vscode.EventEmitter<proto.ApprovalRequest>();
+  /** A task's agent asks the person (`gadugi/approvalRequested`). */
+  readonly onApprovalRequested = this.approvalEmitter.event;
   /** A new TreeState (from a notification or a resynchronisation). */
   readonly onDidChangeTree = this.treeEmitter.event;
   readonly onDidChangePhase = this.phaseEmitter.event;
@@ -126,6 +129,7 @@ export class GadugiClient implements vscode.Disposable {
       }
     });
     client.onNotification(proto.Methods.treeChanged, (state: proto.TreeState) => this.accept(state));
+    client.onNotification(proto.Methods.approvalRequested, (r: proto.ApprovalRequest) => this.approvalEmitter.fire(r));
     try {
       await client.start();
     } catch (e) {
@@ -202,6 +206,10 @@ export class GadugiClient implements vscode.Disposable {
   poolPrune(args: proto.PoolPruneArgs): Promise<proto.CleanupResult> {
     return this.command(proto.Commands.poolPrune, args);
   }
+  /** Answers a question of a task's agent; a refusal rejects with the server's error (`data.errors`). */
+  answerApproval(params: proto.AnswerApprovalParams): Promise<proto.AnswerApprovalResult> {
+    return this.request<proto.AnswerApprovalResult>(proto.Methods.answerApproval, params);
+  }
   /** Builds the run's integration branch; `onStep` gets each line while it happens. */
   mergeRun(args: proto.MergeArgs, onStep: (line: string) => void): Promise<proto.MergeResult> {
     return this.commandWithSteps(proto.Commands.mergeRun, args, onStep);
@@ -268,6 +276,7 @@ export class GadugiClient implements vscode.Disposable {
     this.treeEmitter.dispose();
     this.phaseEmitter.dispose();
     this.restartedEmitter.dispose();
+    this.approvalEmitter.dispose();
   }
 
   private async command<T>(command: string, arg: object): Promise<T> {

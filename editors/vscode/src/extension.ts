@@ -5,6 +5,7 @@
 
 import * as vscode from "vscode";
 
+import { ApprovalsView } from "./approvalsView";
 import { GadugiClient } from "./client";
 import { Commands } from "./commands";
 import { GraphPanel } from "./graphPanel";
@@ -33,6 +34,8 @@ export interface GadugiApi {
   server(): { path: string; source: string; version: string } | undefined;
   /** The server's process id (tests kill it to check the restart after a crash). */
   serverPid(): number | undefined;
+  /** The messages of the approval notifications shown so far, oldest first. */
+  approvalMessages(): readonly string[];
 }
 
 export function activate(context: vscode.ExtensionContext): GadugiApi {
@@ -44,9 +47,10 @@ export function activate(context: vscode.ExtensionContext): GadugiApi {
   const logView = new LogView(client);
   const commands = new Commands(client, worktrees, logView, context.workspaceState);
   const graph = new GraphPanel(context, client);
+  const approvalsView = new ApprovalsView(client);
   const runsView = vscode.window.createTreeView("gadugi.runs", { treeDataProvider: runs, showCollapseAll: true });
   const worktreesView = vscode.window.createTreeView("gadugi.worktrees", { treeDataProvider: worktrees });
-  context.subscriptions.push(output, client, runs, worktrees, status, logView, commands, graph, runsView, worktreesView);
+  context.subscriptions.push(output, client, runs, worktrees, status, logView, commands, graph, approvalsView, runsView, worktreesView);
 
   context.subscriptions.push(
     client.onDidChangeTree((state) => {
@@ -98,6 +102,7 @@ export function activate(context: vscode.ExtensionContext): GadugiApi {
     followedLog: () => logView.following,
     server: () => client.server,
     serverPid: () => client.serverPid,
+    approvalMessages: () => approvalsView.messages,
   };
 }
 

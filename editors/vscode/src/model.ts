@@ -2,6 +2,7 @@
 // status-bar text and tooltip, tree labels, icons and context values. No VS Code API here, so
 // the unit tests (test/unit/model.test.ts) run in plain Node.
 
+import { pendingApprovals, statusBarSuffix, waitingText } from "./approvals";
 import type { RunNode, TaskNode, TaskStatus, TreeState } from "./protocol";
 
 /** How many tasks of a run (or several) are in each state. */
@@ -81,26 +82,31 @@ export interface StatusBarView {
   tooltip: string;
   /** `error` when a task failed. */
   severity: "normal" | "error";
+  /** Questions of agents waiting for the person (a click then answers them). */
+  asking: number;
 }
 
 /**
  * The status bar during a run (`$(sync~spin) Gadugi 3/8 ✓ 1 ✗`, one tooltip line per task),
  * or the result of the run that just ended (`finished`), or undefined: nothing to show.
  */
-export function statusBarView(runs: readonly RunNode[], finished = false): StatusBarView | undefined {
+export function statusBarView(runs: readonly RunNode[], finished = false, now = Date.now()): StatusBarView | undefined {
   if (runs.length === 0) return undefined;
   const c = countTasks(runs);
+  const asking = finished ? 0 : pendingApprovals({ version: 0, runs: [...runs] }).length;
   const failed = c.failed + c.skipped + c.cancelled > 0;
   const icon = finished ? (failed ? "$(error)" : "$(check)") : "$(sync~spin)";
   const several = runs.length > 1 ? ` (${runs.length} runs)` : "";
   const header = finished
     ? `Gadugi run ${runs[0].runId} ${runs[0].status}`
     : `Gadugi: ${c.running} running, ${c.queued} queued` + several;
-  const lines = [header, ...runs.flatMap((r) => r.tasks.map(taskLine))];
+  const waiting = asking > 0 ? [`${asking} question(s) of agents wait for you: click, or run Gadugi: Answer Pending Approvals`] : [];
+  const lines = [header, ...waiting, ...runs.flatMap((r) => r.tasks.map((t) => taskLine(t, now)))];
   return {
-    text: `${icon} Gadugi ${progressText(c)}${several}`,
+    text: `${icon} Gadugi ${progressText(c)}${several}${statusBarSuffix(asking)}`,
     tooltip: lines.join("\n"),
     severity: failed ? "error" : "normal",
+    asking,
   };
 }
 
@@ -114,14 +120,20 @@ const STATUS_SYMBOL: Record<TaskStatus, string> = {
 };
 
 /** One tooltip line: `✗ bad — failed: exit status 3 (12s)`. */
-export function taskLine(t: TaskNode): string {
-  return `${STATUS_SYMBOL[t.status]} ${t.id} — ${taskStateText(t)}`;
+export function taskLine(t: TaskNode, now = Date.now()): string {
+  return `${STATUS_SYMBOL[t.status]} ${t.id} — ${taskStateText(t, now)}`;
+}
+
+/** Whether a running task waits for the person to answer its agent. */
+export function isWaitingForApproval(t: TaskNode): boolean {
+  return t.status === "running" && (t.pendingApprovals ?? []).length > 0;
 }
 
 /** `running: agent — Editing src/api.rs`, `failed: exit status 3 (12s)`, `succeeded in 3s`. */
-export function taskStateText(t: TaskNode): string {
+export function taskStateText(t: TaskNode, now = Date.now()): string {
   switch (t.status) {
     case "running": {
+      if (isWaitingForApproval(t)) return waitingText(t.pendingApprovals, now);
       const what = t.phase ?? "running";
       return t.lastActivity ? `${what} — ${t.lastActivity}` : what;
     }
@@ -150,7 +162,7 @@ export function taskIcon(t: TaskNode): { id: string; color?: string } {
     case "queued":
       return { id: "circle-outline" };
     case "running":
-      return { id: "sync~spin", color: "charts.blue" };
+      return isWaitingForApproval(t) ? { id: "bell-dot", color: "charts.yellow" } : { id: "sync~spin", color: "charts.blue" };
     case "succeeded":
       return { id: "pass-filled", color: "testing.iconPassed" };
     case "failed":
@@ -184,11 +196,13 @@ export function isOrphaned(run: RunNode): boolean {
 
 /**
  * Context value of a task row, matched by the manifest's menus: `task.<status>` always,
- * `task.retryable`, `task.worktree` (its folder exists), `task.started` (it has a branch).
+ * `task.retryable`, `task.worktree` (its folder exists), `task.started` (it has a branch),
+ * `task.waiting` (its agent asks the person).
  */
 export function taskContext(run: RunNode, t: TaskNode): string {
   const parts = ["task", `task.${t.status}`];
   if (t.status === "running" && run.status === "running") parts.push("task.running");
+  if (isWaitingForApproval(t)) parts.push("task.waiting");
   if (isRetryable(run, t)) parts.push("task.retryable");
   if (t.worktreeExists) parts.push("task.worktree");
   if (t.attempts > 0 || t.commits > 0 || t.worktreeExists) parts.push("task.started");
@@ -202,8 +216,10 @@ export function runContext(run: RunNode): string {
 }
 
 /** Description of a task row: `failed · 12s · gadugi/bad · $0.042`. */
-export function taskDescription(t: TaskNode): string {
-  const parts: string[] = [t.status === "running" && t.phase ? `${t.phase}` : t.status];
+export function taskDescription(t: TaskNode, now = Date.now()): string {
+  const parts: string[] = [
+    isWaitingForApproval(t) ? waitingText(t.pendingApprovals, now) : t.status === "running" && t.phase ? `${t.phase}` : t.status,
+  ];
   if (t.durationSeconds !== null) parts.push(formatDuration(t.durationSeconds));
   if (t.attempts > 1) parts.push(`attempt ${t.attempts}`);
   parts.push(t.branch);
@@ -221,11 +237,11 @@ export function runDescription(run: RunNode, now: number): string {
 }
 
 /** Markdown tooltip of a task row. */
-export function taskTooltip(t: TaskNode): string {
+export function taskTooltip(t: TaskNode, now = Date.now()): string {
   const rows = [
     `**${escapeMarkdown(t.title || t.id)}** (\`${t.id}\`)`,
     "",
-    `- status: ${taskStateText(t)}`,
+    `- status: ${escapeMarkdown(taskStateText(t, now))}`,
     `- branch: \`${t.branch}\``,
     `- worktree: \`${t.worktree}\`${t.worktreeExists ? "" : " (removed)"}`,
   ];

@@ -165,6 +165,8 @@ export interface TaskNode {
   costUsd: number | null;
   /** The agent's output log of the latest attempt (may not exist yet). */
   logFile: string;
+  /** The questions of the task's agent waiting for the person, oldest first. */
+  pendingApprovals: ApprovalRequest[];
 }
 
 /** Result of `gadugi.taskDiff`. */
@@ -341,7 +343,7 @@ export const RUN_NODE_FIELDS = {
 export const TASK_NODE_FIELDS = {
   id: true, title: true, status: true, phase: true, promptFile: true, branch: true, worktree: true,
   worktreeExists: true, dependsOn: true, attempts: true, exitCode: true, durationSeconds: true,
-  commits: true, error: true, lastActivity: true, costUsd: true, logFile: true,
+  commits: true, error: true, lastActivity: true, costUsd: true, logFile: true, pendingApprovals: true,
 } satisfies Record<keyof TaskNode, true>;
 export const WORKTREE_NODE_FIELDS = {
   path: true, repo: true, branch: true, runId: true, taskId: true, taskStatus: true, dirty: true,

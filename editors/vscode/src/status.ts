@@ -1,5 +1,6 @@
-// The status-bar item: a spinner and `Gadugi 3/8 ✓ 1 ✗` while runs go on, a tooltip line per
-// task, click to focus the Runs view. After the last run ends it shows the result for a minute,
+// The status-bar item: a spinner and `Gadugi 3/8 ✓ 1 ✗` while runs go on (and `$(bell) 1 to
+// answer` while agents ask), a tooltip line per task, click to focus the Runs view (or to
+// answer the agents). After the last run ends it shows the result for a minute,
 // then hides: quiet when idle.
 
 import * as vscode from "vscode";
@@ -50,6 +51,8 @@ export class StatusBar implements vscode.Disposable {
     const view = statusBarView(runs, finished);
     if (!view) return this.hide();
     this.item.text = view.text;
+    // While agents ask, a click answers them; otherwise it shows the Runs view.
+    this.item.command = view.asking > 0 ? "gadugi-vscode.answerApprovals" : "gadugi-vscode.focusRuns";
     this.item.tooltip = view.tooltip;
     this.item.backgroundColor =
       finished && view.severity === "error" ? new vscode.ThemeColor("statusBarItem.errorBackground") : undefined;

@@ -16,6 +16,8 @@ export class RunsTree implements vscode.TreeDataProvider<RunsElement>, vscode.Di
   readonly onDidChangeTreeData = this.changed.event;
   private state: TreeState | undefined;
   private readonly disposables: vscode.Disposable[] = [];
+  /** Redraws the rows while a task waits for an answer (their deadline texts). */
+  private clock: NodeJS.Timeout | undefined;
 
   constructor(client: GadugiClient) {
     this.disposables.push(client.onDidChangeTree((s) => this.update(s)));
@@ -25,6 +27,14 @@ export class RunsTree implements vscode.TreeDataProvider<RunsElement>, vscode.Di
     this.state = state;
     void vscode.commands.executeCommand("setContext", "gadugi.hasRuns", state.runs.length > 0);
     this.changed.fire(undefined);
+    // A task waiting for the person says when its deadline answers ("denied in 8m"); nothing
+    // else changes the tree while it waits, so redraw each half minute until none waits.
+    const waiting = state.runs.some((r) => r.tasks.some(model.isWaitingForApproval));
+    if (waiting && !this.clock) this.clock = setInterval(() => this.changed.fire(undefined), 30_000);
+    if (!waiting && this.clock) {
+      clearInterval(this.clock);
+      this.clock = undefined;
+    }
   }
 
   getChildren(element?: RunsElement): RunsElement[] {
@@ -87,6 +97,7 @@ export class RunsTree implements vscode.TreeDataProvider<RunsElement>, vscode.Di
   }
 
   dispose(): void {
+    if (this.clock) clearInterval(this.clock);
     this.changed.dispose();
     for (const d of this.disposables) d.dispose();
   }

@@ -10,9 +10,11 @@ use tower_lsp_server::ls_types::notification::Notification;
 
 use crate::agent::approve::AnsweredBy;
 use crate::core::state::RunState;
+use crate::error::InputError;
 use crate::lsp::errors::{from_anyhow, invalid_params};
 use crate::lsp::ext::{self, AnswerApprovalParams, AnswerApprovalResult, ApprovalRequest};
 use crate::lsp::session::Shared;
+use crate::lsp::tree::approval_request;
 use crate::run::questions::AnswerRequest;
 use crate::spec::approvals::Decision;
 
@@ -37,28 +39,7 @@ pub async fn announce(shared: &Shared, runs: &[Arc<RunState>], announced: &mut H
                     continue;
                 }
                 announced.insert(key);
-                let options = p.input["questions"]
-                    .as_array()
-                    .into_iter()
-                    .flatten()
-                    .flat_map(|q| q["options"].as_array().into_iter().flatten())
-                    .filter_map(|o| o["label"].as_str().map(str::to_string))
-                    .collect();
-                let request = ApprovalRequest {
-                    run_id: state.run_id.clone(),
-                    task_id: t.id.clone(),
-                    id: p.id.clone(),
-                    kind: serde_json::to_value(p.kind)
-                        .ok()
-                        .and_then(|v| v.as_str().map(str::to_string))
-                        .unwrap_or_default(),
-                    tool: p.tool.clone(),
-                    summary: p.summary.clone(),
-                    command: p.input["command"].as_str().map(str::to_string),
-                    options,
-                    deadline: p.deadline.to_rfc3339(),
-                    default_decision: p.default.as_str().to_string(),
-                };
+                let request = approval_request(&state.run_id, &t.id, p);
                 shared.client.send_notification::<ApprovalRequested>(request).await;
             }
         }
@@ -99,7 +80,12 @@ pub async fn answer(shared: &Shared, params: AnswerApprovalParams) -> Result<Ans
     let (run_id, task_id) = (params.run_id, params.task_id);
     let answered = tokio::task::spawn_blocking(move || {
         let loaded = crate::ops::load_run(Some(repo_root), Some(run_id))?;
-        crate::ops::approvals::answer(&loaded, &task_id, &req, AnsweredBy::Editor)
+        crate::ops::approvals::answer(&loaded, &task_id, &req, AnsweredBy::Editor).map_err(|e| {
+            match req.id.as_deref().and_then(|id| answered_before(&loaded, &task_id, id)) {
+                Some(earlier) => earlier.into(),
+                None => e,
+            }
+        })
     })
     .await
     .map_err(|e| from_anyhow(anyhow::anyhow!("answering failed: {e}")))?
@@ -108,4 +94,32 @@ pub async fn answer(shared: &Shared, params: AnswerApprovalParams) -> Result<Ans
         id: answered.id,
         decision: answered.decision.as_str().to_string(),
     })
+}
+
+/// When the question `id` of `task` already has a valid answer (given in the terminal, in
+/// another window, by a rule or by the deadline), the error that says so and by whom: an
+/// editor whose person clicks late shows that instead of a bare "not pending".
+fn answered_before(loaded: &crate::ops::LoadedRun, task: &str, id: &str) -> Option<InputError> {
+    let (_, key) = crate::run::questions::ensure_key().ok()?;
+    let dir = loaded.layout.questions_dir(&loaded.state.run_id, task);
+    let (_, answer) = crate::agent::approve::load_questions(&dir, Some(&key))
+        .into_iter()
+        .find(|(q, _)| q.id == id)?;
+    let answer = answer?;
+    let by = match answer.by {
+        AnsweredBy::Cli => "in the terminal (gadugi answer)",
+        AnsweredBy::Editor => "in an editor",
+        AnsweredBy::Policy => "by an [approvals] rule",
+        AnsweredBy::Timeout => "by its deadline",
+    };
+    Some(InputError::new(
+        format!(
+            "question `{id}` of task `{task}` was already answered: {} {by}",
+            match answer.decision {
+                Decision::Allow => "allowed",
+                Decision::Deny => "denied",
+            }
+        ),
+        "nothing to do: the agent has its answer",
+    ))
 }

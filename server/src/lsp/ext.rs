@@ -244,6 +244,9 @@ pub struct TaskNode {
     pub cost_usd: Option<f64>,
     /// Absolute path of the agent's output log of the latest attempt (may not exist yet).
     pub log_file: String,
+    /// The questions of the task's agent waiting for the person, oldest first: what a
+    /// client that (re)connects shows without waiting for `gadugi/approvalRequested`.
+    pub pending_approvals: Vec<ApprovalRequest>,
 }
 
 /// Result of `gadugi.taskDiff`.

@@ -12,9 +12,9 @@ use std::sync::Arc;
 use tower_lsp_server::ls_types::Uri;
 
 use crate::core::events::RunStatus;
-use crate::core::state::{rfc3339, RunState};
+use crate::core::state::{rfc3339, PendingApproval, RunState};
 use crate::layout::Layout;
-use crate::lsp::ext::{RunNode, TaskNode, TreeState};
+use crate::lsp::ext::{ApprovalRequest, RunNode, TaskNode, TreeState};
 
 /// Runs known to watching from `.gadugi/` at start-up, per repository (older ones are on
 /// disk and in `gadugi status`).
@@ -163,7 +163,88 @@ fn run_node(r: &TrackedRun) -> RunNode {
                     .join("stdout.log")
                     .display()
                     .to_string(),
+                pending_approvals: t
+                    .pending_approvals
+                    .iter()
+                    .map(|p| approval_request(&s.run_id, &t.id, p))
+                    .collect(),
             })
             .collect(),
+    }
+}
+
+/// What the editor is told about a pending question: in `gadugi/approvalRequested` and in
+/// each task's `pendingApprovals` of the tree.
+pub fn approval_request(run_id: &str, task_id: &str, p: &PendingApproval) -> ApprovalRequest {
+    let options = p.input["questions"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .flat_map(|q| q["options"].as_array().into_iter().flatten())
+        .filter_map(|o| o["label"].as_str().map(str::to_string))
+        .collect();
+    ApprovalRequest {
+        run_id: run_id.to_string(),
+        task_id: task_id.to_string(),
+        id: p.id.clone(),
+        kind: serde_json::to_value(p.kind)
+            .ok()
+            .and_then(|v| v.as_str().map(str::to_string))
+            .unwrap_or_default(),
+        tool: p.tool.clone(),
+        summary: p.summary.clone(),
+        command: p.input["command"].as_str().map(str::to_string),
+        options,
+        deadline: p.deadline.to_rfc3339(),
+        default_decision: p.default.as_str().to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use chrono::{TimeZone, Utc};
+    use serde_json::json;
+
+    use super::approval_request;
+    use crate::agent::approve::QuestionKind;
+    use crate::core::state::PendingApproval;
+    use crate::spec::approvals::Decision;
+
+    fn pending(kind: QuestionKind, tool: &str, input: serde_json::Value) -> PendingApproval {
+        PendingApproval {
+            id: "a1-001".into(),
+            attempt: 1,
+            kind,
+            tool: tool.into(),
+            summary: "the summary".into(),
+            input,
+            deadline: Utc.with_ymd_and_hms(2026, 11, 30, 22, 0, 0).unwrap(),
+            default: Decision::Deny,
+        }
+    }
+
+    #[test]
+    fn a_bash_request_carries_its_command_to_edit() {
+        let p = pending(QuestionKind::Permission, "Bash", json!({"command": "rm -rf dist"}));
+        let r = approval_request("run1", "a", &p);
+        assert_eq!(
+            (r.run_id.as_str(), r.task_id.as_str(), r.id.as_str()),
+            ("run1", "a", "a1-001")
+        );
+        assert_eq!(r.kind, "permission");
+        assert_eq!(r.command.as_deref(), Some("rm -rf dist"));
+        assert!(r.options.is_empty());
+        assert_eq!(r.deadline, "2026-11-30T22:00:00+00:00");
+        assert_eq!(r.default_decision, "deny");
+    }
+
+    #[test]
+    fn a_question_carries_its_option_labels() {
+        let input = json!({"questions": [{"question": "Which?", "header": "Pick", "multiSelect": false,
+            "options": [{"label": "red", "description": "warm"}, {"label": "blue", "description": "cold"}]}]});
+        let r = approval_request("run1", "a", &pending(QuestionKind::Question, "AskUserQuestion", input));
+        assert_eq!(r.kind, "question");
+        assert_eq!(r.options, vec!["red", "blue"]);
+        assert_eq!(r.command, None);
     }
 }
