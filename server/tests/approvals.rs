@@ -435,6 +435,88 @@ fn an_orchestrator_killed_while_a_question_waits_resumes_and_the_answer_lets_the
 }
 
 #[test]
+fn an_agent_killed_while_asking_is_resumed_and_gets_the_answer_given_meanwhile() {
+    let repo = Repo::new("timeout = \"5m\"\n");
+    // The model asks; once resumed with Gadugi's note it repeats the very same call.
+    let api = FakeApi::start(vec![
+        Reply::Tool("Bash", json!({"command": MARK, "description": "mark"})),
+        Reply::Tool("Bash", json!({"command": MARK, "description": "mark"})),
+        Reply::Text("Done."),
+    ]);
+    let mut run = repo.start_run(&api);
+    repo.wait_question(&mut run);
+    // The agent dies (its whole process group, the broker with it) while the question waits.
+    let status: Value = serde_json::from_str(
+        &std::fs::read_to_string(repo.run_dir().unwrap().join("tasks/a/attempt-1/status.json")).unwrap(),
+    )
+    .unwrap();
+    let pgid = status["agent_pid"].as_u64().unwrap();
+    let killed = Command::new("kill")
+        .args(["-KILL", "--", &format!("-{pgid}")])
+        .status()
+        .unwrap();
+    assert!(killed.success());
+    let (out, summary) = finish(run);
+    assert_ne!(out.status.code(), Some(0), "{}", show(&out));
+    assert_eq!(summary["tasks"][0]["status"], "failed", "{summary}");
+    assert_eq!(of_type(&repo.events(), "approval_withdrawn").len(), 1);
+    // The person answers after the agent died: kept for the retry.
+    let out = repo.gadugi(&["answer", "a", "allow"]);
+    assert_eq!(out.status.code(), Some(0), "{}", show(&out));
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("`gadugi retry a` continues its session"),
+        "{}",
+        show(&out)
+    );
+    let out = repo
+        .command(Some(&api))
+        .args(["retry", "a", "--json"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", show(&out));
+    // The retry continued the dead attempt's session with the note ...
+    let session = std::fs::read_to_string(repo.run_dir().unwrap().join("tasks/a/attempt-1/stdout.log"))
+        .unwrap()
+        .lines()
+        .find_map(|l| {
+            serde_json::from_str::<Value>(l).ok()?["session_id"]
+                .as_str()
+                .map(str::to_string)
+        })
+        .unwrap();
+    let launch: Value = serde_json::from_str(
+        &std::fs::read_to_string(repo.run_dir().unwrap().join("tasks/a/attempt-2/launch.json")).unwrap(),
+    )
+    .unwrap();
+    let argv: Vec<String> = serde_json::from_value(launch["argv"].clone()).unwrap();
+    assert!(argv.contains(&format!("--resume={session}")), "{argv:?}");
+    assert!(
+        argv.last().unwrap().contains("Your session stopped while you waited"),
+        "{argv:?}"
+    );
+    // ... the repeated call was answered from the stored answer, never asked again, and ran.
+    assert_eq!(
+        git(&repo.root, &["ls-tree", "--name-only", "gadugi/a", "marker.txt"]),
+        "marker.txt"
+    );
+    let events = repo.events();
+    assert_eq!(of_type(&events, "approval_requested").len(), 1, "{events:?}");
+    let dir = repo.questions_dir().unwrap();
+    assert!(dir.join("a1-001.reused.json").exists());
+    assert!(!dir.join("a2-001.question.json").exists());
+    assert_eq!(repo.state()["tasks"][0]["status"], "succeeded");
+    // The resumed session's first request carried the earlier conversation and the note.
+    let requests = api.messages();
+    let resumed = requests
+        .iter()
+        .find(|r| r.to_string().contains("Your session stopped while you waited"));
+    assert!(
+        resumed.is_some_and(|r| r.to_string().contains("Run the marker command")),
+        "{requests:?}"
+    );
+}
+
+#[test]
 fn the_agent_reading_the_answers_key_is_asked_not_pre_approved() {
     let repo = Repo::new("timeout = \"3s\"\n");
     let key = repo.home().join(".local/state/gadugi/approval.key");
