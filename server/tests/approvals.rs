@@ -516,6 +516,69 @@ fn an_agent_killed_while_asking_is_resumed_and_gets_the_answer_given_meanwhile()
     );
 }
 
+/// `gadugi run` on a pseudo-terminal (util-linux `script`): the question is put to the
+/// person inline, `y` allows it, the command runs.
+#[test]
+fn gadugi_run_on_a_terminal_asks_inline_and_y_allows() {
+    let repo = Repo::new("timeout = \"5m\"\n");
+    let api = FakeApi::start(bash(MARK));
+    let mut script = Command::new("script");
+    script.current_dir(&repo.root);
+    offline_claude_env(&mut script, &repo.home(), Some(&api), 0);
+    let mut run = script
+        .env_remove("XDG_STATE_HOME")
+        .env_remove("XDG_CONFIG_HOME")
+        .env("TERM", "xterm")
+        .args([
+            "-qfec",
+            &format!("'{}' run prompts/a.md", env!("CARGO_BIN_EXE_gadugi")),
+            "/dev/null",
+        ])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("util-linux `script` runs gadugi on a pseudo-terminal (apt-get install -y bsdutils)");
+    let screen = std::sync::Arc::new(std::sync::Mutex::new(String::new()));
+    let mut stdout = run.stdout.take().unwrap();
+    let seen = screen.clone();
+    let reader = std::thread::spawn(move || {
+        use std::io::Read;
+        let mut buf = [0u8; 4096];
+        while let Ok(n) = stdout.read(&mut buf) {
+            if n == 0 {
+                return;
+            }
+            seen.lock().unwrap().push_str(&String::from_utf8_lossy(&buf[..n]));
+        }
+    });
+    let shown = |text: &str| screen.lock().unwrap().contains(text);
+    wait_for(|| shown("[y]es allow / [n]o deny / [e]dit the command: "));
+    assert!(
+        shown("a asks (a1-001): Bash(sh -c 'echo ran > marker.txt') — denied in "),
+        "{}",
+        screen.lock().unwrap()
+    );
+    let mut stdin = run.stdin.take().unwrap();
+    {
+        use std::io::Write;
+        stdin.write_all(b"y\n").unwrap();
+        stdin.flush().unwrap();
+    }
+    let status = run.wait().unwrap();
+    drop(stdin);
+    reader.join().unwrap();
+    let screen = screen.lock().unwrap().clone();
+    assert_eq!(status.code(), Some(0), "{screen}");
+    assert!(screen.contains("a: a1-001 allow"), "{screen}");
+    assert!(screen.contains("✓ a succeeded"), "{screen}");
+    assert_eq!(
+        git(&repo.root, &["ls-tree", "--name-only", "gadugi/a", "marker.txt"]),
+        "marker.txt"
+    );
+    assert_eq!(of_type(&repo.events(), "approval_answered")[0]["by"], "cli");
+}
+
 #[test]
 fn the_agent_reading_the_answers_key_is_asked_not_pre_approved() {
     let repo = Repo::new("timeout = \"3s\"\n");
