@@ -580,6 +580,39 @@ fn gadugi_run_on_a_terminal_asks_inline_and_y_allows() {
 }
 
 #[test]
+fn a_large_write_is_cut_in_the_events_and_whole_in_the_question_file() {
+    let repo = Repo::new("timeout = \"3s\"\n");
+    // A write outside the worktree is asked; its 200 KB content must not land in every event.
+    let outside = repo.tmp.path().join("outside.txt");
+    let content = "0123456789".repeat(20_000);
+    let api = FakeApi::start(vec![
+        Reply::Tool("Write", json!({"file_path": outside, "content": content})),
+        Reply::Text("Done."),
+    ]);
+    let mut run = repo.start_run(&api);
+    let q = repo.wait_question(&mut run);
+    assert_eq!(q["tool"], "Write");
+    assert_eq!(q["input"]["content"].as_str().unwrap().len(), 200_000);
+    let (out, _) = finish(run);
+    assert_eq!(out.status.code(), Some(0), "{}", show(&out));
+    assert!(!outside.exists());
+    let events = repo.events();
+    let requested = of_type(&events, "approval_requested");
+    assert_eq!(requested.len(), 1, "{events:?}");
+    let cut = requested[0]["input"]["content"].as_str().unwrap();
+    assert!(cut.starts_with("0123456789"), "{cut}");
+    assert!(
+        cut.ends_with("… [200000 bytes in all; the full input is in a1-001.question.json]"),
+        "{cut}"
+    );
+    assert_eq!(requested[0]["input"]["file_path"], json!(outside));
+    let log = std::fs::metadata(repo.run_dir().unwrap().join("events.jsonl"))
+        .unwrap()
+        .len();
+    assert!(log < 50_000, "events.jsonl is {log} bytes");
+}
+
+#[test]
 fn the_agent_reading_the_answers_key_is_asked_not_pre_approved() {
     let repo = Repo::new("timeout = \"3s\"\n");
     let key = repo.home().join(".local/state/gadugi/approval.key");
