@@ -9,12 +9,11 @@ use std::collections::{HashSet, VecDeque};
 use std::io::{BufRead, Write};
 use std::sync::mpsc::{channel, Receiver, Sender};
 
-use chrono::{DateTime, Utc};
-use serde_json::Value;
+use chrono::Utc;
 
-use crate::agent::approve::{humantime, AnsweredBy, QuestionKind};
+use crate::agent::approve::{AnsweredBy, QuestionKind};
 use crate::core::events::{Event, EventRecord};
-use crate::core::state::RunState;
+use crate::core::state::{PendingApproval, RunState};
 use crate::layout::Layout;
 use crate::ops;
 use crate::run::emitter::EventSink;
@@ -22,17 +21,11 @@ use crate::run::questions::AnswerRequest;
 use crate::spec::approvals::Decision;
 use crate::views::progress::TerminalPause;
 
-/// A question waiting for the person, from its `approval_requested` event.
+/// A question waiting for the person, as the run state has it after its
+/// `approval_requested` event.
 struct Asked {
     task: String,
-    attempt: u32,
-    id: String,
-    kind: QuestionKind,
-    tool: String,
-    summary: String,
-    input: Value,
-    deadline: DateTime<Utc>,
-    default: Decision,
+    q: PendingApproval,
 }
 
 /// What the prompting thread hears about.
@@ -79,29 +72,20 @@ impl InlinePrompts {
 }
 
 impl EventSink for InlinePrompts {
-    fn on_event(&mut self, rec: &EventRecord, _state: &RunState) {
+    fn on_event(&mut self, rec: &EventRecord, state: &RunState) {
         let input = match &rec.event {
-            Event::ApprovalRequested {
-                task,
-                attempt,
-                id,
-                kind,
-                tool,
-                summary,
-                input,
-                deadline,
-                default,
-            } => Input::Asked(Box::new(Asked {
-                task: task.clone(),
-                attempt: *attempt,
-                id: id.clone(),
-                kind: *kind,
-                tool: tool.clone(),
-                summary: summary.clone(),
-                input: input.clone(),
-                deadline: *deadline,
-                default: *default,
-            })),
+            Event::ApprovalRequested { task, id, .. } => {
+                let Some(q) = state
+                    .task(task)
+                    .and_then(|t| t.pending_approvals.iter().find(|p| p.id == *id))
+                else {
+                    return;
+                };
+                Input::Asked(Box::new(Asked {
+                    task: task.clone(),
+                    q: q.clone(),
+                }))
+            }
             Event::ApprovalAnswered { id, .. } | Event::ApprovalWithdrawn { id, .. } => Input::Settled(id.clone()),
             _ => return,
         };
@@ -146,7 +130,7 @@ impl Prompter {
     fn next_question(&mut self) -> Option<Asked> {
         loop {
             while let Some(a) = self.queue.pop_front() {
-                if !self.settled.contains(&a.id) {
+                if !self.settled.contains(&a.q.id) {
                     return Some(a);
                 }
             }
@@ -183,8 +167,8 @@ impl Prompter {
                         return;
                     }
                     Ok(Input::Asked(a)) => self.queue.push_back(*a),
-                    Ok(Input::Settled(id)) if id == asked.id => {
-                        let _ = writeln!(err, "\n{}: {} was answered elsewhere", asked.task, asked.id);
+                    Ok(Input::Settled(id)) if id == asked.q.id => {
+                        let _ = writeln!(err, "\n{}: {} was answered elsewhere", asked.task, asked.q.id);
                         return;
                     }
                     Ok(Input::Settled(id)) => {
@@ -202,7 +186,7 @@ impl Prompter {
                         &self.layout,
                         &self.run_id,
                         &asked.task,
-                        asked.attempt,
+                        asked.q.attempt,
                         &req,
                         AnsweredBy::Cli,
                     );
@@ -214,7 +198,7 @@ impl Prompter {
                             let _ = writeln!(err, "{}: not answered: {e:#}", asked.task);
                         }
                     }
-                    self.settled.insert(asked.id.clone());
+                    self.settled.insert(asked.q.id.clone());
                     return;
                 }
                 Err(again) => {
@@ -228,18 +212,7 @@ impl Prompter {
 /// `a asks (a1-001): Bash(rm -rf dist) — denied in 8m unless answered`, and a question's
 /// options.
 fn heading(asked: &Asked) -> String {
-    let left = (asked.deadline - Utc::now()).to_std().unwrap_or_default();
-    let mut s = format!(
-        "{} asks ({}): {} — {} in {} unless answered",
-        asked.task,
-        asked.id,
-        asked.summary,
-        match asked.default {
-            Decision::Allow => "allowed",
-            Decision::Deny => "denied",
-        },
-        humantime(std::time::Duration::from_secs(left.as_secs()))
-    );
+    let mut s = format!("{} asks ({}): {}", asked.task, asked.q.id, asked.q.describe(Utc::now()));
     for (i, label, description) in options(asked) {
         s.push_str(&format!("\n  {i}. {label}"));
         if !description.is_empty() {
@@ -250,16 +223,16 @@ fn heading(asked: &Asked) -> String {
 }
 
 fn first_prompt(asked: &Asked) -> String {
-    match asked.kind {
+    match asked.q.kind {
         QuestionKind::Question => "answer with a number, your own words, or `deny`: ".into(),
-        QuestionKind::Permission if asked.tool == "Bash" => "[y]es allow / [n]o deny / [e]dit the command: ".into(),
+        QuestionKind::Permission if asked.q.tool == "Bash" => "[y]es allow / [n]o deny / [e]dit the command: ".into(),
         QuestionKind::Permission => "[y]es allow / [n]o deny: ".into(),
     }
 }
 
 /// The numbered options of a question: (number, label, description).
 fn options(asked: &Asked) -> Vec<(usize, String, String)> {
-    asked.input["questions"][0]["options"]
+    asked.q.input["questions"][0]["options"]
         .as_array()
         .into_iter()
         .flatten()
@@ -278,7 +251,7 @@ fn options(asked: &Asked) -> Vec<(usize, String, String)> {
 fn step(asked: &Asked, follow: Follow, line: &str) -> Result<Step, String> {
     let req = |decision, message: Option<String>, command: Option<String>, choice: Option<String>| {
         Step::Done(AnswerRequest {
-            id: Some(asked.id.clone()),
+            id: Some(asked.q.id.clone()),
             decision,
             message,
             command,
@@ -286,7 +259,7 @@ fn step(asked: &Asked, follow: Follow, line: &str) -> Result<Step, String> {
         })
     };
     let text = (!line.is_empty()).then(|| line.to_string());
-    match (follow, asked.kind) {
+    match (follow, asked.q.kind) {
         (Follow::DenyMessage, _) => Ok(req(Decision::Deny, text, None, None)),
         (Follow::Command, _) => match text {
             Some(c) => Ok(req(Decision::Allow, None, Some(c), None)),
@@ -316,16 +289,16 @@ fn step(asked: &Asked, follow: Follow, line: &str) -> Result<Step, String> {
                 "message for the agent (Enter for none): ".into(),
                 Follow::DenyMessage,
             )),
-            "e" | "edit" if asked.tool == "Bash" => Ok(Step::Ask(
+            "e" | "edit" if asked.q.tool == "Bash" => Ok(Step::Ask(
                 format!(
                     "command to run instead of `{}`: ",
-                    asked.input["command"].as_str().unwrap_or_default()
+                    asked.q.input["command"].as_str().unwrap_or_default()
                 ),
                 Follow::Command,
             )),
             _ => Err(format!(
                 "type y or n{}",
-                if asked.tool == "Bash" { " (or e to edit)" } else { "" }
+                if asked.q.tool == "Bash" { " (or e to edit)" } else { "" }
             )),
         },
     }
