@@ -516,15 +516,19 @@ fn an_agent_killed_while_asking_is_resumed_and_gets_the_answer_given_meanwhile()
     );
 }
 
-/// `gadugi run` on a pseudo-terminal (util-linux `script`): the question is put to the
-/// person inline, `y` allows it, the command runs.
-#[test]
-fn gadugi_run_on_a_terminal_asks_inline_and_y_allows() {
-    let repo = Repo::new("timeout = \"5m\"\n");
-    let api = FakeApi::start(bash(MARK));
+/// `gadugi run prompts/a.md` on a pseudo-terminal (util-linux `script`); what it shows
+/// gathers in the string, read by the returned thread.
+fn run_on_a_terminal(
+    repo: &Repo,
+    api: &FakeApi,
+) -> (
+    Child,
+    std::sync::Arc<std::sync::Mutex<String>>,
+    std::thread::JoinHandle<()>,
+) {
     let mut script = Command::new("script");
     script.current_dir(&repo.root);
-    offline_claude_env(&mut script, &repo.home(), Some(&api), 0);
+    offline_claude_env(&mut script, &repo.home(), Some(api), 0);
     let mut run = script
         .env_remove("XDG_STATE_HOME")
         .env_remove("XDG_CONFIG_HOME")
@@ -552,6 +556,37 @@ fn gadugi_run_on_a_terminal_asks_inline_and_y_allows() {
             seen.lock().unwrap().push_str(&String::from_utf8_lossy(&buf[..n]));
         }
     });
+    (run, screen, reader)
+}
+
+/// Another answer (here `gadugi answer` from a second terminal) wins: the inline prompt
+/// gives way and the run goes on.
+#[test]
+fn an_inline_prompt_gives_way_to_an_answer_from_elsewhere() {
+    let repo = Repo::new("timeout = \"5m\"\n");
+    let api = FakeApi::start(bash(MARK));
+    let (mut run, screen, reader) = run_on_a_terminal(&repo, &api);
+    let shown = |text: &str| screen.lock().unwrap().contains(text);
+    wait_for(|| shown("[y]es allow / [n]o deny / [e]dit the command: "));
+    let out = repo.gadugi(&["answer", "a", "deny"]);
+    assert_eq!(out.status.code(), Some(0), "{}", show(&out));
+    let stdin = run.stdin.take().unwrap();
+    let status = run.wait().unwrap();
+    drop(stdin);
+    reader.join().unwrap();
+    let screen = screen.lock().unwrap().clone();
+    assert_eq!(status.code(), Some(0), "{screen}");
+    assert!(screen.contains("a: a1-001 was answered elsewhere"), "{screen}");
+    assert!(!repo.worktree().join("marker.txt").exists());
+}
+
+/// `gadugi run` on a pseudo-terminal (util-linux `script`): the question is put to the
+/// person inline, `y` allows it, the command runs.
+#[test]
+fn gadugi_run_on_a_terminal_asks_inline_and_y_allows() {
+    let repo = Repo::new("timeout = \"5m\"\n");
+    let api = FakeApi::start(bash(MARK));
+    let (mut run, screen, reader) = run_on_a_terminal(&repo, &api);
     let shown = |text: &str| screen.lock().unwrap().contains(text);
     wait_for(|| shown("[y]es allow / [n]o deny / [e]dit the command: "));
     assert!(

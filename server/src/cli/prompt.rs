@@ -303,3 +303,87 @@ fn step(asked: &Asked, follow: Follow, line: &str) -> Result<Step, String> {
         },
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn asked(kind: QuestionKind, tool: &str, input: serde_json::Value) -> Asked {
+        Asked {
+            task: "a".into(),
+            q: PendingApproval {
+                id: "a1-001".into(),
+                attempt: 1,
+                kind,
+                tool: tool.into(),
+                summary: "s".into(),
+                input,
+                deadline: Utc::now(),
+                default: Decision::Deny,
+            },
+        }
+    }
+
+    fn done(s: Result<Step, String>) -> AnswerRequest {
+        match s {
+            Ok(Step::Done(r)) => r,
+            Ok(Step::Ask(p, _)) => panic!("asked again: {p}"),
+            Err(e) => panic!("refused: {e}"),
+        }
+    }
+
+    #[test]
+    fn a_permission_is_allowed_denied_with_a_message_or_edited() {
+        let a = asked(QuestionKind::Permission, "Bash", json!({"command": "rm -rf dist"}));
+        let r = done(step(&a, Follow::First, "y"));
+        assert_eq!((r.decision, r.id.as_deref()), (Decision::Allow, Some("a1-001")));
+        let Ok(Step::Ask(p, Follow::DenyMessage)) = step(&a, Follow::First, "n") else {
+            panic!("no message asked")
+        };
+        assert!(p.starts_with("message for the agent"));
+        let r = done(step(&a, Follow::DenyMessage, "keep dist"));
+        assert_eq!((r.decision, r.message.as_deref()), (Decision::Deny, Some("keep dist")));
+        assert_eq!(done(step(&a, Follow::DenyMessage, "")).message, None);
+        let Ok(Step::Ask(p, Follow::Command)) = step(&a, Follow::First, "e") else {
+            panic!("no command asked")
+        };
+        assert!(p.contains("`rm -rf dist`"), "{p}");
+        assert!(step(&a, Follow::Command, "").is_err());
+        let r = done(step(&a, Follow::Command, "rm -rf dist/tmp"));
+        assert_eq!(
+            (r.decision, r.command.as_deref()),
+            (Decision::Allow, Some("rm -rf dist/tmp"))
+        );
+        assert!(step(&a, Follow::First, "maybe").is_err());
+        // Only a Bash command can be edited.
+        let w = asked(QuestionKind::Permission, "Write", json!({"file_path": "/x"}));
+        assert!(step(&w, Follow::First, "e").is_err());
+    }
+
+    #[test]
+    fn a_question_takes_an_option_number_free_words_or_deny() {
+        let a = asked(
+            QuestionKind::Question,
+            "AskUserQuestion",
+            json!({"questions": [{"question": "Colour?", "options": [{"label": "teal", "description": "calm"}, {"label": "amber"}]}]}),
+        );
+        assert!(
+            heading(&a).contains("\n  1. teal — calm\n  2. amber"),
+            "{}",
+            heading(&a)
+        );
+        assert_eq!(done(step(&a, Follow::First, "2")).choice.as_deref(), Some("amber"));
+        assert!(step(&a, Follow::First, "3").is_err());
+        let r = done(step(&a, Follow::First, "a dark red"));
+        assert_eq!(
+            (r.decision, r.message.as_deref()),
+            (Decision::Allow, Some("a dark red"))
+        );
+        assert!(matches!(
+            step(&a, Follow::First, "deny"),
+            Ok(Step::Ask(_, Follow::DenyMessage))
+        ));
+        assert!(step(&a, Follow::First, "").is_err());
+    }
+}
