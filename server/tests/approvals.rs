@@ -446,16 +446,7 @@ fn an_agent_killed_while_asking_is_resumed_and_gets_the_answer_given_meanwhile()
     let mut run = repo.start_run(&api);
     repo.wait_question(&mut run);
     // The agent dies (its whole process group, the broker with it) while the question waits.
-    let status: Value = serde_json::from_str(
-        &std::fs::read_to_string(repo.run_dir().unwrap().join("tasks/a/attempt-1/status.json")).unwrap(),
-    )
-    .unwrap();
-    let pgid = status["agent_pid"].as_u64().unwrap();
-    let killed = Command::new("kill")
-        .args(["-KILL", "--", &format!("-{pgid}")])
-        .status()
-        .unwrap();
-    assert!(killed.success());
+    kill_agent(&repo);
     let (out, summary) = finish(run);
     assert_ne!(out.status.code(), Some(0), "{}", show(&out));
     assert_eq!(summary["tasks"][0]["status"], "failed", "{summary}");
@@ -514,6 +505,67 @@ fn an_agent_killed_while_asking_is_resumed_and_gets_the_answer_given_meanwhile()
         resumed.is_some_and(|r| r.to_string().contains("Run the marker command")),
         "{requests:?}"
     );
+}
+
+/// Kills the agent of attempt 1 of task `a` with its whole process group (the broker with it).
+fn kill_agent(repo: &Repo) {
+    let status: Value = serde_json::from_str(
+        &std::fs::read_to_string(repo.run_dir().unwrap().join("tasks/a/attempt-1/status.json")).unwrap(),
+    )
+    .unwrap();
+    let pgid = status["agent_pid"].as_u64().unwrap();
+    let killed = Command::new("kill")
+        .args(["-KILL", "--", &format!("-{pgid}")])
+        .status()
+        .unwrap();
+    assert!(killed.success());
+}
+
+/// Nobody answered before the retry: the session is continued all the same, the repeated
+/// call is asked again, and that answer counts.
+#[test]
+fn a_retry_of_an_agent_killed_while_asking_asks_again_when_nobody_answered() {
+    let repo = Repo::new("timeout = \"5m\"\n");
+    let api = FakeApi::start(vec![
+        Reply::Tool("Bash", json!({"command": MARK, "description": "mark"})),
+        Reply::Tool("Bash", json!({"command": MARK, "description": "mark"})),
+        Reply::Text("Done."),
+    ]);
+    let mut run = repo.start_run(&api);
+    repo.wait_question(&mut run);
+    kill_agent(&repo);
+    let (out, _) = finish(run);
+    assert_ne!(out.status.code(), Some(0), "{}", show(&out));
+    let retry = repo
+        .command(Some(&api))
+        .args(["retry", "a", "--json"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let dir = repo.questions_dir().unwrap();
+    wait_for(|| dir.join("a2-001.question.json").exists());
+    let out = repo.gadugi(&["answer", "a", "allow"]);
+    assert_eq!(out.status.code(), Some(0), "{}", show(&out));
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("a2-001 allow"),
+        "{}",
+        show(&out)
+    );
+    ended_with_the_marker(&repo, retry, "cli");
+    let launch: Value = serde_json::from_str(
+        &std::fs::read_to_string(repo.run_dir().unwrap().join("tasks/a/attempt-2/launch.json")).unwrap(),
+    )
+    .unwrap();
+    let argv: Vec<String> = serde_json::from_value(launch["argv"].clone()).unwrap();
+    assert!(argv.iter().any(|a| a.starts_with("--resume=")), "{argv:?}");
+    let events = repo.events();
+    let requested: Vec<&str> = of_type(&events, "approval_requested")
+        .iter()
+        .map(|e| e["id"].as_str().unwrap())
+        .collect();
+    assert_eq!(requested, ["a1-001", "a2-001"]);
+    assert!(!dir.join("a1-001.reused.json").exists());
 }
 
 /// `gadugi run prompts/a.md` on a pseudo-terminal (util-linux `script`); what it shows
