@@ -14,8 +14,20 @@ const options = {
   minify: !watch,
   logLevel: "info",
 };
+// The run graph's webview script (src/graphWebview.ts): a browser bundle the page loads with
+// its nonce, so the VSIX carries everything the graph draws with (no CDN).
+const webview = {
+  ...options,
+  entryPoints: ["src/graphWebview.ts"],
+  outfile: "dist/graphWebview.js",
+  external: [],
+  format: "iife",
+  platform: "browser",
+  target: "es2022",
+};
 if (watch) {
   await (await esbuild.context(options)).watch();
+  await (await esbuild.context(webview)).watch();
 } else {
-  await esbuild.build(options);
+  await Promise.all([esbuild.build(options), esbuild.build(webview)]);
 }

@@ -82,6 +82,14 @@ impl Layout {
         let dir = self.run_dir(run_id);
         (dir.join("report.md"), dir.join("report.json"))
     }
+    /// The run's timeline as a picture (`timeline.svg`), next to `report.md`, which shows it.
+    pub fn timeline_file(&self, run_id: &str) -> PathBuf {
+        self.run_dir(run_id).join("timeline.svg")
+    }
+    /// The body of a task's pull request that `gadugi pr` passed to `gh` (`pr-body.md`).
+    pub fn pr_body_file(&self, run_id: &str, task: &str) -> PathBuf {
+        self.task_dir(run_id, task).join("pr-body.md")
+    }
     /// What the last `gadugi merge` of a run did (`merge.json`).
     pub fn merge_file(&self, run_id: &str) -> PathBuf {
         self.run_dir(run_id).join("merge.json")

@@ -29,32 +29,7 @@ echo "done: $GADUGI_TASK_ID"
 
 /// A fake `gh`: `auth status` passes unless $FAKE_GH_DIR/auth-fails exists; `pr create` checks
 /// its arguments (exit 64 on anything unexpected), records them and the body, prints a URL.
-const FAKE_GH: &str = r#"#!/bin/sh
-d="$FAKE_GH_DIR"
-echo "$*" >> "$d/calls"
-if [ "$1 $2" = "auth status" ]; then
-  [ -e "$d/auth-fails" ] && { echo "You are not logged into any GitHub hosts" >&2; exit 1; }
-  exit 0
-fi
-[ "$1 $2" = "pr create" ] || { echo "unexpected: $*" >&2; exit 64; }
-shift 2
-head=; base=; title=; body=
-while [ $# -gt 0 ]; do
-  case "$1" in
-    --head) head=$2 ;;
-    --base) base=$2 ;;
-    --title) title=$2 ;;
-    --body-file) body=$2 ;;
-    *) echo "unexpected argument $1" >&2; exit 64 ;;
-  esac
-  shift 2 || { echo "missing value" >&2; exit 64; }
-done
-[ -n "$head" ] && [ -n "$base" ] && [ -n "$title" ] && [ -f "$body" ] || { echo "missing argument" >&2; exit 64; }
-n=$(($(cat "$d/count" 2>/dev/null || echo 0) + 1)); echo $n > "$d/count"
-printf 'head=%s base=%s title=%s\n' "$head" "$base" "$title" >> "$d/prs"
-cp "$body" "$d/body-$n.md"
-echo "https://github.com/example/repo/pull/$n"
-"#;
+const FAKE_GH: &str = include_str!("common/fake-gh.sh");
 
 struct Fixture {
     _tmp: tempfile::TempDir,
@@ -226,7 +201,14 @@ fn conflicts_are_predicted_live_and_merge_stops_at_the_first_conflict() {
     let report = f.gadugi(&["report"]);
     let report = text(&report);
     assert!(report.contains("## Predicted merge conflicts"), "{report}");
-    assert!(report.contains("```mermaid\ngantt"), "{report}");
+    // The timeline is a picture next to the report, one bar per task.
+    assert!(report.contains("](timeline.svg)"), "{report}");
+    let run_id = state["run_id"].as_str().unwrap();
+    let svg = std::fs::read_to_string(f.root.join(".gadugi/runs").join(run_id).join("timeline.svg")).unwrap();
+    assert!(
+        svg.starts_with("<svg") && svg.matches(r#"class="bar""#).count() == 3,
+        "{svg}"
+    );
     assert!(report.contains("beta writes shared.txt"), "commit subjects: {report}");
 
     let out = f.gadugi(&["merge"]);

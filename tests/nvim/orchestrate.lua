@@ -4,65 +4,40 @@
 -- (one that fails). Exits 0 only when the run's progress ended, the failing task's prompt
 -- file got a diagnostic, tree notifications arrived and gadugi/treeState shows the run.
 
-local bin = os.getenv("GADUGI_BIN") or "gadugi"
-local root = os.getenv("GADUGI_REPO") or vim.fn.getcwd()
-
-local function say(s)
-  io.stderr:write("nvim: " .. s .. "\n")
-end
-
-local function fail(s)
-  say("FAIL " .. s)
-  vim.cmd("cquit 1")
-end
+local t = dofile(debug.getinfo(1, "S").source:sub(2):match("(.*/)") .. "client.lua")
+local root, say, fail = t.root, t.say, t.fail
 
 local progress_begin, progress_end, broken_diagnostic, tree_version = false, false, nil, 0
 
 -- The configuration shown in README.md ("Other editors"), plus handlers that record what
 -- the test checks.
-local client_id = vim.lsp.start_client({
-  name = "gadugi",
-  cmd = { bin, "server", "--stdio" },
-  root_dir = root,
-  handlers = {
-    ["$/progress"] = function(_, result, ctx, config)
-      if result.value.kind == "begin" then
-        progress_begin = true
-        say("progress begin: " .. result.value.title)
-      elseif result.value.kind == "end" then
-        progress_end = true
-        say("progress end: " .. (result.value.message or ""))
-      end
-      return vim.lsp.handlers["$/progress"](_, result, ctx, config)
-    end,
-    ["textDocument/publishDiagnostics"] = function(err, result, ctx, config)
-      if result.uri:match("/broken%.md$") and #result.diagnostics > 0 then
-        broken_diagnostic = result.diagnostics[1].message
-        say("diagnostic on broken.md: " .. broken_diagnostic:gsub("\n", " | "))
-      end
-      return vim.lsp.handlers["textDocument/publishDiagnostics"](err, result, ctx, config)
-    end,
-    ["gadugi/treeChanged"] = function(_, result)
-      if result.version <= tree_version then
-        return -- stale: versions only rise
-      end
-      tree_version = result.version
-    end,
-  },
+local client_id = t.start({
+  ["$/progress"] = function(_, result, ctx, config)
+    if result.value.kind == "begin" then
+      progress_begin = true
+      say("progress begin: " .. result.value.title)
+    elseif result.value.kind == "end" then
+      progress_end = true
+      say("progress end: " .. (result.value.message or ""))
+    end
+    return vim.lsp.handlers["$/progress"](_, result, ctx, config)
+  end,
+  ["textDocument/publishDiagnostics"] = function(err, result, ctx, config)
+    if result.uri:match("/broken%.md$") and #result.diagnostics > 0 then
+      broken_diagnostic = result.diagnostics[1].message
+      say("diagnostic on broken.md: " .. broken_diagnostic:gsub("\n", " | "))
+    end
+    return vim.lsp.handlers["textDocument/publishDiagnostics"](err, result, ctx, config)
+  end,
+  ["gadugi/treeChanged"] = function(_, result)
+    if result.version <= tree_version then
+      return -- stale: versions only rise
+    end
+    tree_version = result.version
+  end,
 })
-if not client_id then
-  fail("could not start " .. bin)
-end
-
-if not vim.wait(20000, function()
-  local c = vim.lsp.get_client_by_id(client_id)
-  return c ~= nil and c.initialized
-end, 20) then
-  fail("the server did not initialize")
-end
 local client = vim.lsp.get_client_by_id(client_id)
 local caps = client.server_capabilities or client.resolved_capabilities
-say("initialized")
 
 local files = {
   vim.uri_from_fname(root .. "/prompts/good.md"),

@@ -13,6 +13,7 @@ import {
   type ServerOptions,
   State,
   TransportKind,
+  WorkDoneProgress,
 } from "vscode-languageclient/node";
 
 import * as proto from "./protocol";
@@ -25,6 +26,8 @@ export type ServerPhase = "stopped" | "starting" | "running" | "failed";
 /** Restarts after crashes within this window before the client gives up. */
 const MAX_RESTARTS = 5;
 const RESTART_WINDOW_MS = 3 * 60_000;
+/** How long a command waits for a starting server before it gives up with an error. */
+export const READY_TIMEOUT_MS = 60_000;
 
 export class GadugiClient implements vscode.Disposable {
   private client: LanguageClient | undefined;
@@ -32,6 +35,11 @@ export class GadugiClient implements vscode.Disposable {
   private lastVersion = -1;
   private phaseValue: ServerPhase = "stopped";
   private crashes: number[] = [];
+  /** Why the server last failed to start or stopped for good, for the commands that waited. */
+  private failure: string | undefined;
+  /** The one wait (with its progress notification) that commands given during a start share. */
+  private waiting: Promise<LanguageClient> | undefined;
+  private tokens = 0;
   private readonly treeEmitter = new vscode.EventEmitter<proto.TreeState>();
   private readonly phaseEmitter = new vscode.EventEmitter<ServerPhase>();
   private readonly restartedEmitter = new vscode.EventEmitter<void>();
@@ -66,6 +74,7 @@ export class GadugiClient implements vscode.Disposable {
   /** Finds the binary, starts the server and loads the tree. Errors are shown and logged. */
   async start(): Promise<void> {
     if (this.client) return;
+    this.failure = undefined;
     this.setPhase("starting");
     const config = vscode.workspace.getConfiguration("gadugi");
     let server;
@@ -161,6 +170,11 @@ export class GadugiClient implements vscode.Disposable {
     return this.request<proto.WorktreeList>(proto.Methods.worktrees, {});
   }
 
+  /** Dependencies, critical path, conflicts and attempts of a run (the run graph). */
+  runGraph(params: proto.RunGraphParams): Promise<proto.RunGraph> {
+    return this.request<proto.RunGraph>(proto.Methods.runGraph, params);
+  }
+
   orchestrate(args: proto.OrchestrateArgs): Promise<proto.OrchestrateResult> {
     return this.command(proto.Commands.orchestrate, args);
   }
@@ -188,6 +202,66 @@ export class GadugiClient implements vscode.Disposable {
   poolPrune(args: proto.PoolPruneArgs): Promise<proto.CleanupResult> {
     return this.command(proto.Commands.poolPrune, args);
   }
+  /** Builds the run's integration branch; `onStep` gets each line while it happens. */
+  mergeRun(args: proto.MergeArgs, onStep: (line: string) => void): Promise<proto.MergeResult> {
+    return this.commandWithSteps(proto.Commands.mergeRun, args, onStep);
+  }
+  /** Pushes the task branches and opens the pull requests; `onStep` gets each line. */
+  openPullRequests(args: proto.PullRequestsArgs, onStep: (line: string) => void): Promise<proto.PullRequestsResult> {
+    return this.commandWithSteps(proto.Commands.openPullRequests, args, onStep);
+  }
+  report(args: proto.RunRef): Promise<proto.ReportResult> {
+    return this.command(proto.Commands.report, args);
+  }
+
+  /**
+   * The running language client. While the server starts, waits until it runs — with a
+   * progress notification, shared by every command given meanwhile — and then resolves with
+   * its tree loaded; rejects with the reason if the server fails to start, or after
+   * READY_TIMEOUT_MS. So a command given during a start runs once the server is there.
+   */
+  async ready(): Promise<LanguageClient> {
+    if (this.client && this.phaseValue === "running") return this.client;
+    if (this.phaseValue === "failed") throw new Error(this.notRunning());
+    if (!vscode.workspace.isTrusted) {
+      throw new Error("the Gadugi server does not run in an untrusted workspace (it would start the agents gadugi.toml names); trust the workspace first");
+    }
+    this.waiting ??= Promise.resolve(
+      vscode.window.withProgress(
+        { location: vscode.ProgressLocation.Notification, title: "Gadugi: waiting for the server to start…" },
+        () => this.whenRunning(),
+      ),
+    ).finally(() => (this.waiting = undefined));
+    return this.waiting;
+  }
+
+  private whenRunning(): Promise<LanguageClient> {
+    return new Promise<LanguageClient>((resolve, reject) => {
+      const settle = (error?: Error) => {
+        clearTimeout(timer);
+        sub.dispose();
+        if (error) reject(error);
+        else if (this.client) resolve(this.client);
+        else reject(new Error(this.notRunning()));
+      };
+      const timer = setTimeout(
+        () => settle(new Error(`the Gadugi server did not start within ${READY_TIMEOUT_MS / 1000} s (see the Gadugi output; run Gadugi: Restart Server)`)),
+        READY_TIMEOUT_MS,
+      );
+      const sub = this.onDidChangePhase((p) => {
+        if (p === "running") {
+          // The views and the quick picks need the runs: load them before the command goes on.
+          void this.resync().then(() => settle());
+        } else if (p === "failed") {
+          settle(new Error(this.notRunning()));
+        }
+      });
+    });
+  }
+
+  private notRunning(): string {
+    return `the Gadugi server is not running${this.failure ? ` (${this.failure.replace(/^Gadugi: /, "")})` : ""}; see the Gadugi output and run Gadugi: Restart Server`;
+  }
 
   dispose(): void {
     void this.stop();
@@ -196,24 +270,27 @@ export class GadugiClient implements vscode.Disposable {
     this.restartedEmitter.dispose();
   }
 
-  private command<T>(command: string, arg: object): Promise<T> {
-    const client = this.running();
+  private async command<T>(command: string, arg: object): Promise<T> {
+    const client = await this.ready();
     return client.sendRequest(ExecuteCommandRequest.type, { command, arguments: [arg] }) as Promise<T>;
   }
 
-  private request<T>(method: string, params: object): Promise<T> {
-    return this.running().sendRequest<T>(method, params);
+  /** A command whose steps the server reports as `$/progress` of the request's own token. */
+  private async commandWithSteps<T>(command: string, arg: object, onStep: (line: string) => void): Promise<T> {
+    const client = await this.ready();
+    const token = `${command}-${++this.tokens}`;
+    const sub = client.onProgress(WorkDoneProgress.type, token, (v) => {
+      if (v.kind === "report" && v.message) onStep(v.message);
+    });
+    try {
+      return (await client.sendRequest(ExecuteCommandRequest.type, { command, arguments: [arg], workDoneToken: token })) as T;
+    } finally {
+      sub.dispose();
+    }
   }
 
-  private running(): LanguageClient {
-    if (!this.client || this.phaseValue !== "running") {
-      throw new Error(
-        this.phaseValue === "failed"
-          ? "the Gadugi server is not running (see the Gadugi output; run Gadugi: Restart Server)"
-          : "the Gadugi server is still starting; try again in a moment",
-      );
-    }
-    return this.client;
+  private async request<T>(method: string, params: object): Promise<T> {
+    return (await this.ready()).sendRequest<T>(method, params);
   }
 
   private accept(state: proto.TreeState, resync = false): void {
@@ -246,6 +323,7 @@ export class GadugiClient implements vscode.Disposable {
   }
 
   private fail(message: string): void {
+    this.failure = message;
     this.output.appendLine(message);
     this.setPhase("failed");
     void vscode.window.showErrorMessage(message, "Show Log", "Open Settings").then((pick) => {

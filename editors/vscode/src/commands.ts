@@ -2,6 +2,7 @@
 // commands that vscode-languageclient registers). Each works from a tree row (inline action or
 // context menu) and from the command palette, where it asks which run or task.
 
+import * as fs from "node:fs";
 import * as path from "node:path";
 import * as vscode from "vscode";
 
@@ -26,9 +27,20 @@ export class Commands implements vscode.Disposable {
     private readonly client: GadugiClient,
     private readonly worktreesTree: WorktreesTree,
     private readonly logView: LogView,
+    /** Remembers the last verify command of Merge Run, per workspace. */
+    private readonly memory?: vscode.Memento,
   ) {
-    const register = (id: string, fn: (...args: any[]) => unknown) =>
-      this.disposables.push(vscode.commands.registerCommand(`gadugi-vscode.${id}`, (...args: any[]) => this.guard(id, () => fn(...args))));
+    // Every command that needs the server first waits for it (a command given while the
+    // server starts runs once it is there, never fails for being early).
+    const register = (id: string, fn: (...args: any[]) => unknown, needsServer = true) =>
+      this.disposables.push(
+        vscode.commands.registerCommand(`gadugi-vscode.${id}`, (...args: any[]) =>
+          this.guard(id, async () => {
+            if (needsServer) await this.client.ready();
+            return fn(...args);
+          }),
+        ),
+      );
     register("orchestrateInParallel", (uri?: vscode.Uri, uris?: vscode.Uri[]) => this.orchestrateInParallel(uri, uris));
     register("orchestratePromptFiles", () => this.orchestratePromptFiles());
     register("showPlan", (uri?: vscode.Uri, uris?: vscode.Uri[]) => this.showPlan(uri, uris));
@@ -42,9 +54,12 @@ export class Commands implements vscode.Disposable {
     register("cleanup", () => this.cleanup());
     register("removeWorktree", (e?: WorktreeElement) => this.removeWorktree(e));
     register("emptyPool", () => this.emptyPool());
-    register("restartServer", () => this.client.restart());
-    register("showServerLog", () => this.client.output.show());
-    register("focusRuns", () => vscode.commands.executeCommand("gadugi.runs.focus"));
+    register("mergeRun", (e?: RunsElement, options?: { verify?: string }) => this.mergeRun(e, options));
+    register("openPullRequests", (e?: RunsElement, options?: { remote?: string; base?: string }) => this.openPullRequests(e, options));
+    register("showReport", (e?: RunsElement) => this.showReport(e));
+    register("restartServer", () => this.client.restart(), false);
+    register("showServerLog", () => this.client.output.show(), false);
+    register("focusRuns", () => vscode.commands.executeCommand("gadugi.runs.focus"), false);
     this.disposables.push(
       vscode.workspace.registerTextDocumentContentProvider(DOC_SCHEME, {
         onDidChange: this.docChanged.event,
@@ -76,7 +91,13 @@ export class Commands implements vscode.Disposable {
       const first = problems[0];
       const where = first.file ? `${vscode.workspace.asRelativePath(vscode.Uri.parse(first.file))}${first.line ? `:${first.line}` : ""}: ` : "";
       const more = problems.length > 1 ? ` (and ${problems.length - 1} more problem(s))` : "";
-      const pick = await vscode.window.showErrorMessage(`Gadugi: ${where}${first.problem} — ${first.fix}${more}`, "Show Problems");
+      const text = `Gadugi: ${where}${first.problem} — ${first.fix}${more}`;
+      // Problems about files are in the Problems panel too; others (gh, a remote) are not.
+      if (!problems.some((p) => p.file)) {
+        void vscode.window.showErrorMessage(text);
+        return;
+      }
+      const pick = await vscode.window.showErrorMessage(text, "Show Problems");
       if (pick === "Show Problems") await vscode.commands.executeCommand("workbench.actions.view.problems");
       return;
     }
@@ -300,6 +321,129 @@ export class Commands implements vscode.Disposable {
     await this.worktreesTree.refresh();
   }
 
+  /**
+   * "Merge Run": builds `gadugi/integrate/<run>` from the run's succeeded task branches in
+   * dependency order (each merge verified by the command the user gives, if any), in temporary
+   * worktrees: the user's checkout and branch never move. A conflict names the task and files
+   * and says where to resolve it.
+   */
+  async mergeRun(e?: RunsElement, options?: { verify?: string }): Promise<proto.MergeResult | undefined> {
+    if (!(await this.requireTrust())) return undefined;
+    const run = e?.run ?? (await this.pickRun("Run to merge into its integration branch", hasSucceededTask));
+    if (!run) return undefined;
+    let verify = options?.verify;
+    if (verify === undefined) {
+      verify = await vscode.window.showInputBox({
+        title: `Merge run ${run.runId}`,
+        prompt: "A command that must pass after each merge (run in a temporary worktree of the integration branch); empty for none",
+        placeHolder: "e.g. cargo test",
+        value: this.memory?.get<string>(VERIFY_KEY) ?? "",
+        ignoreFocusOut: true,
+      });
+      if (verify === undefined) return undefined;
+      await this.memory?.update(VERIFY_KEY, verify);
+    }
+    const result = await this.withSteps(`Merging run ${run.runId}`, (step) =>
+      this.client.mergeRun({ runId: run.runId, verify: verify.trim() || null }, step),
+    );
+    this.client.output.appendLine([`Merge Run ${run.runId}:`, ...result.lines].join("\n  "));
+    const merged = result.steps.filter((x) => x.outcome === "merged" || x.outcome === "already_merged").length;
+    const stop = result.steps.find((x) => x.outcome !== "merged" && x.outcome !== "already_merged");
+    if (result.complete) {
+      void vscode.window
+        .showInformationMessage(
+          `Gadugi: ${result.integrationBranch} has the work of ${merged} task(s), in dependency order${verify.trim() ? ", each merge verified" : ""}. Your checkout and branch did not move.`,
+          "Show Report",
+          "Open Pull Requests",
+        )
+        .then((pick) => {
+          if (pick === "Show Report") void vscode.commands.executeCommand("gadugi-vscode.showReport", e ?? { kind: "run", run });
+          if (pick === "Open Pull Requests") void vscode.commands.executeCommand("gadugi-vscode.openPullRequests", e ?? { kind: "run", run });
+        });
+    } else if (stop?.outcome === "conflict") {
+      this.offerConflict(run, result, stop);
+    } else {
+      void vscode.window.showWarningMessage(
+        `Gadugi: ${stop?.error ?? "the merge stopped early"}. ${result.integrationBranch} stays at its last good merge; your checkout did not move. Fix the task's branch, then run Merge Run again to continue.`,
+      );
+    }
+    return result;
+  }
+
+  /** Names the conflicting task and files, says where to resolve them, offers to open them. */
+  private offerConflict(run: proto.RunNode, result: proto.MergeResult, stop: proto.MergeStepNode): void {
+    const repo = vscode.Uri.parse(run.repo).fsPath;
+    const folder = path.join(path.dirname(repo), `${path.basename(repo)}-integrate-${run.runId}`);
+    const commands = `git worktree add ${folder} ${result.integrationBranch} && cd ${folder} && git merge ${stop.branch}`;
+    const task = run.tasks.find((t) => t.id === stop.taskId);
+    void vscode.window
+      .showWarningMessage(
+        `Gadugi: merging ${stop.branch} (task ${stop.taskId}) into ${result.integrationBranch} conflicts in ${stop.files.join(", ")}. ` +
+          `Your checkout is untouched and ${result.integrationBranch} stays at its last good merge. Resolve it in a worktree of the integration branch ` +
+          `(${commands}; fix, commit), then run Merge Run again to merge the rest.`,
+        "Open Conflicting Files",
+        "Copy Commands",
+      )
+      .then(async (pick) => {
+        if (pick === "Copy Commands") await vscode.env.clipboard.writeText(commands);
+        if (pick !== "Open Conflicting Files") return;
+        // The task's side of each file: in its worktree while it is there (editable); a
+        // succeeded task's worktree is usually gone, and then its diff shows those files.
+        const inWorktree = task?.worktreeExists ? stop.files.map((f) => path.join(task.worktree, f)).filter((f) => fs.existsSync(f)) : [];
+        if (task && inWorktree.length === 0) {
+          await vscode.commands.executeCommand("gadugi-vscode.showTaskDiff", { kind: "task", run, task });
+          return;
+        }
+        for (const f of inWorktree) {
+          await vscode.window.showTextDocument(vscode.Uri.file(f), { preview: false, preserveFocus: true });
+        }
+      });
+  }
+
+  /**
+   * "Open Pull Requests": the checks `gadugi pr` makes first (gh installed and logged in, a
+   * remote), then one pull request per succeeded task; the links are shown when done.
+   */
+  async openPullRequests(e?: RunsElement, options?: { remote?: string; base?: string }): Promise<proto.PullRequestsResult | undefined> {
+    if (!(await this.requireTrust())) return undefined;
+    const run = e?.run ?? (await this.pickRun("Run whose pull requests to open", hasSucceededTask));
+    if (!run) return undefined;
+    const result = await this.withSteps(`Opening pull requests of run ${run.runId}`, (step) =>
+      this.client.openPullRequests({ runId: run.runId, remote: options?.remote ?? null, base: options?.base ?? null }, step),
+    );
+    this.client.output.appendLine([`Open Pull Requests ${run.runId}:`, ...result.lines].join("\n  "));
+    const doc = vscode.Uri.from({ scheme: DOC_SCHEME, path: `/${run.runId}/Pull requests.md` });
+    this.setDoc(doc, pullRequestsMarkdown(run.runId, result));
+    await vscode.commands.executeCommand("markdown.showPreview", doc);
+    const text = `Gadugi: ${result.pullRequests.length} pull request(s) opened against ${result.base}${result.failed.length ? `, ${result.failed.length} failed (see the list)` : ""}.`;
+    if (result.failed.length) void vscode.window.showWarningMessage(text);
+    else void vscode.window.showInformationMessage(text);
+    return result;
+  }
+
+  /** "Show Report": writes the run's report and opens it in the Markdown preview (tables, timeline picture). */
+  async showReport(e?: RunsElement): Promise<proto.ReportResult | undefined> {
+    const run = e?.run ?? (await this.pickRun("Run whose report to show", () => true));
+    if (!run) return undefined;
+    const report = await this.client.report({ runId: run.runId });
+    await vscode.commands.executeCommand("markdown.showPreview", vscode.Uri.file(report.markdown));
+    return report;
+  }
+
+  /** Runs a server command that reports steps: a progress notification with each step, and a spinner in the status bar. */
+  private withSteps<T>(title: string, work: (step: (line: string) => void) => Promise<T>): Promise<T> {
+    return Promise.resolve(
+      vscode.window.withProgress({ location: vscode.ProgressLocation.Window, title: `Gadugi: ${title}` }, (bar) =>
+        vscode.window.withProgress({ location: vscode.ProgressLocation.Notification, title: `Gadugi: ${title}` }, (note) =>
+          work((line) => {
+            note.report({ message: line });
+            bar.report({ message: line });
+          }),
+        ),
+      ),
+    );
+  }
+
   private setDoc(uri: vscode.Uri, text: string): void {
     this.docs.set(uri.toString(), text);
     this.docChanged.fire(uri);
@@ -343,6 +487,23 @@ export function selection(uri?: vscode.Uri, uris?: vscode.Uri[]): vscode.Uri[] {
   if (uri instanceof vscode.Uri) return [uri];
   const active = vscode.window.activeTextEditor?.document.uri;
   return active && active.scheme === "file" && active.fsPath.endsWith(".md") ? [active] : [];
+}
+
+/** Where Merge Run keeps the last verify command (workspace state). */
+const VERIFY_KEY = "gadugi.merge.verify";
+
+/** An ended run with something to merge or to open pull requests for. */
+function hasSucceededTask(run: proto.RunNode): boolean {
+  return run.status !== "running" && run.tasks.some((t) => t.status === "succeeded");
+}
+
+/** The pull requests of a run, as a page with links. */
+export function pullRequestsMarkdown(runId: string, r: proto.PullRequestsResult): string {
+  const lines = [`# Pull requests of run ${runId}`, "", `Pushed to \`${r.remote}\`, against \`${r.base}\`.`, ""];
+  for (const p of r.pullRequests) lines.push(`- \`${p.taskId}\` (\`${p.branch}\`): [${p.url}](${p.url})`);
+  for (const f of r.failed) lines.push(`- \`${f.taskId}\`: not opened — ${f.error}`);
+  for (const s of r.skipped) lines.push(`- ${s}`);
+  return lines.join("\n") + "\n";
 }
 
 function isFinal(t: proto.TaskNode): boolean {

@@ -7,6 +7,7 @@ import * as vscode from "vscode";
 
 import { GadugiClient } from "./client";
 import { Commands } from "./commands";
+import { GraphPanel } from "./graphPanel";
 import { LogView } from "./logView";
 import * as model from "./model";
 import type { TreeState } from "./protocol";
@@ -41,10 +42,11 @@ export function activate(context: vscode.ExtensionContext): GadugiApi {
   const worktrees = new WorktreesTree(client);
   const status = new StatusBar();
   const logView = new LogView(client);
-  const commands = new Commands(client, worktrees, logView);
+  const commands = new Commands(client, worktrees, logView, context.workspaceState);
+  const graph = new GraphPanel(context, client);
   const runsView = vscode.window.createTreeView("gadugi.runs", { treeDataProvider: runs, showCollapseAll: true });
   const worktreesView = vscode.window.createTreeView("gadugi.worktrees", { treeDataProvider: worktrees });
-  context.subscriptions.push(output, client, runs, worktrees, status, logView, commands, runsView, worktreesView);
+  context.subscriptions.push(output, client, runs, worktrees, status, logView, commands, graph, runsView, worktreesView);
 
   context.subscriptions.push(
     client.onDidChangeTree((state) => {

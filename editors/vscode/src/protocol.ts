@@ -16,6 +16,9 @@ export const Commands = {
   status: "gadugi.status",
   taskDiff: "gadugi.taskDiff",
   poolPrune: "gadugi.poolPrune",
+  mergeRun: "gadugi.mergeRun",
+  openPullRequests: "gadugi.openPullRequests",
+  report: "gadugi.report",
 } as const;
 
 /** Custom methods. */
@@ -26,6 +29,8 @@ export const Methods = {
   treeChanged: "gadugi/treeChanged",
   /** Request: `WorktreesParams` → `WorktreeList`. */
   worktrees: "gadugi/worktrees",
+  /** Request: `RunGraphParams` → `RunGraph`. */
+  runGraph: "gadugi/runGraph",
   /** Notification, server → client: an `ApprovalRequest` (a task's agent asks). */
   approvalRequested: "gadugi/approvalRequested",
   /** Request: `AnswerApprovalParams` → `AnswerApprovalResult`. */
@@ -170,6 +175,79 @@ export interface TaskDiff {
   diff: string;
 }
 
+/** Arguments of `gadugi.mergeRun`. */
+export interface MergeArgs {
+  runId: string;
+  /** A command that must pass after each merge (`sh -c`, in a temporary worktree). */
+  verify?: string | null;
+  /** Time limit of each verify, like `90s` or `10m`. */
+  verifyTimeout?: string | null;
+}
+
+/** Result of `gadugi.mergeRun`. */
+export interface MergeResult {
+  runId: string;
+  /** `gadugi/integrate/<run>`. */
+  integrationBranch: string;
+  head: string;
+  /** Every succeeded task's branch is in the integration branch. */
+  complete: boolean;
+  steps: MergeStepNode[];
+  /** What `gadugi merge` prints, line by line. */
+  lines: string[];
+}
+
+/** One task branch of a merge. */
+export interface MergeStepNode {
+  taskId: string;
+  branch: string;
+  /** `merged`, `already_merged`, `conflict`, `verify_failed` or `missing`. */
+  outcome: string;
+  /** Conflicting paths, relative to the repository root. */
+  files: string[];
+  error: string | null;
+}
+
+/** Arguments of `gadugi.openPullRequests`. */
+export interface PullRequestsArgs {
+  runId: string;
+  remote?: string | null;
+  base?: string | null;
+  dryRun?: boolean;
+}
+
+/** Result of `gadugi.openPullRequests`. */
+export interface PullRequestsResult {
+  remote: string;
+  base: string;
+  pullRequests: PullRequestNode[];
+  failed: PullRequestFailure[];
+  /** Succeeded tasks left out, with the reason. */
+  skipped: string[];
+  lines: string[];
+}
+
+/** One pull request opened. */
+export interface PullRequestNode {
+  taskId: string;
+  branch: string;
+  url: string;
+}
+
+/** A pull request that could not be opened. */
+export interface PullRequestFailure {
+  taskId: string;
+  error: string;
+}
+
+/** Result of `gadugi.report`: absolute paths of the files just written. */
+export interface ReportResult {
+  /** `report.md`, showing `timeline.svg`. */
+  markdown: string;
+  json: string;
+  timeline: string;
+}
+
 /** Params of `gadugi/worktrees`. */
 export type WorktreesParams = Record<string, never>;
 
@@ -204,6 +282,55 @@ export interface WorktreeNode {
   dirty: boolean;
 }
 
+/** Params of `gadugi/runGraph`. */
+export interface RunGraphParams {
+  runId: string;
+}
+
+/** Result of `gadugi/runGraph`: dependencies, critical path, conflicts and attempts of a run. */
+export interface RunGraph {
+  runId: string;
+  startedAt: string;
+  finishedAt: string | null;
+  /** Task ids along the longest chain of dependencies, in order. */
+  criticalPath: string[];
+  tasks: GraphTask[];
+  conflicts: GraphConflict[];
+  /** Every agent attempt so far, in start order. */
+  attempts: GraphAttempt[];
+}
+
+/** One task of a `RunGraph`. */
+export interface GraphTask {
+  id: string;
+  dependsOn: string[];
+  /** Tasks it waits for because both name the same files. */
+  after: string[];
+  startedAt: string | null;
+  finishedAt: string | null;
+}
+
+/** Two tasks that conflict, or one task and the base branch (`baseBranch`). */
+export interface GraphConflict {
+  tasks: string[];
+  baseBranch: string | null;
+  /** Conflicting files (predicted) or the paths both prompt files name (declared). */
+  files: string[];
+  /** Found by merging the finished branches in memory (else declared by the prompt files). */
+  predicted: boolean;
+  /** Declared: the second task waits for the first. */
+  serialized: boolean;
+}
+
+/** One agent attempt of a task; `finishedAt` is null while it runs. */
+export interface GraphAttempt {
+  task: string;
+  attempt: number;
+  startedAt: string;
+  finishedAt: string | null;
+  status: TaskStatus;
+}
+
 // Field lists of the objects the server sends, checked complete against the interfaces by the
 // compiler (`satisfies Record<keyof T, true>`), and against real answers by the protocol test.
 export const TREE_STATE_FIELDS = { version: true, runs: true } satisfies Record<keyof TreeState, true>;
@@ -219,10 +346,24 @@ export const TASK_NODE_FIELDS = {
 export const WORKTREE_NODE_FIELDS = {
   path: true, repo: true, branch: true, runId: true, taskId: true, taskStatus: true, dirty: true,
 } satisfies Record<keyof WorktreeNode, true>;
+export const RUN_GRAPH_FIELDS = {
+  runId: true, startedAt: true, finishedAt: true, criticalPath: true, tasks: true, conflicts: true, attempts: true,
+} satisfies Record<keyof RunGraph, true>;
 export const POOL_ENTRY_NODE_FIELDS = {
   path: true, repo: true, ageSecs: true, size: true, claimed: true,
 } satisfies Record<keyof PoolEntryNode, true>;
 export const TASK_DIFF_FIELDS = { base: true, branch: true, diff: true } satisfies Record<keyof TaskDiff, true>;
+export const MERGE_RESULT_FIELDS = {
+  runId: true, integrationBranch: true, head: true, complete: true, steps: true, lines: true,
+} satisfies Record<keyof MergeResult, true>;
+export const MERGE_STEP_FIELDS = {
+  taskId: true, branch: true, outcome: true, files: true, error: true,
+} satisfies Record<keyof MergeStepNode, true>;
+export const PULL_REQUESTS_RESULT_FIELDS = {
+  remote: true, base: true, pullRequests: true, failed: true, skipped: true, lines: true,
+} satisfies Record<keyof PullRequestsResult, true>;
+export const PULL_REQUEST_NODE_FIELDS = { taskId: true, branch: true, url: true } satisfies Record<keyof PullRequestNode, true>;
+export const REPORT_RESULT_FIELDS = { markdown: true, json: true, timeline: true } satisfies Record<keyof ReportResult, true>;
 
 /** LSP error code of a well-formed request the server refuses (`data.errors` lists bad input). */
 export const REQUEST_FAILED = -32803;

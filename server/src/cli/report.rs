@@ -1,18 +1,24 @@
-//! `gadugi report [RUN] [--json]`: writes and prints a run's report.
+//! `gadugi report [RUN] [--json]`: writes a run's report (`ops::report`, as the editor's
+//! "Show Report" does) and prints it.
 
 use anyhow::Result;
 
 use crate::error::EXIT_OK;
-use crate::views::report::{report_json, report_markdown, write_reports};
+use crate::views::report::{report_json, report_markdown};
 
 /// `gadugi report`.
 pub fn report(run: Option<String>, json: bool) -> Result<i32> {
     let loaded = crate::ops::load_run(None, run)?;
-    write_reports(&loaded.layout, &loaded.state)?;
+    let files = crate::ops::report::write(&loaded)?;
     if json {
         println!("{}", serde_json::to_string_pretty(&report_json(&loaded.state))?);
     } else {
         print!("{}", report_markdown(&loaded.state));
+        eprintln!(
+            "Report: {} (timeline: {})",
+            files.markdown.display(),
+            files.timeline.display()
+        );
     }
     Ok(EXIT_OK)
 }

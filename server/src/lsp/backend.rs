@@ -13,6 +13,7 @@ use tower_lsp_server::ls_types::*;
 use tower_lsp_server::{Client, LanguageServer};
 
 use crate::lsp::ext::{self, TreeState, TreeStateParams, WorktreeList, WorktreesParams};
+use crate::lsp::ext::{RunGraph, RunGraphParams};
 use crate::lsp::session::{lock, Root, Shared};
 
 /// The server object tower-lsp-server drives.
@@ -41,6 +42,11 @@ impl Backend {
     pub async fn worktrees(&self, params: Option<WorktreesParams>) -> Result<WorktreeList> {
         let _ = params;
         crate::lsp::worktrees::list(&self.shared).await
+    }
+
+    /// `gadugi/runGraph`.
+    pub async fn run_graph(&self, params: RunGraphParams) -> Result<RunGraph> {
+        crate::lsp::graph::run_graph(&self.shared, params).await
     }
 
     /// `gadugi/answerApproval`: answers a question a task's agent asked.
@@ -138,6 +144,21 @@ impl LanguageServer for Backend {
                     })),
                     ..Default::default()
                 })),
+                completion_provider: Some(CompletionOptions {
+                    trigger_characters: Some(
+                        crate::lsp::language::completion::TRIGGER_CHARACTERS
+                            .iter()
+                            .map(|c| c.to_string())
+                            .collect(),
+                    ),
+                    ..Default::default()
+                }),
+                definition_provider: Some(OneOf::Left(true)),
+                hover_provider: Some(HoverProviderCapability::Simple(true)),
+                document_link_provider: Some(DocumentLinkOptions {
+                    resolve_provider: Some(false),
+                    work_done_progress_options: Default::default(),
+                }),
                 code_lens_provider: Some(CodeLensOptions {
                     resolve_provider: Some(false),
                 }),
@@ -185,8 +206,29 @@ impl LanguageServer for Backend {
         Ok(Some(crate::lsp::lens::lenses(&self.shared, &params.text_document.uri)))
     }
 
+    async fn completion(&self, params: CompletionParams) -> Result<Option<CompletionResponse>> {
+        use crate::lsp::language::{completion, off_the_workers};
+        Ok(off_the_workers(&self.shared, move |shared| completion::complete(shared, &params)).await)
+    }
+
+    async fn goto_definition(&self, params: GotoDefinitionParams) -> Result<Option<GotoDefinitionResponse>> {
+        use crate::lsp::language::{definition, off_the_workers};
+        Ok(off_the_workers(&self.shared, move |shared| definition::definition(shared, &params)).await)
+    }
+
+    async fn hover(&self, params: HoverParams) -> Result<Option<Hover>> {
+        use crate::lsp::language::{hover, off_the_workers};
+        Ok(off_the_workers(&self.shared, move |shared| hover::hover(shared, &params)).await)
+    }
+
+    async fn document_link(&self, params: DocumentLinkParams) -> Result<Option<Vec<DocumentLink>>> {
+        Ok(crate::lsp::language::links::links(&self.shared, &params))
+    }
+
     async fn execute_command(&self, params: ExecuteCommandParams) -> Result<Option<LSPAny>> {
-        let value: Value = crate::lsp::commands::execute(&self.shared, &params.command, params.arguments).await?;
+        let token = params.work_done_progress_params.work_done_token;
+        let value: Value =
+            crate::lsp::commands::execute(&self.shared, &params.command, params.arguments, token).await?;
         Ok(Some(value))
     }
 }

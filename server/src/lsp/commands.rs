@@ -10,7 +10,10 @@ use serde::de::DeserializeOwned;
 use serde_json::{json, Value};
 use tokio::sync::watch;
 use tower_lsp_server::jsonrpc::{Error, Result};
-use tower_lsp_server::ls_types::{MessageType, Uri};
+use tower_lsp_server::ls_types::{
+    MessageType, ProgressToken, Uri, WorkDoneProgress, WorkDoneProgressBegin, WorkDoneProgressEnd,
+    WorkDoneProgressReport,
+};
 
 use crate::core::events::RunStatus;
 use crate::core::state::{RunState, TaskState};
@@ -18,12 +21,20 @@ use crate::error::{InputError, InputErrors};
 use crate::lsp::diagnostics::{self, Source};
 use crate::lsp::errors::{from_anyhow, from_input_errors, invalid_params, request_failed};
 use crate::lsp::ext::*;
+use crate::lsp::publish::send_progress;
 use crate::lsp::session::{lock as lock_map, Root, Shared};
 use crate::lsp::sink::TreeSink;
+use crate::ops::merge::MergeRequest;
+use crate::ops::pr::PrOptions;
 use crate::ops::{self, Cancelled, CleanupOptions, Drive, LoadedRun, Resumed, RunOptions};
 
-/// Runs one command.
-pub async fn execute(shared: &Arc<Shared>, command: &str, args: Vec<Value>) -> Result<Value> {
+/// Runs one command; `token` is the request's `workDoneToken`, for commands that report steps.
+pub async fn execute(
+    shared: &Arc<Shared>,
+    command: &str,
+    args: Vec<Value>,
+    token: Option<ProgressToken>,
+) -> Result<Value> {
     match command {
         ORCHESTRATE => orchestrate(shared, parse(command, args)?).await,
         PLAN => plan(shared, parse(command, args)?).await,
@@ -37,6 +48,9 @@ pub async fn execute(shared: &Arc<Shared>, command: &str, args: Vec<Value>) -> R
         POOL_PRUNE => crate::lsp::worktrees::prune_pool(shared, parse(command, args)?)
             .await
             .map(|r| serde_json::to_value(r).expect("serializable")),
+        MERGE_RUN => merge_run(shared, parse(command, args)?, token).await,
+        OPEN_PULL_REQUESTS => open_pull_requests(shared, parse(command, args)?, token).await,
+        REPORT => report(shared, parse(command, args)?).await,
         other => Err(invalid_params(format!(
             "unknown command `{other}`; the commands are: {}",
             COMMANDS.join(", ")
@@ -69,6 +83,8 @@ fn example(command: &str) -> &'static str {
         CANCEL_TASK | RETRY_TASK | TASK_DIFF => r#"{"runId": "20261121-094512-3fa2", "taskId": "api-client"}"#,
         CLEANUP => r#"{"runId": "20261121-094512-3fa2", "deleteBranches": false, "force": false, "dryRun": true}"#,
         POOL_PRUNE => r#"{"repo": "file:///abs/repo", "all": true}"#,
+        MERGE_RUN => r#"{"runId": "20261121-094512-3fa2", "verify": "cargo test"}"#,
+        OPEN_PULL_REQUESTS => r#"{"runId": "20261121-094512-3fa2", "dryRun": true}"#,
         _ => r#"{"runId": "20261121-094512-3fa2"}"#,
     }
 }
@@ -448,4 +464,147 @@ async fn resume(shared: &Arc<Shared>, args: RunRef) -> Result<Value> {
             Ok(serde_json::to_value(OrchestrateResult { run_id }).expect("serializable"))
         }
     }
+}
+
+/// Runs `work` on run `run_id` (loaded from disk) on the blocking pool and collects the lines
+/// it says; with a `workDoneToken`, each line is also a `$/progress` report (between a `begin`
+/// titled `title` and an `end`), so the editor shows the steps while they happen.
+async fn with_steps<T: Send + 'static>(
+    shared: &Shared,
+    token: Option<ProgressToken>,
+    title: String,
+    run_id: String,
+    work: impl FnOnce(&LoadedRun, &mut dyn FnMut(String)) -> anyhow::Result<T> + Send + 'static,
+) -> Result<(Vec<String>, anyhow::Result<T>)> {
+    let (repo_root, _) = recorded(shared, &run_id)?;
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<String>();
+    if let Some(t) = &token {
+        let begin = WorkDoneProgressBegin {
+            title,
+            cancellable: Some(false),
+            ..Default::default()
+        };
+        send_progress(shared, t, WorkDoneProgress::Begin(begin)).await;
+    }
+    let job = tokio::task::spawn_blocking(move || {
+        let mut say = |line: String| {
+            let _ = tx.send(line);
+        };
+        work(&ops::load_run(Some(repo_root), Some(run_id))?, &mut say)
+    });
+    // The channel closes when the work ends (its sender is dropped with the closure).
+    let mut lines = vec![];
+    while let Some(line) = rx.recv().await {
+        if let Some(t) = &token {
+            let report = WorkDoneProgressReport {
+                message: Some(line.clone()),
+                ..Default::default()
+            };
+            send_progress(shared, t, WorkDoneProgress::Report(report)).await;
+        }
+        lines.push(line);
+    }
+    let outcome = job
+        .await
+        .map_err(|e| from_anyhow(anyhow::anyhow!("the command's work panicked: {e}")));
+    if let Some(t) = &token {
+        send_progress(shared, t, WorkDoneProgress::End(WorkDoneProgressEnd { message: None })).await;
+    }
+    Ok((lines, outcome?))
+}
+
+/// `gadugi.mergeRun`: `gadugi merge` (`ops::merge`), the steps reported as they happen.
+async fn merge_run(shared: &Arc<Shared>, args: MergeArgs, token: Option<ProgressToken>) -> Result<Value> {
+    let title = format!("Merging run {}", args.run_id);
+    let MergeArgs {
+        run_id,
+        verify,
+        verify_timeout,
+    } = args;
+    let request = MergeRequest {
+        verify,
+        verify_timeout,
+        onto: None,
+    };
+    let work = move |loaded: &LoadedRun, say: &mut dyn FnMut(String)| ops::merge::merge(loaded, request, say);
+    let (lines, merged) = with_steps(shared, token, title, run_id, work).await?;
+    let m = merged.map_err(from_anyhow)?;
+    let steps = m
+        .steps
+        .into_iter()
+        .map(|s| MergeStepNode {
+            task_id: s.task,
+            branch: s.branch,
+            outcome: s.outcome,
+            files: s.files.into_iter().map(|f| f.path).collect(),
+            error: s.error,
+        })
+        .collect();
+    Ok(serde_json::to_value(MergeResult {
+        run_id: m.run_id,
+        integration_branch: m.integration_branch,
+        head: m.head,
+        complete: m.complete,
+        steps,
+        lines,
+    })
+    .expect("serializable"))
+}
+
+/// `gadugi.openPullRequests`: `gadugi pr` (`ops::pr`), the steps reported as they happen.
+async fn open_pull_requests(
+    shared: &Arc<Shared>,
+    args: PullRequestsArgs,
+    token: Option<ProgressToken>,
+) -> Result<Value> {
+    let title = format!("Opening pull requests of run {}", args.run_id);
+    let options = PrOptions {
+        dry_run: args.dry_run,
+        remote: args.remote.filter(|r| !r.is_empty()),
+        base: args.base.filter(|b| !b.is_empty()),
+    };
+    let work = move |loaded: &LoadedRun, say: &mut dyn FnMut(String)| ops::pr::open_pull_requests(loaded, options, say);
+    let (lines, opened) = with_steps(shared, token, title, args.run_id, work).await?;
+    let o = opened.map_err(from_anyhow)?;
+    Ok(serde_json::to_value(PullRequestsResult {
+        remote: o.remote,
+        base: o.base,
+        pull_requests: o
+            .opened
+            .into_iter()
+            .map(|p| PullRequestNode {
+                task_id: p.task,
+                branch: p.branch,
+                url: p.url,
+            })
+            .collect(),
+        failed: o
+            .failed
+            .into_iter()
+            .map(|f| PullRequestFailure {
+                task_id: f.task,
+                error: f.error,
+            })
+            .collect(),
+        skipped: o.skipped,
+        lines,
+    })
+    .expect("serializable"))
+}
+
+/// `gadugi.report`: writes the run's report (`ops::report`) and says where it is.
+async fn report(shared: &Arc<Shared>, args: RunRef) -> Result<Value> {
+    let (repo_root, _) = recorded(shared, &args.run_id)?;
+    let files = blocking(move || -> anyhow::Result<ops::report::ReportFiles> {
+        ops::report::write(&ops::load_run(Some(repo_root), Some(args.run_id))?)
+    })
+    .await?
+    .map_err(from_anyhow)?;
+    let text = |p: PathBuf| p.display().to_string();
+    Ok(serde_json::to_value(ReportResult {
+        markdown: text(files.markdown),
+        json: text(files.json),
+        timeline: text(files.timeline),
+    })
+    .expect("serializable"))
 }

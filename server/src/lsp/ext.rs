@@ -19,6 +19,9 @@ pub const COMMANDS: &[&str] = &[
     STATUS,
     TASK_DIFF,
     POOL_PRUNE,
+    MERGE_RUN,
+    OPEN_PULL_REQUESTS,
+    REPORT,
 ];
 
 /// Starts a run of prompt files: [`OrchestrateArgs`] → [`OrchestrateResult`], at once.
@@ -44,6 +47,16 @@ pub const TASK_DIFF: &str = "gadugi.taskDiff";
 /// Empties the warm worktree pool of a repository (`gadugi pool prune`): [`PoolPruneArgs`] →
 /// [`CleanupResult`].
 pub const POOL_PRUNE: &str = "gadugi.poolPrune";
+/// Builds the run's integration branch like `gadugi merge` (the user's checkout and branch
+/// untouched): [`MergeArgs`] → [`MergeResult`] when done. Each step is also sent as a
+/// `$/progress` report when the request carries a `workDoneToken`.
+pub const MERGE_RUN: &str = "gadugi.mergeRun";
+/// Pushes the run's succeeded task branches and opens one pull request each, like `gadugi pr`:
+/// [`PullRequestsArgs`] → [`PullRequestsResult`] when done (steps as `$/progress` reports too).
+pub const OPEN_PULL_REQUESTS: &str = "gadugi.openPullRequests";
+/// Writes the run's report like `gadugi report` (`report.md`, `report.json`, `timeline.svg`):
+/// [`RunRef`] → [`ReportResult`].
+pub const REPORT: &str = "gadugi.report";
 
 /// Request `gadugi/treeState`: [`TreeStateParams`] → [`TreeState`].
 pub const TREE_STATE: &str = "gadugi/treeState";
@@ -51,6 +64,8 @@ pub const TREE_STATE: &str = "gadugi/treeState";
 pub const TREE_CHANGED: &str = "gadugi/treeChanged";
 /// Request `gadugi/worktrees`: [`WorktreesParams`] → [`WorktreeList`].
 pub const WORKTREES: &str = "gadugi/worktrees";
+/// Request `gadugi/runGraph`: [`RunGraphParams`] → [`RunGraph`].
+pub const RUN_GRAPH: &str = "gadugi/runGraph";
 
 /// Arguments of `gadugi.orchestrate` (the first element of `arguments`).
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -244,6 +259,108 @@ pub struct TaskDiff {
     pub diff: String,
 }
 
+/// Arguments of `gadugi.mergeRun`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct MergeArgs {
+    pub run_id: String,
+    /// A command (through `sh -c`, in a temporary worktree) that must pass after each merge,
+    /// like `gadugi merge --verify`; empty or left out: none.
+    #[serde(default)]
+    pub verify: Option<String>,
+    /// Time limit of each verify, like `90s` or `10m`; default: `timeout` of gadugi.toml.
+    #[serde(default)]
+    pub verify_timeout: Option<String>,
+}
+
+/// Result of `gadugi.mergeRun`: what `merge.json` records, plus the lines `gadugi merge` prints.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct MergeResult {
+    pub run_id: String,
+    /// `gadugi/integrate/<run>` (with the configured branch prefix).
+    pub integration_branch: String,
+    /// The integration branch's commit now.
+    pub head: String,
+    /// Whether every succeeded task's branch is in the integration branch.
+    pub complete: bool,
+    pub steps: Vec<MergeStepNode>,
+    pub lines: Vec<String>,
+}
+
+/// One task branch of a merge.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct MergeStepNode {
+    pub task_id: String,
+    pub branch: String,
+    /// `merged`, `already_merged`, `conflict`, `verify_failed` or `missing`.
+    pub outcome: String,
+    /// Paths (relative to the repository root) that conflict, for `conflict`.
+    pub files: Vec<String>,
+    /// What went wrong, in words.
+    pub error: Option<String>,
+}
+
+/// Arguments of `gadugi.openPullRequests`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct PullRequestsArgs {
+    pub run_id: String,
+    /// The remote to push to; default: `origin`, else the only remote.
+    #[serde(default)]
+    pub remote: Option<String>,
+    /// The branch the pull requests target; default: the branch the run started from.
+    #[serde(default)]
+    pub base: Option<String>,
+    /// Check and say what would be done (in `lines`); push and open nothing.
+    #[serde(default)]
+    pub dry_run: bool,
+}
+
+/// Result of `gadugi.openPullRequests`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PullRequestsResult {
+    pub remote: String,
+    pub base: String,
+    pub pull_requests: Vec<PullRequestNode>,
+    /// Tasks whose pull request `gh pr create` refused.
+    pub failed: Vec<PullRequestFailure>,
+    /// Succeeded tasks left out, with the reason (no commits, branch gone).
+    pub skipped: Vec<String>,
+    pub lines: Vec<String>,
+}
+
+/// One pull request opened.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PullRequestNode {
+    pub task_id: String,
+    pub branch: String,
+    /// The pull request's address, as `gh` printed it.
+    pub url: String,
+}
+
+/// A pull request that could not be opened.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PullRequestFailure {
+    pub task_id: String,
+    pub error: String,
+}
+
+/// Result of `gadugi.report`: absolute paths of the files just written.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ReportResult {
+    /// `report.md`, which shows `timeline.svg` (a relative image link).
+    pub markdown: String,
+    pub json: String,
+    /// `timeline.svg`: the run's timeline as a picture.
+    pub timeline: String,
+}
+
 /// Params of `gadugi/worktrees` (may be `{}`).
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
@@ -289,6 +406,78 @@ pub struct WorktreeNode {
     pub task_status: TaskStatus,
     /// Whether it has uncommitted changes.
     pub dirty: bool,
+}
+
+/// Params of `gadugi/runGraph`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct RunGraphParams {
+    pub run_id: String,
+}
+
+/// Result of `gadugi/runGraph`: what the editor's run graph draws beyond the tree (the
+/// statuses come from `gadugi/treeChanged`): dependencies, the critical path, conflicts and
+/// the attempts in time.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct RunGraph {
+    pub run_id: String,
+    /// RFC 3339 UTC.
+    pub started_at: String,
+    pub finished_at: Option<String>,
+    /// Task ids along the longest chain of dependencies, in order.
+    pub critical_path: Vec<String>,
+    /// The run's tasks, in the run's order.
+    pub tasks: Vec<GraphTask>,
+    pub conflicts: Vec<GraphConflict>,
+    /// Every agent attempt so far, in start order.
+    pub attempts: Vec<GraphAttempt>,
+}
+
+/// One task of a [`RunGraph`].
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct GraphTask {
+    pub id: String,
+    pub depends_on: Vec<String>,
+    /// Tasks it waits for (whatever their outcome) because both name the same files.
+    pub after: Vec<String>,
+    /// When it left the queue (RFC 3339 UTC).
+    pub started_at: Option<String>,
+    pub finished_at: Option<String>,
+}
+
+/// Two tasks that conflict, or one task and the base branch.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct GraphConflict {
+    /// The tasks involved: two, or one when the other side is the base branch.
+    pub tasks: Vec<String>,
+    /// The base branch, when it is the other side (it moved since the run started).
+    pub base_branch: Option<String>,
+    /// Predicted: each conflicting file (`src/a.rs (2 hunks)`); declared: the paths or
+    /// patterns both prompt files name.
+    pub files: Vec<String>,
+    /// `true`: found by merging the finished branches in memory; `false`: declared, both
+    /// prompt files name the same files.
+    pub predicted: bool,
+    /// Declared conflicts: whether the second task waits for the first.
+    pub serialized: bool,
+}
+
+/// One agent attempt of a task.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct GraphAttempt {
+    pub task: String,
+    /// 1 for the first attempt.
+    pub attempt: u32,
+    /// When its agent started (RFC 3339 UTC).
+    pub started_at: String,
+    /// `null` while it runs.
+    pub finished_at: Option<String>,
+    /// `running`; `failed` when it failed (another attempt may follow); else how the task ended.
+    pub status: TaskStatus,
 }
 
 // Agents that ask (issue 20): an agent's permission requests and questions, and the answers.

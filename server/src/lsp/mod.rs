@@ -6,7 +6,8 @@
 //!
 //! Layout: `ext.rs` declares the custom protocol; `session.rs` holds the state every handler
 //! shares; `backend.rs` is the `LanguageServer` implementation that routes to one handler
-//! file per concern (`commands.rs`, `documents.rs`); `tree.rs` holds what the server knows about runs; `publish.rs` turns
+//! file per concern (`commands.rs`, `documents.rs`, and `language/` for completion, definition,
+//! hover and links on prompt files); `tree.rs` holds what the server knows about runs; `publish.rs` turns
 //! changes into notifications, diagnostics and progress; `sink.rs` feeds own runs in,
 //! `watch.rs` (with the watcher of `watcher.rs`) runs started elsewhere. stdout carries only the protocol; logs go to stderr
 //! through `tracing` (filter: `GADUGI_LOG`).
@@ -19,6 +20,8 @@ mod documents;
 mod errors;
 pub mod ext;
 pub mod framing;
+mod graph;
+mod language;
 mod lens;
 mod publish;
 mod session;
@@ -55,6 +58,7 @@ pub fn serve_stdio() -> Result<i32> {
         let (service, socket) = LspService::build(backend::Backend::new)
             .custom_method(ext::TREE_STATE, backend::Backend::tree_state)
             .custom_method(ext::WORKTREES, backend::Backend::worktrees)
+            .custom_method(ext::RUN_GRAPH, backend::Backend::run_graph)
             .custom_method(ext::ANSWER_APPROVAL, backend::Backend::answer_approval)
             .custom_method("window/workDoneProgress/cancel", backend::Backend::progress_cancel)
             .finish();

@@ -149,7 +149,8 @@ fn orchestrator_alive(state: &RunState) -> bool {
     crate::exec::supervisor::process_is_alive(state.orchestrator_pid, None)
 }
 
-async fn send_progress(shared: &Shared, token: &NumberOrString, value: WorkDoneProgress) {
+/// Sends one `$/progress` notification of the token (a run's, or a command's `workDoneToken`).
+pub async fn send_progress(shared: &Shared, token: &NumberOrString, value: WorkDoneProgress) {
     shared
         .client
         .send_notification::<Progress>(ProgressParams {

@@ -25,6 +25,9 @@ use crate::spec::config::Config;
 use crate::spec::plan::{build_plan, Plan};
 
 pub mod approvals;
+pub mod merge;
+pub mod pr;
+pub mod report;
 
 /// How a new run should differ from `gadugi.toml` (the command line's or the editor's
 /// choices). Empty: the configuration as it is.

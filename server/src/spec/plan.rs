@@ -217,8 +217,7 @@ fn resolve(
     if let Some(&j) = ids.get(r.raw.as_str()) {
         return Ok(j);
     }
-    let dir = spec.prompt_file.parent().unwrap_or(Path::new("/"));
-    let path = normalize(&dir.join(&r.raw));
+    let path = dependency_path(&spec.prompt_file, &r.raw);
     let canonical = path.canonicalize().ok();
     let found = files.get(path.as_path()).or_else(|| files.get(canonical.as_deref()?));
     if let Some(&j) = found {
@@ -246,6 +245,26 @@ fn resolve(
         format!("unknown dependency `{}`", r.raw),
         format!("name a task id (known: {known_ids}) or a prompt file relative to this one"),
     ))
+}
+
+/// The prompt file a dependency written in the prompt file `from` names when it is a path:
+/// relative to `from`'s folder, `.` and `..` resolved lexically (it need not exist).
+pub fn dependency_path(from: &Path, raw: &str) -> PathBuf {
+    normalize(&from.parent().unwrap_or(Path::new("/")).join(raw))
+}
+
+/// The task among `specs` that a dependency written in the prompt file `from` names, by the
+/// rule of [`build_plan`]: a task id (the first task with it), else a prompt file relative to
+/// `from`.
+pub fn find_dependency<'a>(from: &Path, raw: &str, specs: &'a [TaskSpec]) -> Option<&'a TaskSpec> {
+    if let Some(spec) = specs.iter().find(|s| s.id == raw) {
+        return Some(spec);
+    }
+    let path = dependency_path(from, raw);
+    let canonical = path.canonicalize().ok();
+    specs
+        .iter()
+        .find(|s| s.prompt_file == path || canonical.as_ref() == Some(&s.prompt_file))
 }
 
 /// `path` with `.` and `..` components resolved lexically.

@@ -62,33 +62,75 @@ const MAX_RETRIES: u64 = 100;
 /// The front matter's first line in the file (line 1 is the opening `---`).
 const FRONT_MATTER_LINE: usize = 2;
 
-/// Front-matter keys: name, what its value must be, and an example line.
-const KEYS: [(&str, &str, &str); 9] = [
-    ("id", "a string", "id: api-client"),
-    ("title", "a non-empty string", "title: Write the API client"),
-    (
-        "depends_on",
-        "a string or a list of strings",
-        "depends_on: [schema.md, setup-db]",
-    ),
-    (
-        "files",
-        "a string or a list of strings",
-        "files: [src/api/**, src/lib.rs]",
-    ),
-    ("agent", "a non-empty string", "agent: claude"),
-    (
-        "timeout",
-        "a positive whole number of seconds or a duration like 90s, 15m, 2h or 1h30m (at most a year)",
-        "timeout: 30m",
-    ),
-    ("retries", "an integer from 0 to 100", "retries: 1"),
-    ("verify", "a non-empty command", "verify: cargo test"),
-    (
-        "setup",
-        "a non-empty command or a list of non-empty commands",
-        "setup: npm ci --prefer-offline",
-    ),
+/// A front-matter key: its name, what it sets, what its value must be, and an example line
+/// (for error messages and the editor's completion and hover).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FrontMatterKey {
+    pub name: &'static str,
+    /// What the key sets, in one or two sentences.
+    pub doc: &'static str,
+    /// What its value must be.
+    pub expected: &'static str,
+    /// A line that sets it.
+    pub example: &'static str,
+}
+
+/// Every front-matter key a prompt file may have.
+pub const FRONT_MATTER_KEYS: [FrontMatterKey; 9] = [
+    FrontMatterKey {
+        name: "id",
+        doc: "The task's id: its branch and worktree are named after it, and other prompt files depend on it by this name. Default: a slug of the file name.",
+        expected: "a string",
+        example: "id: api-client",
+    },
+    FrontMatterKey {
+        name: "title",
+        doc: "The task's title in progress, trees and reports. Default: the first `# ` heading, else the id.",
+        expected: "a non-empty string",
+        example: "title: Write the API client",
+    },
+    FrontMatterKey {
+        name: "depends_on",
+        doc: "Tasks that must succeed before this one starts (it starts from their branches): task ids or prompt files relative to this one. `Depends on: a, b` lines of the text add more.",
+        expected: "a string or a list of strings",
+        example: "depends_on: [schema.md, setup-db]",
+    },
+    FrontMatterKey {
+        name: "files",
+        doc: "Repository paths or globs the task expects to touch: tasks that may touch the same files are serialized (or warned about, with `conflicts = \"warn\"`).",
+        expected: "a string or a list of strings",
+        example: "files: [src/api/**, src/lib.rs]",
+    },
+    FrontMatterKey {
+        name: "agent",
+        doc: "The agent profile that runs this task: `claude`, `codex`, `gemini`, `aider`, `opencode`, `simulated`, `command`, or a `[profiles.NAME]` of gadugi.toml. Default: `[agent] profile` of gadugi.toml, else `claude`.",
+        expected: "a non-empty string",
+        example: "agent: claude",
+    },
+    FrontMatterKey {
+        name: "timeout",
+        doc: "How long one attempt of the agent may run before it is stopped. Default: `timeout` of gadugi.toml (1 hour).",
+        expected: "a positive whole number of seconds or a duration like 90s, 15m, 2h or 1h30m (at most a year)",
+        example: "timeout: 30m",
+    },
+    FrontMatterKey {
+        name: "retries",
+        doc: "How many more attempts a failed task gets. Default: `retries` of gadugi.toml (0).",
+        expected: "an integer from 0 to 100",
+        example: "retries: 1",
+    },
+    FrontMatterKey {
+        name: "verify",
+        doc: "A command run in the task's worktree after the agent; the task fails when it fails. Default: `verify` of gadugi.toml.",
+        expected: "a non-empty command",
+        example: "verify: cargo test",
+    },
+    FrontMatterKey {
+        name: "setup",
+        doc: "Commands run in the new worktree before the agent starts, after the `[worktree] setup` commands of gadugi.toml.",
+        expected: "a non-empty command or a list of non-empty commands",
+        example: "setup: npm ci --prefer-offline",
+    },
 ];
 
 /// Loads and checks one prompt file.
@@ -393,8 +435,14 @@ fn parse_front_matter(path: &Path, yaml: &str) -> Result<FrontMatter, InputError
     for (key, value) in &mapping {
         let key_index = key.as_str().and_then(|k| key_index(yaml, k));
         let line = key_index.map_or(FRONT_MATTER_LINE, |i| i + FRONT_MATTER_LINE);
-        let known = KEYS.iter().find(|k| key.as_str() == Some(k.0));
-        let Some((key, expected, example)) = known else {
+        let known = FRONT_MATTER_KEYS.iter().find(|k| key.as_str() == Some(k.name));
+        let Some(&FrontMatterKey {
+            name: key,
+            expected,
+            example,
+            ..
+        }) = known
+        else {
             return Err(unknown_key(path, line, key));
         };
         let wrong = || {
@@ -406,7 +454,7 @@ fn parse_front_matter(path: &Path, yaml: &str) -> Result<FrontMatter, InputError
             )
         };
         let text = || scalar(value).map(|s| s.trim().to_string()).filter(|s| !s.is_empty());
-        match *key {
+        match key {
             "id" => {
                 let id = scalar(value).ok_or_else(wrong)?;
                 if let Some(reason) = id_problem(&id) {
@@ -486,12 +534,13 @@ fn parse_front_matter(path: &Path, yaml: &str) -> Result<FrontMatter, InputError
 
 /// The error for an unknown front-matter key, suggesting the closest known key.
 fn unknown_key(path: &Path, line: usize, key: &Value) -> InputError {
-    let known = KEYS.map(|k| k.0).join(", ");
+    let known = FRONT_MATTER_KEYS.map(|k| k.name).join(", ");
     let (problem, closest) = match key.as_str() {
         Some(key) => (
             format!("unknown front-matter key `{key}`"),
-            KEYS.iter()
-                .map(|k| (edit_distance(k.0, key), k.0))
+            FRONT_MATTER_KEYS
+                .iter()
+                .map(|k| (edit_distance(k.name, key), k.name))
                 .filter(|&(d, _)| d <= 2)
                 .min(),
         ),
@@ -635,20 +684,8 @@ struct BodyScan {
 /// line `first_line` of the file, skipping fenced code blocks.
 fn scan_body(body: &str, first_line: usize) -> BodyScan {
     let mut scan = BodyScan::default();
-    let mut fence: Option<&str> = None;
-    for (i, line) in body.lines().enumerate() {
-        let trimmed = line.trim_start();
-        if let Some(open) = fence {
-            if trimmed.starts_with(open) {
-                fence = None;
-            }
-            continue;
-        }
-        if let Some(marker) = ["```", "~~~"].into_iter().find(|m| trimmed.starts_with(m)) {
-            fence = Some(marker);
-            continue;
-        }
-        if let Some(heading) = trimmed.strip_prefix("# ").map(str::trim) {
+    for (i, line) in unfenced_lines(body.lines()) {
+        if let Some(heading) = line.trim_start().strip_prefix("# ").map(str::trim) {
             if scan.heading.is_none() && !heading.is_empty() {
                 scan.heading = Some(heading.to_string());
             }
@@ -659,6 +696,26 @@ fn scan_body(body: &str, first_line: usize) -> BodyScan {
         }
     }
     scan
+}
+
+/// The lines of a body outside fenced code blocks (```` ``` ```` or `~~~`), with their
+/// 0-based index among `lines`.
+fn unfenced_lines<'a>(lines: impl Iterator<Item = &'a str>) -> impl Iterator<Item = (usize, &'a str)> {
+    let mut fence: Option<&str> = None;
+    lines.enumerate().filter(move |(_, line)| {
+        let trimmed = line.trim_start();
+        if let Some(open) = fence {
+            if trimmed.starts_with(open) {
+                fence = None;
+            }
+            return false;
+        }
+        if let Some(marker) = ["```", "~~~"].into_iter().find(|m| trimmed.starts_with(m)) {
+            fence = Some(marker);
+            return false;
+        }
+        true
+    })
 }
 
 /// The list after `Depends on:` when `line` is a dependency line: optional indentation, an
@@ -682,13 +739,226 @@ fn depends_on_list(line: &str) -> Option<&str> {
 
 /// Comma-separated references written at `line`, trimmed of spaces, backticks and quotes.
 fn reference_list(list: &str, line: usize) -> impl Iterator<Item = DependencyRef> + '_ {
-    list.split(',')
-        .map(|r| r.trim_matches(|c: char| c.is_whitespace() || matches!(c, '`' | '"' | '\'')))
-        .filter(|r| !r.is_empty())
-        .map(move |r| DependencyRef {
-            raw: r.to_string(),
-            line,
-        })
+    reference_spans(list).map(move |(start, end)| DependencyRef {
+        raw: list[start..end].to_string(),
+        line,
+    })
+}
+
+/// Byte ranges in `list` of its comma-separated references, trimmed of spaces, backticks and
+/// quotes; empty ones left out.
+fn reference_spans(list: &str) -> impl Iterator<Item = (usize, usize)> + '_ {
+    let mut at = 0;
+    list.split(',').filter_map(move |part| {
+        let span = trimmed_span(part).map(|(start, end)| (at + start, at + end));
+        at += part.len() + 1;
+        span
+    })
+}
+
+/// The byte range of `text` without surrounding spaces, backticks and quotes, unless nothing
+/// is left.
+fn trimmed_span(text: &str) -> Option<(usize, usize)> {
+    let trim = |c: char| c.is_whitespace() || matches!(c, '`' | '"' | '\'');
+    let start = text.len() - text.trim_start_matches(trim).len();
+    let value = text.trim_matches(trim);
+    (!value.is_empty()).then_some((start, start + value.len()))
+}
+
+/// Where something is written in a prompt file's text: a 0-based line and the byte columns
+/// `start..end` on it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TextSpan {
+    pub line: usize,
+    pub start: usize,
+    pub end: usize,
+}
+
+impl TextSpan {
+    /// Whether a cursor at `line`, byte column `column` touches the span (its ends included).
+    pub fn touches(&self, line: usize, column: usize) -> bool {
+        self.line == line && (self.start..=self.end).contains(&column)
+    }
+}
+
+/// A value as written in a prompt file, and where.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Written {
+    pub text: String,
+    pub span: TextSpan,
+}
+
+/// A top-level front-matter key as written.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WrittenKey {
+    pub name: String,
+    /// The key's name on its line.
+    pub span: TextSpan,
+    /// Byte column of its `:`; none while the key is still being typed.
+    pub colon: Option<usize>,
+    /// The lines its value may take: its own up to the next key's (0-based, end excluded).
+    pub lines: std::ops::Range<usize>,
+}
+
+/// Where the parts of a prompt file are written: the front matter and its keys, the
+/// dependencies (`depends_on` and `Depends on:` lines, in that order, as [`TaskSpec`] lists
+/// them), `files` and `agent`. For editors: it goes line by line with the same rules as
+/// [`load_task`] (fences, `Depends on:` lines, reference lists), so it also reads unfinished
+/// text (a front matter not closed yet runs to the end) and never fails. For a prompt file
+/// that loads, its values are the loaded task's (a test checks this).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Outline {
+    /// Lines of the front matter's YAML (0-based, end excluded), when the text starts with
+    /// a `---` line.
+    pub front_matter: Option<std::ops::Range<usize>>,
+    pub keys: Vec<WrittenKey>,
+    /// The `Depends on:` lines of the text: line and the byte column where its list starts.
+    pub depends_on_lines: Vec<(usize, usize)>,
+    pub depends_on: Vec<Written>,
+    pub files: Vec<Written>,
+    pub agent: Option<Written>,
+}
+
+impl Outline {
+    /// The front-matter key whose value may be written on `line`.
+    pub fn key_at(&self, line: usize) -> Option<&WrittenKey> {
+        self.keys.iter().find(|k| k.lines.contains(&line))
+    }
+}
+
+/// The [`Outline`] of a prompt file's text (an editor's buffer: a BOM and unfinished text are
+/// fine).
+pub fn outline(text: &str) -> Outline {
+    let lines: Vec<&str> = text.lines().collect();
+    let opening = lines
+        .first()
+        .is_some_and(|l| l.trim_start_matches('\u{feff}').trim_end() == "---");
+    let front = opening.then(|| {
+        let closing = lines.iter().skip(1).position(|l| matches!(l.trim_end(), "---" | "..."));
+        1..closing.map_or(lines.len(), |i| i + 1)
+    });
+    let mut out = Outline {
+        front_matter: front.clone(),
+        ..Outline::default()
+    };
+    if let Some(range) = &front {
+        for i in range.clone() {
+            let line = lines[i];
+            if line.trim().is_empty() || line.starts_with([' ', '\t', '-', '#']) {
+                continue;
+            }
+            let colon = line.find(':');
+            let name = line[..colon.unwrap_or(line.len())].trim_end();
+            out.keys.push(WrittenKey {
+                name: name.to_string(),
+                span: TextSpan {
+                    line: i,
+                    start: 0,
+                    end: name.len(),
+                },
+                colon,
+                lines: i..i + 1,
+            });
+        }
+        let ends: Vec<usize> = out
+            .keys
+            .iter()
+            .skip(1)
+            .map(|k| k.span.line)
+            .chain([range.end])
+            .collect();
+        for (key, end) in out.keys.iter_mut().zip(ends) {
+            key.lines.end = end;
+        }
+        for key in &out.keys {
+            match key.name.as_str() {
+                "depends_on" => out.depends_on.extend(value_items(&lines, key, true)),
+                "files" => out.files.extend(value_items(&lines, key, false)),
+                "agent" => out.agent = value_items(&lines, key, false).into_iter().next(),
+                _ => {}
+            }
+        }
+    }
+    let body_start = front.map_or(0, |r| (r.end + 1).min(lines.len()));
+    for (i, line) in unfenced_lines(lines[body_start..].iter().copied()) {
+        if let Some(list) = depends_on_list(line) {
+            let (line_index, at) = (body_start + i, line.len() - list.len());
+            out.depends_on_lines.push((line_index, at));
+            out.depends_on.extend(reference_spans(list).map(|(start, end)| Written {
+                text: list[start..end].to_string(),
+                span: TextSpan {
+                    line: line_index,
+                    start: at + start,
+                    end: at + end,
+                },
+            }));
+        }
+    }
+    out
+}
+
+/// The values written for `key`: a scalar after its colon (split at commas when
+/// `split_commas`, as a `depends_on` string is), a flow list `[a, b]` (over several lines
+/// too), or the `- item` lines of a block list.
+fn value_items(lines: &[&str], key: &WrittenKey, split_commas: bool) -> Vec<Written> {
+    let mut out = vec![];
+    let mut add = |line: usize, at: usize, text: &str, split: bool| {
+        let spans: Vec<(usize, usize)> = if split {
+            reference_spans(text).collect()
+        } else {
+            trimmed_span(text).into_iter().collect()
+        };
+        out.extend(spans.into_iter().map(|(start, end)| Written {
+            text: text[start..end].to_string(),
+            span: TextSpan {
+                line,
+                start: at + start,
+                end: at + end,
+            },
+        }));
+    };
+    let Some(colon) = key.colon else { return out };
+    let first = key.span.line;
+    let value = without_comment(&lines[first][colon + 1..]);
+    let Some(flow) = value.trim_start().strip_prefix('[') else {
+        add(first, colon + 1, value, split_commas);
+        for (i, line) in lines.iter().enumerate().take(key.lines.end).skip(first + 1) {
+            let item = line.trim_start().strip_prefix('-');
+            if let Some(item) = item.filter(|s| s.is_empty() || s.starts_with(char::is_whitespace)) {
+                add(i, line.len() - item.len(), without_comment(item), split_commas);
+            }
+        }
+        return out;
+    };
+    // A flow list: the items up to its `]`, which may come on a later line.
+    let (mut line, mut at, mut rest) = (first, flow.as_ptr() as usize - lines[first].as_ptr() as usize, flow);
+    loop {
+        let closed = rest.find(']');
+        add(line, at, &rest[..closed.unwrap_or(rest.len())], true);
+        line += 1;
+        if closed.is_some() || line >= key.lines.end {
+            return out;
+        }
+        rest = without_comment(lines[line]);
+        at = 0;
+    }
+}
+
+/// `value` up to a YAML comment (a `#` at its start or after a space, outside quotes).
+fn without_comment(value: &str) -> &str {
+    let mut quote = None;
+    let mut previous = ' ';
+    for (i, c) in value.char_indices() {
+        match (quote, c) {
+            (Some(q), c) if c == q => quote = None,
+            (Some(_), _) => {}
+            (None, '"' | '\'') => quote = Some(c),
+            (None, '#') if previous.is_whitespace() => return &value[..i],
+            _ => {}
+        }
+        previous = c;
+    }
+    value
 }
 
 /// Adds the relative paths `line` mentions: backticked text, and bare tokens containing a
@@ -932,6 +1202,78 @@ mod tests {
     fn title_falls_back_to_the_id() {
         let spec = load("Fix the Bug.md", b"just text, #not a heading\n").unwrap();
         assert_eq!((spec.id.as_str(), spec.title.as_str()), ("fix-the-bug", "fix-the-bug"));
+    }
+
+    /// The outline's values of a prompt file that loads are the loaded task's, and each span
+    /// covers exactly the value's text.
+    #[test]
+    fn the_outline_agrees_with_the_loaded_task() {
+        let texts = [
+            "\u{feff}---  \nid: api-client   # comment\ntitle: The client\ndepends_on:\n  - schema.md\n  - setup-db  # why\nfiles: src/api/**\nagent: claude\n---\n# Heading\n\nDepends on: `other`\nWrite it.\n",
+            "---\ndepends_on: x, y\nfiles: [a.rs, 'b/*.rs']\nagent: \"codex\" # c\n---\ntext\n",
+            "---\ndepends_on: [x]\nfiles:\n- a.rs\n-   \"b c.rs\"\n...\n\ntext\n",
+            "# T\nDepends on: a, `b.md`, 'c' ,, \"d\"\n- **Depends on:** e\n* depends ON: f\n  + **Depends on**: g\nThis depends on edit-shared-a\n",
+            "```md\nDepends on: x\n```\n~~~\nDepends on: y\n~~~\n# Real title\nDepends on: z\n",
+            "---\ntitle: 'x: y'\ndepends_on:\n  - a, b\n  - c\n---\nDepends on: d\n",
+        ];
+        for text in texts {
+            let spec = load("x.md", text.as_bytes()).unwrap();
+            let o = outline(text);
+            let deps: Vec<(&str, usize)> = o
+                .depends_on
+                .iter()
+                .map(|w| (w.text.as_str(), w.span.line + 1))
+                .collect();
+            assert_eq!(deps, refs(&spec), "{text}");
+            let files: Vec<&str> = o.files.iter().map(|w| w.text.as_str()).collect();
+            assert_eq!(files, spec.files, "{text}");
+            assert_eq!(
+                o.agent.as_ref().map(|w| w.text.as_str()),
+                spec.agent.as_deref(),
+                "{text}"
+            );
+            for w in o.depends_on.iter().chain(&o.files).chain(&o.agent) {
+                let line = text.lines().nth(w.span.line).unwrap();
+                assert_eq!(&line[w.span.start..w.span.end], w.text, "{text}");
+            }
+        }
+        // A flow list over several lines: the same values, each on its own line.
+        let text = "---\ndepends_on: [a,\n  b, # c\n  d]\nagent: x\n---\nt\n";
+        let spec = load("x.md", text.as_bytes()).unwrap();
+        let o = outline(text);
+        let deps: Vec<(&str, usize)> = o.depends_on.iter().map(|w| (w.text.as_str(), w.span.line)).collect();
+        assert_eq!(deps, [("a", 1), ("b", 2), ("d", 3)]);
+        assert_eq!(
+            spec.depends_on.iter().map(|d| d.raw.as_str()).collect::<Vec<_>>(),
+            ["a", "b", "d"]
+        );
+    }
+
+    #[test]
+    fn the_outline_reads_unfinished_text() {
+        let o = outline("---\nid: x\ndepends_on: [a, \n  b\nage");
+        assert_eq!(o.front_matter, Some(1..5));
+        let keys: Vec<(&str, Option<usize>, std::ops::Range<usize>)> = o
+            .keys
+            .iter()
+            .map(|k| (k.name.as_str(), k.colon, k.lines.clone()))
+            .collect();
+        assert_eq!(
+            keys,
+            [
+                ("id", Some(2), 1..2),
+                ("depends_on", Some(10), 2..4),
+                ("age", None, 4..5)
+            ]
+        );
+        assert_eq!(
+            o.depends_on.iter().map(|w| w.text.as_str()).collect::<Vec<_>>(),
+            ["a", "b"]
+        );
+        assert_eq!(o.key_at(3).map(|k| k.name.as_str()), Some("depends_on"));
+        assert_eq!(o.key_at(0), None);
+        let o = outline("# T\n\nDepends on: a,\n");
+        assert_eq!((o.front_matter, o.depends_on_lines), (None, vec![(2, 11)]));
     }
 
     #[test]

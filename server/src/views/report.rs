@@ -9,7 +9,7 @@ use anyhow::Result;
 use serde_json::json;
 
 use crate::core::events::TaskStatus;
-use crate::core::state::{round3, RunState};
+use crate::core::state::{round3, RunState, TaskState};
 use crate::fsutil::{write_atomic, write_json_atomic};
 use crate::layout::Layout;
 
@@ -137,35 +137,162 @@ pub fn cost_usd(t: &crate::core::state::TaskState) -> Option<f64> {
     t.cost_usd
 }
 
-/// The run's timeline as a Mermaid gantt chart (renders on GitHub and in VS Code's markdown
-/// preview): one bar per task that started, from its start to its end, in seconds since the
-/// run started.
-pub fn timeline_mermaid(state: &RunState) -> String {
-    let mut out = String::from("```mermaid\ngantt\n");
-    let _ = writeln!(out, "    title Run {} (mm:ss since start)", state.run_id);
-    out.push_str("    dateFormat x\n    axisFormat %M:%S\n");
+/// The run's timeline as a picture (`timeline.svg`, shown by `report.md`): one bar per task
+/// that started, from its start to its end in seconds since the run started, coloured by its
+/// status, over a time axis. Drawn here as SVG text, without any program, so every Markdown
+/// viewer (VS Code's preview, GitHub, a browser) shows a picture, not chart source. Each bar
+/// carries `data-task`, `data-from` and `data-to` (milliseconds) for tools and tests.
+pub fn timeline_svg(state: &RunState) -> String {
+    const WIDTH: f64 = 760.0;
+    const LABEL: f64 = 170.0;
+    const RIGHT: f64 = 64.0;
+    const ROW: f64 = 24.0;
+    const TOP: f64 = 48.0;
     let end_of_run = state.finished_at.unwrap_or_else(chrono::Utc::now);
-    let mut n = 0;
-    for t in &state.tasks {
-        let Some(start) = t.started_at else { continue };
-        let end = t.finished_at.unwrap_or(end_of_run);
-        let from = (start - state.started_at).num_milliseconds().max(0);
-        let to = (end - state.started_at).num_milliseconds().max(from + 1);
-        let tag = match t.status {
-            TaskStatus::Succeeded => "done, ",
-            TaskStatus::Failed | TaskStatus::Cancelled => "crit, ",
-            TaskStatus::Running => "active, ",
-            _ => "",
-        };
-        let label: String = format!("{} {} {:.1}s", t.id, icon(t.status), (to - from) as f64 / 1000.0)
-            .chars()
-            .map(|c| if matches!(c, ':' | ';' | '#') { '_' } else { c })
-            .collect();
-        n += 1;
-        let _ = writeln!(out, "    {label} :{tag}t{n}, {from}, {to}");
+    let bars: Vec<(&TaskState, i64, i64)> = state
+        .tasks
+        .iter()
+        .filter_map(|t| {
+            let start = t.started_at?;
+            let end = t.finished_at.unwrap_or(end_of_run);
+            let from = (start - state.started_at).num_milliseconds().max(0);
+            Some((t, from, (end - state.started_at).num_milliseconds().max(from + 1)))
+        })
+        .collect();
+    let span_ms = bars.iter().map(|b| b.2).max().unwrap_or(0).max(1000) as f64;
+    let plot = WIDTH - LABEL - RIGHT;
+    let x = |ms: i64| LABEL + ms as f64 / span_ms * plot;
+    let height = TOP + ROW * bars.len().max(1) as f64 + 36.0;
+    let mut svg = String::new();
+    let _ = writeln!(
+        svg,
+        r##"<svg xmlns="http://www.w3.org/2000/svg" width="{WIDTH}" height="{height}" viewBox="0 0 {WIDTH} {height}" font-family="-apple-system, 'Segoe UI', Helvetica, Arial, sans-serif" font-size="12">"##
+    );
+    let _ = writeln!(
+        svg,
+        r##"<title>Timeline of Gadugi run {}</title>
+<rect x="0.5" y="0.5" width="{}" height="{}" rx="6" fill="#ffffff" stroke="#d0d7de"/>
+<text x="12" y="20" font-weight="600" fill="#1f2328">Run {} — {} task(s) started, {:.1}s wall time</text>"##,
+        xml(&state.run_id),
+        WIDTH - 1.0,
+        height - 1.0,
+        xml(&state.run_id),
+        bars.len(),
+        state.wall_seconds()
+    );
+    // The time axis: about six ticks at a round number of seconds.
+    let step = tick_step(span_ms / 1000.0 / 6.0);
+    let axis_bottom = TOP + ROW * bars.len().max(1) as f64;
+    let mut tick = 0.0;
+    while tick * 1000.0 <= span_ms + 1.0 {
+        let tx = x((tick * 1000.0) as i64);
+        let _ = writeln!(
+            svg,
+            r##"<line x1="{tx:.1}" y1="{}" x2="{tx:.1}" y2="{axis_bottom}" stroke="#eaeef2"/><text x="{tx:.1}" y="{}" text-anchor="middle" fill="#59636e">{}</text>"##,
+            TOP - 10.0,
+            TOP - 14.0,
+            seconds_label(tick)
+        );
+        tick += step;
     }
-    out.push_str("```\n");
-    out
+    if bars.is_empty() {
+        let _ = writeln!(
+            svg,
+            r##"<text x="{LABEL}" y="{}" fill="#59636e">No task started.</text>"##,
+            TOP + 16.0
+        );
+    }
+    for (row, (t, from, to)) in bars.iter().enumerate() {
+        let y = TOP + ROW * row as f64;
+        let (x0, x1) = (x(*from), x(*to));
+        let seconds = (to - from) as f64 / 1000.0;
+        let _ = writeln!(
+            svg,
+            r##"<g><title>{id}: {status} after {attempts} attempt(s), {seconds:.1}s (from {f:.1}s to {e:.1}s)</title><text x="{lx}" y="{ty:.1}" text-anchor="end" fill="#1f2328">{icon} {id}</text><rect class="bar" data-task="{id}" data-status="{status}" data-from="{from}" data-to="{to}" x="{x0:.1}" y="{by:.1}" width="{w:.1}" height="16" rx="3" fill="{fill}"/><text x="{dx:.1}" y="{ty:.1}" fill="#59636e">{seconds:.1}s</text></g>"##,
+            id = xml(&t.id),
+            status = t.status.as_str(),
+            attempts = t.attempts,
+            f = *from as f64 / 1000.0,
+            e = *to as f64 / 1000.0,
+            lx = LABEL - 8.0,
+            ty = y + 16.0,
+            icon = icon(t.status),
+            by = y + 4.0,
+            w = (x1 - x0).max(2.0),
+            fill = status_colour(t.status),
+            dx = x1.max(x0 + 2.0) + 6.0,
+        );
+    }
+    // The legend: the statuses the bars use.
+    let mut lx = LABEL;
+    let ly = axis_bottom + 14.0;
+    for status in [
+        TaskStatus::Succeeded,
+        TaskStatus::Failed,
+        TaskStatus::Cancelled,
+        TaskStatus::Running,
+    ] {
+        if !bars.iter().any(|b| b.0.status == status) {
+            continue;
+        }
+        let _ = writeln!(
+            svg,
+            r##"<rect x="{lx}" y="{ly}" width="10" height="10" rx="2" fill="{}"/><text x="{}" y="{}" fill="#59636e">{}</text>"##,
+            status_colour(status),
+            lx + 14.0,
+            ly + 9.5,
+            status.as_str()
+        );
+        lx += 90.0;
+    }
+    svg.push_str("</svg>\n");
+    svg
+}
+
+/// The colour of a bar (GitHub's Primer palette: readable on white, for every kind of colour vision
+/// the icons and the legend say the same).
+fn status_colour(s: TaskStatus) -> &'static str {
+    match s {
+        TaskStatus::Succeeded => "#1a7f37",
+        TaskStatus::Failed => "#cf222e",
+        TaskStatus::Running => "#0969da",
+        _ => "#8c959f",
+    }
+}
+
+/// A round step for about `raw` seconds between ticks.
+fn tick_step(raw: f64) -> f64 {
+    const STEPS: [f64; 15] = [
+        0.1, 0.2, 0.5, 1.0, 2.0, 5.0, 10.0, 15.0, 30.0, 60.0, 120.0, 300.0, 600.0, 1800.0, 3600.0,
+    ];
+    STEPS
+        .iter()
+        .copied()
+        .find(|&s| s >= raw)
+        .unwrap_or_else(|| (raw / 3600.0).ceil() * 3600.0)
+}
+
+/// `0s`, `1.5s`, `2:30`, `1:02:00`.
+fn seconds_label(s: f64) -> String {
+    if s < 60.0 {
+        let text = format!("{s:.1}");
+        return format!("{}s", text.trim_end_matches(".0"));
+    }
+    let total = s.round() as u64;
+    if total >= 3600 {
+        format!("{}:{:02}:{:02}", total / 3600, total / 60 % 60, total % 60)
+    } else {
+        format!("{}:{:02}", total / 60, total % 60)
+    }
+}
+
+/// Text for SVG (XML) content and attribute values.
+fn xml(s: &str) -> String {
+    s.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('"', "&quot;")
+        .replace('\'', "&apos;")
 }
 
 fn icon(s: TaskStatus) -> &'static str {
@@ -252,7 +379,12 @@ pub fn report_markdown(state: &RunState) -> String {
         );
     }
     md.push_str(&agents_markdown(state));
-    let _ = writeln!(md, "\n## Timeline\n\n{}", timeline_mermaid(state));
+    // The picture is written next to report.md by `write_reports`.
+    let _ = writeln!(
+        md,
+        "\n## Timeline\n\n![Timeline of run {}: one bar per task, seconds since the run started](timeline.svg)\n",
+        state.run_id
+    );
     if !state.merge_conflicts.is_empty() {
         let _ = writeln!(md, "## Predicted merge conflicts\n");
         let _ = writeln!(md, "Found by merging the branches in memory as the tasks finished:\n");
@@ -534,10 +666,12 @@ pub fn terminal_summary(state: &RunState, repo_root: &Path) -> String {
     out
 }
 
-/// Writes `report.json` and `report.md` into the run directory.
+/// Writes `report.json`, `report.md` and the timeline it shows (`timeline.svg`) into the run
+/// directory.
 pub fn write_reports(layout: &Layout, state: &RunState) -> Result<()> {
     let (md, json) = layout.report_files(&state.run_id);
     write_json_atomic(&json, &report_json(state))?;
+    write_atomic(&layout.timeline_file(&state.run_id), timeline_svg(state).as_bytes())?;
     write_atomic(&md, report_markdown(state).as_bytes())
 }
 
@@ -620,13 +754,59 @@ mod tests {
     use crate::core::events::RunStatus;
 
     #[test]
-    fn timeline_has_one_bar_per_started_task_in_ms_since_start() {
-        let chart = timeline_mermaid(&state());
-        assert_eq!(
-            chart,
-            "```mermaid\ngantt\n    title Run r1 (mm:ss since start)\n    dateFormat x\n    axisFormat %M:%S\n    \
-             ok ✓ 2.0s :done, t1, 10, 2010\n    bad ✗ 1.5s :crit, t2, 20, 1510\n```\n"
+    fn timeline_is_a_picture_with_one_bar_per_started_task_in_ms_since_start() {
+        let svg = timeline_svg(&state());
+        assert!(svg.starts_with("<svg xmlns=\"http://www.w3.org/2000/svg\""), "{svg}");
+        assert!(svg.trim_end().ends_with("</svg>"), "{svg}");
+        let bars: Vec<&str> = svg.lines().filter(|l| l.contains(r#"class="bar""#)).collect();
+        assert_eq!(bars.len(), 2, "`later` never started: {svg}");
+        assert!(
+            bars[0].contains(r#"data-task="ok" data-status="succeeded" data-from="10" data-to="2010""#),
+            "{}",
+            bars[0]
         );
+        assert!(
+            bars[1].contains(r#"data-task="bad" data-status="failed" data-from="20" data-to="1510""#),
+            "{}",
+            bars[1]
+        );
+        // The longer bar is the wider one: widths follow the durations.
+        let width = |l: &str| -> f64 {
+            l.split(" width=\"")
+                .nth(1)
+                .unwrap()
+                .split('"')
+                .next()
+                .unwrap()
+                .parse()
+                .unwrap()
+        };
+        assert!(
+            (width(bars[0]) / width(bars[1]) - 2000.0 / 1490.0).abs() < 0.01,
+            "{svg}"
+        );
+        assert_eq!(svg.matches("<g>").count(), svg.matches("</g>").count());
+        let md = report_markdown(&state());
+        assert!(
+            md.contains("![Timeline of run r1: one bar per task, seconds since the run started](timeline.svg)"),
+            "{md}"
+        );
+        assert!(!md.contains("mermaid"), "{md}");
+    }
+
+    #[test]
+    fn timeline_text_is_escaped_and_ticks_are_round() {
+        let mut s = state();
+        s.tasks[0].id = "a<&>\"b".into();
+        let svg = timeline_svg(&s);
+        assert!(svg.contains("a&lt;&amp;&gt;&quot;b"), "{svg}");
+        assert!(!svg.contains("a<&"), "{svg}");
+        for (raw, step) in [(0.05, 0.1), (0.3, 0.5), (7.0, 10.0), (50.0, 60.0), (7200.0, 7200.0)] {
+            assert_eq!(tick_step(raw), step, "{raw}");
+        }
+        for (s, text) in [(0.0, "0s"), (1.5, "1.5s"), (150.0, "2:30"), (3720.0, "1:02:00")] {
+            assert_eq!(seconds_label(s), text);
+        }
     }
 
     #[test]

@@ -215,6 +215,8 @@ export interface CodeServerOptions {
   vsix?: string;
   /** A name for logs and screenshots. */
   name: string;
+  /** More environment for code-server, its extension host and the gadugi server it starts (a fake `gh` on PATH). */
+  env?: Record<string, string>;
 }
 
 /** A running code-server, in its own process group, with its own config, data and extensions. */
@@ -255,7 +257,9 @@ export class CodeServer {
     const extensionsDir = path.join(home, "extensions");
     fs.mkdirSync(path.join(userDataDir, "User"), { recursive: true });
     fs.mkdirSync(extensionsDir, { recursive: true });
-    const env = CodeServer.env(home);
+    // With an environment of the test's own, VSCODE_CLI=1 keeps it: else the server resolves
+    // the login shell's environment for the extension host, and a login shell resets PATH.
+    const env = { ...CodeServer.env(home), ...(opts.env ? { ...opts.env, VSCODE_CLI: "1" } : {}) };
     if (opts.vsix) {
       const t0 = Date.now();
       const out = execFileSync(
@@ -688,6 +692,53 @@ function listFiles(dir: string): string[] {
 
 export function escapeRegExp(s: string): string {
   return s.replace(/[.*+?^${}()|[\]\\]/g, "\\$&");
+}
+
+/**
+ * Runs an extension-host suite (compiled `suite/*.js`, the `extensionTestsPath` kind) inside
+ * code-server with the extension under development (editors/vscode, its dist/ bundle) in the
+ * folder `repo`: the workbench calls codeAutomationExit with the suite's exit code and
+ * codeAutomationLog with its console output, printed here. Returns the exit code and the lines.
+ */
+export async function runExtensionHostSuite(opts: {
+  name: string;
+  suite: string;
+  repo: string;
+  env?: Record<string, string>;
+}): Promise<{ code: number; lines: string[]; wb: Workbench }> {
+  // The development extension has bin/gadugi once packaged; else point the setting at a build.
+  const bundled = path.join(extensionRoot, "bin", "gadugi");
+  const settings = fs.existsSync(bundled) ? {} : { "gadugi.server.path": gadugiBin() };
+  const server = await CodeServer.start({ name: opts.name, folder: opts.repo, settings, env: opts.env });
+  const remote = (p: string) => `vscode-remote://127.0.0.1:${server.port}${p}`;
+  const payload = JSON.stringify([
+    ["extensionDevelopmentPath", remote(extensionRoot)],
+    ["extensionTestsPath", remote(opts.suite)],
+  ]);
+  const browser = await launchBrowser();
+  const context = await browser.newContext({ viewport: { width: 1280, height: 800 } });
+  const page = await context.newPage();
+  const wb = new Workbench(page, opts.name);
+  const lines: string[] = [];
+  let resolveExit: (code: number) => void = () => undefined;
+  const exited = new Promise<number>((resolve) => (resolveExit = resolve));
+  await page.exposeFunction("codeAutomationLog", (type: unknown, args: unknown) => {
+    const text = Array.isArray(args) ? args.map((a) => (typeof a === "string" ? a : JSON.stringify(a))).join(" ") : String(args);
+    const line = `[${String(type)}] ${text}`;
+    lines.push(line);
+    console.log(`  suite: ${line}`);
+  });
+  await page.exposeFunction("codeAutomationExit", (code: number) => resolveExit(code));
+  await page.goto(server.workbenchUrl({ payload }), { timeout: LONG });
+  let timer: NodeJS.Timeout | undefined;
+  const code = await Promise.race([
+    exited,
+    new Promise<number>((_, reject) => {
+      timer = setTimeout(() => reject(new Error("the suite never called codeAutomationExit")), 3 * LONG);
+    }),
+  ]).finally(() => clearTimeout(timer));
+  log(`suite exit code ${code}`);
+  return { code, lines, wb };
 }
 
 /** Runs `body` and stops every process and temp dir of the harness afterwards, pass or fail. */

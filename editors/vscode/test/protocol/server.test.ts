@@ -70,6 +70,8 @@ test("every command and method, named and shaped as protocol.ts says", async () 
     trees.push(s);
     waiters.splice(0).forEach((w) => w());
   });
+  const progress: { token: string | number; value: { kind: string; title?: string; message?: string } }[] = [];
+  conn.onNotification("$/progress", (p: (typeof progress)[number]) => progress.push(p));
   conn.onRequest(() => null); // client requests (progress create, refresh): accept
   conn.onNotification(() => undefined);
   conn.listen();
@@ -136,6 +138,14 @@ test("every command and method, named and shaped as protocol.ts says", async () 
     sameFields("TaskDiff", diff, proto.TASK_DIFF_FIELDS);
     assert.match(diff.diff, /src\/good\.txt/);
 
+    const graph = await conn.sendRequest<proto.RunGraph>(proto.Methods.runGraph, { runId } satisfies proto.RunGraphParams);
+    sameFields("RunGraph", graph, proto.RUN_GRAPH_FIELDS);
+    assert.deepEqual(graph.tasks.map((t) => t.id).sort(), ["bad", "good"]);
+    for (const t of graph.tasks) sameFields("GraphTask", t, { id: true, dependsOn: true, after: true, startedAt: true, finishedAt: true } satisfies Record<keyof proto.GraphTask, true>);
+    assert.deepEqual(graph.attempts.map((a) => `${a.task}:${a.attempt}:${a.status}`).sort(), ["bad:1:failed", "good:1:succeeded"]);
+    for (const a of graph.attempts) sameFields("GraphAttempt", a, { task: true, attempt: true, startedAt: true, finishedAt: true, status: true } satisfies Record<keyof proto.GraphAttempt, true>);
+    await assert.rejects(conn.sendRequest(proto.Methods.runGraph, { runId: "no-such-run" }), (e: ResponseError<unknown>) => e.code === proto.REQUEST_FAILED);
+
     const pruned = await command<proto.CleanupResult>(proto.Commands.poolPrune, { all: true } satisfies proto.PoolPruneArgs);
     assert.ok(pruned.lines.some((l) => l.startsWith("removed")), pruned.lines.join("\n"));
     assert.ok(!fs.existsSync(list.pool[0].path), "the pooled worktree's folder is gone");
@@ -156,6 +166,42 @@ test("every command and method, named and shaped as protocol.ts says", async () 
     const retried = await command<proto.OrchestrateResult>(proto.Commands.retryTask, { runId, taskId: "bad" });
     assert.equal(retried.runId, runId);
     await waitTree("the retried task's end", (s) => s.runs.some((x) => x.runId === runId && x.status !== "running" && x.tasks.some((t) => t.id === "bad" && t.attempts === 2)));
+
+    // After the run: merge (steps as $/progress of the request's token), report, pull requests.
+    const merged = (await conn.sendRequest("workspace/executeCommand", {
+      command: proto.Commands.mergeRun,
+      arguments: [{ runId, verify: "test -f src/good.txt" } satisfies proto.MergeArgs],
+      workDoneToken: "merge-1",
+    })) as proto.MergeResult;
+    sameFields("MergeResult", merged, proto.MERGE_RESULT_FIELDS);
+    sameFields("MergeStepNode", merged.steps[0], proto.MERGE_STEP_FIELDS);
+    assert.equal(merged.integrationBranch, `gadugi/integrate/${runId}`);
+    assert.ok(merged.complete, JSON.stringify(merged));
+    assert.deepEqual(merged.steps.map((x) => [x.taskId, x.outcome]), [["good", "merged"]]);
+    assert.equal(git(r, "rev-parse", merged.integrationBranch), merged.head);
+    // Notifications and the answer travel apart: the `end` may come just after the answer.
+    const ofMerge = () => progress.filter((p) => p.token === "merge-1").map((p) => p.value.kind);
+    for (let i = 0; i < 100 && !ofMerge().includes("end"); i++) await new Promise((res) => setTimeout(res, 50));
+    const kinds = ofMerge();
+    assert.deepEqual([kinds[0], kinds[kinds.length - 1]], ["begin", "end"], kinds.join(","));
+    assert.equal(kinds.filter((k) => k === "report").length, merged.lines.length, "one report per line");
+
+    const report = await command<proto.ReportResult>(proto.Commands.report, { runId } satisfies proto.RunRef);
+    sameFields("ReportResult", report, proto.REPORT_RESULT_FIELDS);
+    assert.match(fs.readFileSync(report.markdown, "utf8"), /\]\(timeline\.svg\)/);
+    assert.equal(path.dirname(report.timeline), path.dirname(report.markdown));
+    assert.match(fs.readFileSync(report.timeline, "utf8"), /^<svg /);
+
+    await assert.rejects(command(proto.Commands.openPullRequests, { runId, dryRun: true } satisfies proto.PullRequestsArgs), (e: ResponseError<{ errors: proto.InputProblem[] }>) => {
+      assert.equal(e.code, proto.REQUEST_FAILED);
+      assert.match(e.data!.errors[0].problem, /no remote/);
+      return true;
+    });
+    git(r, "remote", "add", "origin", path.join(r, "..", "nowhere.git"));
+    const dryPr = await command<proto.PullRequestsResult>(proto.Commands.openPullRequests, { runId, dryRun: true });
+    sameFields("PullRequestsResult", dryPr, proto.PULL_REQUESTS_RESULT_FIELDS);
+    assert.deepEqual(dryPr.pullRequests, []);
+    assert.match(dryPr.lines.join("\n"), /Would run: gh pr create --head gadugi\/good --base main/);
 
     // Bad input: a refused request whose data.errors are InputProblems naming the file.
     fs.writeFileSync(path.join(r, "prompts/broken.md"), "---\ndepends_on: [nowhere.md]\n---\n# Broken\n");

@@ -2,23 +2,7 @@ import assert from "node:assert/strict";
 import { test } from "node:test";
 
 import * as model from "../../src/model";
-import type { RunNode, TaskNode } from "../../src/protocol";
-
-function task(id: string, over: Partial<TaskNode> = {}): TaskNode {
-  return {
-    id, title: `Task ${id}`, status: "queued", phase: null, promptFile: `file:///r/prompts/${id}.md`,
-    branch: `gadugi/${id}`, worktree: `/r.gadugi-worktrees/${id}`, worktreeExists: false, dependsOn: [],
-    attempts: 0, exitCode: null, durationSeconds: null, commits: 0, error: null, lastActivity: null,
-    costUsd: null, logFile: `/r/.gadugi/runs/x/tasks/${id}/attempt-1/stdout.log`, ...over,
-  };
-}
-
-function run(tasks: TaskNode[], over: Partial<RunNode> = {}): RunNode {
-  return {
-    runId: "20261121-094512-3fa2", repo: "file:///r", status: "running", owned: true,
-    startedAt: "2026-11-21T09:45:12.000Z", finishedAt: null, maxParallel: 4, driverAlive: true, tasks, ...over,
-  };
-}
+import { run, task } from "./fixtures";
 
 test("the status bar shows succeeded of all and the failures, with a spinner while running", () => {
   const r = run([

@@ -119,6 +119,9 @@ test("the field lists the protocol test checks answers against are the interface
   const lists: [string, object][] = [
     ["TreeState", proto.TREE_STATE_FIELDS], ["RunNode", proto.RUN_NODE_FIELDS], ["TaskNode", proto.TASK_NODE_FIELDS],
     ["WorktreeNode", proto.WORKTREE_NODE_FIELDS], ["TaskDiff", proto.TASK_DIFF_FIELDS],
+    ["MergeResult", proto.MERGE_RESULT_FIELDS], ["MergeStepNode", proto.MERGE_STEP_FIELDS],
+    ["PullRequestsResult", proto.PULL_REQUESTS_RESULT_FIELDS], ["PullRequestNode", proto.PULL_REQUEST_NODE_FIELDS],
+    ["ReportResult", proto.REPORT_RESULT_FIELDS],
   ];
   for (const [name, fields] of lists) assert.deepEqual(Object.keys(fields).sort(), [...ts.get(name)!.keys()].sort(), name);
 });
