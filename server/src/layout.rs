@@ -170,6 +170,12 @@ pub fn rejected_answer_file(dir: &Path, id: &str, n: u32) -> PathBuf {
     dir.join(format!("{id}.rejected-{n}.json"))
 }
 
+/// Marks an answer that already answered a retried attempt's repeated call:
+/// `<dir>/<id>.reused.json`.
+pub fn reused_answer_file(dir: &Path, id: &str) -> PathBuf {
+    dir.join(format!("{id}.reused.json"))
+}
+
 /// Ids of the questions in `dir`, sorted, with whether each has an answer file.
 pub fn question_ids(dir: &Path) -> Vec<(String, bool)> {
     let mut ids: Vec<(String, bool)> = std::fs::read_dir(dir)

@@ -118,8 +118,13 @@ impl Repo {
     }
 
     fn launch_argv(&self) -> Vec<String> {
+        self.attempt_argv(1)
+    }
+
+    /// The agent's command line of attempt `n` of task `a`.
+    fn attempt_argv(&self, n: u32) -> Vec<String> {
         let launch: Value = serde_json::from_str(
-            &std::fs::read_to_string(self.run_dir().unwrap().join("tasks/a/attempt-1/launch.json")).unwrap(),
+            &std::fs::read_to_string(self.run_dir().unwrap().join(format!("tasks/a/attempt-{n}/launch.json"))).unwrap(),
         )
         .unwrap();
         serde_json::from_value(launch["argv"].clone()).unwrap()
@@ -435,6 +440,294 @@ fn an_orchestrator_killed_while_a_question_waits_resumes_and_the_answer_lets_the
 }
 
 #[test]
+fn an_agent_killed_while_asking_is_resumed_and_gets_the_answer_given_meanwhile() {
+    let (repo, api) = killed_while_asking();
+    // The person answers after the agent died: kept for the retry.
+    let out = repo.gadugi(&["answer", "a", "allow"]);
+    assert_eq!(out.status.code(), Some(0), "{}", show(&out));
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("`gadugi retry a` continues its session"),
+        "{}",
+        show(&out)
+    );
+    let out = repo
+        .command(Some(&api))
+        .args(["retry", "a", "--json"])
+        .output()
+        .unwrap();
+    let attempt2 = repo.run_dir().unwrap().join("tasks/a/attempt-2");
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}\nattempt 2: {}\n{}",
+        show(&out),
+        std::fs::read_to_string(attempt2.join("stdout.log")).unwrap_or_default(),
+        std::fs::read_to_string(attempt2.join("stderr.log")).unwrap_or_default()
+    );
+    // The retry continued the dead attempt's session with the note ...
+    let session = std::fs::read_to_string(repo.run_dir().unwrap().join("tasks/a/attempt-1/stdout.log"))
+        .unwrap()
+        .lines()
+        .find_map(|l| {
+            serde_json::from_str::<Value>(l).ok()?["session_id"]
+                .as_str()
+                .map(str::to_string)
+        })
+        .unwrap();
+    let argv = repo.attempt_argv(2);
+    assert!(argv.contains(&format!("--resume={session}")), "{argv:?}");
+    assert!(
+        argv.last().unwrap().contains("Your session stopped while you waited"),
+        "{argv:?}"
+    );
+    // ... the repeated call was answered from the stored answer, never asked again, and ran.
+    assert_eq!(
+        git(&repo.root, &["ls-tree", "--name-only", "gadugi/a", "marker.txt"]),
+        "marker.txt"
+    );
+    let events = repo.events();
+    assert_eq!(of_type(&events, "approval_requested").len(), 1, "{events:?}");
+    let dir = repo.questions_dir().unwrap();
+    assert!(dir.join("a1-001.reused.json").exists());
+    assert!(!dir.join("a2-001.question.json").exists());
+    assert_eq!(repo.state()["tasks"][0]["status"], "succeeded");
+    // The resumed session's first request carried the earlier conversation and the note.
+    let requests = api.messages();
+    let resumed = requests
+        .iter()
+        .find(|r| r.to_string().contains("Your session stopped while you waited"));
+    assert!(
+        resumed.is_some_and(|r| r.to_string().contains("Run the marker command")),
+        "{requests:?}"
+    );
+}
+
+/// A run whose model asks to run the marker (and, once resumed with Gadugi's note, repeats
+/// the very same call), its agent killed while the question waits: the task failed.
+fn killed_while_asking() -> (Repo, FakeApi) {
+    let repo = Repo::new("timeout = \"5m\"\n");
+    let api = FakeApi::start(vec![
+        Reply::Tool("Bash", json!({"command": MARK, "description": "mark"})),
+        Reply::Tool("Bash", json!({"command": MARK, "description": "mark"})),
+        Reply::Text("Done."),
+    ]);
+    let mut run = repo.start_run(&api);
+    repo.wait_question(&mut run);
+    kill_agent(&repo);
+    let (out, summary) = finish(run);
+    assert_ne!(out.status.code(), Some(0), "{}", show(&out));
+    assert_eq!(summary["tasks"][0]["status"], "failed", "{summary}");
+    assert_eq!(of_type(&repo.events(), "approval_withdrawn").len(), 1);
+    (repo, api)
+}
+
+/// Kills the agent of attempt 1 of task `a` with its whole process group (the broker with it),
+/// once Claude Code has saved the call it waits on in its session's transcript (a session
+/// killed before that has nothing to resume).
+fn kill_agent(repo: &Repo) {
+    let projects = repo.home().join(".claude/projects");
+    let saved = || {
+        walk(&projects)
+            .iter()
+            .filter(|p| p.extension().is_some_and(|e| e == "jsonl"))
+            .any(|p| std::fs::read_to_string(p).is_ok_and(|t| t.contains("\"tool_use\"")))
+    };
+    wait_for(saved);
+    let status: Value = serde_json::from_str(
+        &std::fs::read_to_string(repo.run_dir().unwrap().join("tasks/a/attempt-1/status.json")).unwrap(),
+    )
+    .unwrap();
+    let pgid = status["agent_pid"].as_u64().unwrap();
+    let killed = Command::new("kill")
+        .args(["-KILL", "--", &format!("-{pgid}")])
+        .status()
+        .unwrap();
+    assert!(killed.success());
+}
+
+/// Nobody answered before the retry: the session is continued all the same, the repeated
+/// call is asked again, and that answer counts.
+#[test]
+fn a_retry_of_an_agent_killed_while_asking_asks_again_when_nobody_answered() {
+    let (repo, api) = killed_while_asking();
+    let retry = repo
+        .command(Some(&api))
+        .args(["retry", "a", "--json"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let dir = repo.questions_dir().unwrap();
+    wait_for(|| dir.join("a2-001.question.json").exists());
+    let out = repo.gadugi(&["answer", "a", "allow"]);
+    assert_eq!(out.status.code(), Some(0), "{}", show(&out));
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("a2-001 allow"),
+        "{}",
+        show(&out)
+    );
+    ended_with_the_marker(&repo, retry, "cli");
+    let argv = repo.attempt_argv(2);
+    assert!(argv.iter().any(|a| a.starts_with("--resume=")), "{argv:?}");
+    let events = repo.events();
+    let requested: Vec<&str> = of_type(&events, "approval_requested")
+        .iter()
+        .map(|e| e["id"].as_str().unwrap())
+        .collect();
+    assert_eq!(requested, ["a1-001", "a2-001"]);
+    assert!(!dir.join("a1-001.reused.json").exists());
+}
+
+/// `gadugi run prompts/a.md` on a pseudo-terminal (util-linux `script`): what it shows
+/// gathers in `screen`, what is typed goes to its stdin.
+struct Terminal {
+    run: Child,
+    keys: std::process::ChildStdin,
+    screen: std::sync::Arc<std::sync::Mutex<String>>,
+    reader: std::thread::JoinHandle<()>,
+}
+
+impl Terminal {
+    fn start(repo: &Repo, api: &FakeApi) -> Terminal {
+        let mut script = Command::new("script");
+        script.current_dir(&repo.root);
+        offline_claude_env(&mut script, &repo.home(), Some(api), 0);
+        let mut run = script
+            .env_remove("XDG_STATE_HOME")
+            .env_remove("XDG_CONFIG_HOME")
+            .env("TERM", "xterm")
+            .args([
+                "-qfec",
+                &format!("'{}' run prompts/a.md", env!("CARGO_BIN_EXE_gadugi")),
+                "/dev/null",
+            ])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("util-linux `script` runs gadugi on a pseudo-terminal (apt-get install -y bsdutils)");
+        let screen = std::sync::Arc::new(std::sync::Mutex::new(String::new()));
+        let mut stdout = run.stdout.take().unwrap();
+        let seen = screen.clone();
+        let reader = std::thread::spawn(move || {
+            use std::io::Read;
+            let mut buf = [0u8; 4096];
+            while let Ok(n) = stdout.read(&mut buf) {
+                if n == 0 {
+                    return;
+                }
+                seen.lock().unwrap().push_str(&String::from_utf8_lossy(&buf[..n]));
+            }
+        });
+        let keys = run.stdin.take().unwrap();
+        Terminal {
+            run,
+            keys,
+            screen,
+            reader,
+        }
+    }
+
+    fn shows(&self, text: &str) -> bool {
+        self.screen.lock().unwrap().contains(text)
+    }
+
+    /// Waits for the prompt of a Bash permission request.
+    fn wait_prompt(&self) {
+        wait_for(|| self.shows("[y]es allow / [n]o deny / [e]dit the command: "));
+    }
+
+    fn type_line(&mut self, line: &str) {
+        use std::io::Write;
+        writeln!(self.keys, "{line}").unwrap();
+        self.keys.flush().unwrap();
+    }
+
+    /// Waits for `gadugi run` to end; its exit code and everything it showed.
+    fn finish(mut self) -> (Option<i32>, String) {
+        let status = self.run.wait().unwrap();
+        drop(self.keys);
+        self.reader.join().unwrap();
+        let screen = self.screen.lock().unwrap().clone();
+        (status.code(), screen)
+    }
+}
+
+/// Another answer (here `gadugi answer` from a second terminal) wins: the inline prompt
+/// gives way and the run goes on.
+#[test]
+fn an_inline_prompt_gives_way_to_an_answer_from_elsewhere() {
+    let repo = Repo::new("timeout = \"5m\"\n");
+    let api = FakeApi::start(bash(MARK));
+    let terminal = Terminal::start(&repo, &api);
+    terminal.wait_prompt();
+    let out = repo.gadugi(&["answer", "a", "deny"]);
+    assert_eq!(out.status.code(), Some(0), "{}", show(&out));
+    let (code, screen) = terminal.finish();
+    assert_eq!(code, Some(0), "{screen}");
+    assert!(screen.contains("a: a1-001 was answered elsewhere"), "{screen}");
+    assert!(!repo.worktree().join("marker.txt").exists());
+}
+
+/// `gadugi run` on a pseudo-terminal: the question is put to the person inline, `y` allows
+/// it, the command runs.
+#[test]
+fn gadugi_run_on_a_terminal_asks_inline_and_y_allows() {
+    let repo = Repo::new("timeout = \"5m\"\n");
+    let api = FakeApi::start(bash(MARK));
+    let mut terminal = Terminal::start(&repo, &api);
+    terminal.wait_prompt();
+    assert!(
+        terminal.shows("a asks (a1-001): Bash(sh -c 'echo ran > marker.txt') — denied in "),
+        "{}",
+        terminal.screen.lock().unwrap()
+    );
+    terminal.type_line("y");
+    let (code, screen) = terminal.finish();
+    assert_eq!(code, Some(0), "{screen}");
+    assert!(screen.contains("a: a1-001 allow"), "{screen}");
+    assert!(screen.contains("✓ a succeeded"), "{screen}");
+    assert_eq!(
+        git(&repo.root, &["ls-tree", "--name-only", "gadugi/a", "marker.txt"]),
+        "marker.txt"
+    );
+    assert_eq!(of_type(&repo.events(), "approval_answered")[0]["by"], "cli");
+}
+
+#[test]
+fn a_large_write_is_cut_in_the_events_and_whole_in_the_question_file() {
+    let repo = Repo::new("timeout = \"3s\"\n");
+    // A write outside the worktree is asked; its 200 KB content must not land in every event.
+    let outside = repo.tmp.path().join("outside.txt");
+    let content = "0123456789".repeat(20_000);
+    let api = FakeApi::start(vec![
+        Reply::Tool("Write", json!({"file_path": outside, "content": content})),
+        Reply::Text("Done."),
+    ]);
+    let mut run = repo.start_run(&api);
+    let q = repo.wait_question(&mut run);
+    assert_eq!(q["tool"], "Write");
+    assert_eq!(q["input"]["content"].as_str().unwrap().len(), 200_000);
+    let (out, _) = finish(run);
+    assert_eq!(out.status.code(), Some(0), "{}", show(&out));
+    assert!(!outside.exists());
+    let events = repo.events();
+    let requested = of_type(&events, "approval_requested");
+    assert_eq!(requested.len(), 1, "{events:?}");
+    let cut = requested[0]["input"]["content"].as_str().unwrap();
+    assert!(cut.starts_with("0123456789"), "{cut}");
+    assert!(
+        cut.ends_with("… [200000 bytes in all; the full input is in a1-001.question.json]"),
+        "{cut}"
+    );
+    assert_eq!(requested[0]["input"]["file_path"], json!(outside));
+    let log = std::fs::metadata(repo.run_dir().unwrap().join("events.jsonl"))
+        .unwrap()
+        .len();
+    assert!(log < 50_000, "events.jsonl is {log} bytes");
+}
+
+#[test]
 fn the_agent_reading_the_answers_key_is_asked_not_pre_approved() {
     let repo = Repo::new("timeout = \"3s\"\n");
     let key = repo.home().join(".local/state/gadugi/approval.key");
@@ -697,6 +990,23 @@ fn write_answer(dir: &Path, answer: &Value) {
     let tmp = dir.join("forged.tmp");
     std::fs::write(&tmp, answer.to_string()).unwrap();
     std::fs::rename(tmp, dir.join("a1-001.answer.json")).unwrap();
+}
+
+/// Every file under `dir`.
+fn walk(dir: &Path) -> Vec<PathBuf> {
+    std::fs::read_dir(dir)
+        .into_iter()
+        .flatten()
+        .flatten()
+        .flat_map(|e| {
+            let p = e.path();
+            if p.is_dir() {
+                walk(&p)
+            } else {
+                vec![p]
+            }
+        })
+        .collect()
 }
 
 fn wait_for(cond: impl Fn() -> bool) {

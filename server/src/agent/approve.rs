@@ -32,7 +32,7 @@ use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
 
 use crate::fsutil::{read_json, write_json_atomic};
-use crate::layout::{answer_file, question_file, question_ids, rejected_answer_file};
+use crate::layout::{answer_file, question_file, question_ids, rejected_answer_file, reused_answer_file};
 use crate::spec::approvals::{ApprovalsConfig, Decision};
 
 /// The MCP server's name in `--mcp-config` and its tool: `mcp__gadugi__approve`.
@@ -78,6 +78,50 @@ impl Question {
         let canonical = serde_json::to_string(&(&self.id, &self.tool, &self.input)).unwrap_or_default();
         hex(&Sha256::digest(canonical.as_bytes()))
     }
+
+    /// What a repeated call is recognised by: the tool and its input, not the id (see
+    /// [`stored_answer`]).
+    pub fn call_fingerprint(&self) -> String {
+        call_fingerprint(&self.tool, &self.input)
+    }
+}
+
+/// SHA-256 (hex) of a tool call: its tool name and input.
+pub fn call_fingerprint(tool: &str, input: &Value) -> String {
+    let canonical = serde_json::to_string(&(tool, input)).unwrap_or_default();
+    hex(&Sha256::digest(canonical.as_bytes()))
+}
+
+/// The person's answer to the same call (tool and input) asked by an attempt before
+/// `attempt` and not yet used: an agent that died while its question waited is resumed,
+/// repeats the call, and gets the answer given meanwhile instead of a second question. Only
+/// a person's answer (`gadugi answer`, the editor) counts, each for one repeated call; a
+/// question still unanswered is asked again.
+pub fn stored_answer(dir: &Path, tool: &str, input: &Value, attempt: u32, key: &[u8]) -> Option<(Question, Answer)> {
+    let wanted = call_fingerprint(tool, input);
+    load_questions(dir, Some(key))
+        .into_iter()
+        .rev()
+        .filter(|(q, _)| q.attempt < attempt && q.call_fingerprint() == wanted)
+        .filter(|(q, _)| !reused_answer_file(dir, &q.id).exists())
+        .find_map(|(q, a)| {
+            let a = a.filter(|a| matches!(a.by, AnsweredBy::Cli | AnsweredBy::Editor))?;
+            Some((q, a))
+        })
+}
+
+/// The questions `attempt` left behind when it ended at `ended_at`: unanswered, or
+/// answered after its agent was gone. A retry continues such an attempt's session.
+pub fn left_questions(
+    dir: &Path,
+    attempt: u32,
+    ended_at: DateTime<Utc>,
+    key: &[u8],
+) -> Vec<(Question, Option<Answer>)> {
+    load_questions(dir, Some(key))
+        .into_iter()
+        .filter(|(q, a)| q.attempt == attempt && a.as_ref().is_none_or(|a| a.answered_at >= ended_at))
+        .collect()
 }
 
 /// Who answered.
@@ -470,6 +514,17 @@ impl Broker {
             .policy
             .decide(&question.tool, &question.input, &self.args.cwd)
             .map(|(d, rule)| (d, rule.text.clone()));
+        if by_rule.is_none() {
+            if let Some((earlier, answer)) = stored_answer(dir, &question.tool, &question.input, question.attempt, key)
+            {
+                // Marked used first: a second identical call of this attempt is asked.
+                write_json_atomic(
+                    &reused_answer_file(dir, &earlier.id),
+                    &json!({"attempt": question.attempt, "tool_use_id": question.tool_use_id, "at": Utc::now()}),
+                )?;
+                return Ok(answer.reply(&earlier));
+            }
+        }
         write_json_atomic(&question_file(dir, &id), &question)?;
         if let Some((decision, rule)) = by_rule {
             let message = (decision == Decision::Deny).then(|| format!("Denied by the rule {rule} of [approvals]."));

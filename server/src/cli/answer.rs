@@ -38,5 +38,12 @@ pub fn answer(args: AnswerArgs) -> Result<i32> {
         ""
     };
     println!("{}: {} {}{edited}", args.task, a.id, a.decision.as_str());
+    // The agent is gone: the answer waits for the retry, which continues its session.
+    if loaded.state.task(&args.task).is_some_and(|t| t.status.is_final()) {
+        println!(
+            "{}: its agent stopped while asking; `gadugi retry {}` continues its session with this answer",
+            args.task, args.task
+        );
+    }
     Ok(EXIT_OK)
 }

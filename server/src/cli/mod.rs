@@ -8,6 +8,7 @@ pub mod demo;
 pub mod init;
 pub mod merge;
 pub mod pr;
+pub mod prompt;
 pub mod report;
 
 use std::io::IsTerminal;
@@ -87,11 +88,21 @@ pub fn plan(json: bool, repo: Option<PathBuf>, files: Vec<PathBuf>) -> Result<i3
 /// cancels the run; a second Ctrl-C leaves at once (agents keep running under their
 /// supervisors; `gadugi resume` picks them up).
 pub fn drive_with_terminal(drive: Drive, json: bool) -> Result<RunState> {
-    let sink: Box<dyn EventSink> = if std::io::stderr().is_terminal() && !json {
-        Box::new(crate::views::progress::LiveProgress::new())
+    let mut sinks: Vec<Box<dyn EventSink>> = Vec::new();
+    if std::io::stderr().is_terminal() && !json {
+        let live = crate::views::progress::LiveProgress::new();
+        // On a terminal the person can answer the agents' questions right here.
+        let prompts = (drive.req.config.approvals.enabled
+            && std::io::stdin().is_terminal()
+            && std::io::stdout().is_terminal())
+        .then(|| prompt::InlinePrompts::start(drive.req.layout.clone(), drive.req.run_id.clone(), live.pause()));
+        sinks.push(Box::new(live));
+        if let Some(p) = prompts {
+            sinks.push(Box::new(p));
+        }
     } else {
-        Box::new(crate::views::progress::PlainProgress)
-    };
+        sinks.push(Box::new(crate::views::progress::PlainProgress));
+    }
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
@@ -116,7 +127,7 @@ pub fn drive_with_terminal(drive: Drive, json: bool) -> Result<RunState> {
                 let _ = cancel_tx.send(true);
             }
         });
-        ops::drive(drive, vec![sink], cancel_rx).await
+        ops::drive(drive, sinks, cancel_rx).await
     })?;
     runtime.shutdown_timeout(Duration::from_millis(100));
     Ok(state)

@@ -160,9 +160,53 @@ fn requested(task: &str, q: &Question) -> Event {
         kind: q.kind,
         tool: q.tool.clone(),
         summary: q.summary.clone(),
-        input: q.input.clone(),
+        input: event_input(&q.input, &q.id),
         deadline: q.deadline,
         default: q.default,
+    }
+}
+
+/// Strings of a tool's input longer than this are cut in its `approval_requested` event.
+const EVENT_STRING_LIMIT: usize = 2048;
+/// What is kept of such a string.
+const EVENT_STRING_KEPT: usize = 1024;
+
+/// A tool's input as its event carries it: a long string (a large `Write`'s content) is cut
+/// to its first KiB with a note of its size, so `events.jsonl`, `state.json` and every
+/// editor's notification stay small; the full input stays in `<id>.question.json`, which
+/// is what an answer is signed for. The shape (`command`, `questions`, ...) is unchanged, and
+/// a Bash `command` is never cut: the person judges it, and edits it, whole.
+pub fn event_input(input: &serde_json::Value, id: &str) -> serde_json::Value {
+    match input {
+        serde_json::Value::Object(map) => serde_json::Value::Object(
+            map.iter()
+                .map(|(k, v)| {
+                    let v = if k == "command" { v.clone() } else { cut_strings(v, id) };
+                    (k.clone(), v)
+                })
+                .collect(),
+        ),
+        other => cut_strings(other, id),
+    }
+}
+
+fn cut_strings(input: &serde_json::Value, id: &str) -> serde_json::Value {
+    use serde_json::Value;
+    match input {
+        Value::String(s) if s.len() > EVENT_STRING_LIMIT => {
+            let cut = (0..=EVENT_STRING_KEPT)
+                .rev()
+                .find(|i| s.is_char_boundary(*i))
+                .unwrap_or(0);
+            Value::String(format!(
+                "{}… [{} bytes in all; the full input is in {id}.question.json]",
+                &s[..cut],
+                s.len()
+            ))
+        }
+        Value::Array(items) => Value::Array(items.iter().map(|v| cut_strings(v, id)).collect()),
+        Value::Object(map) => Value::Object(map.iter().map(|(k, v)| (k.clone(), cut_strings(v, id))).collect()),
+        other => other.clone(),
     }
 }
 
@@ -293,4 +337,31 @@ fn pending_list(task: &str, pending: &[Question]) -> String {
         "pass --id with one of: {} (gadugi answer {task} allow --id ID)",
         ids.join(", ")
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn long_strings_of_an_input_are_cut_in_its_event_and_the_rest_kept() {
+        let content = "é".repeat(3000);
+        let input = json!({"file_path": "/tmp/x", "content": content, "n": 3, "list": ["short"]});
+        let cut = event_input(&input, "a1-001");
+        assert_eq!(cut["file_path"], "/tmp/x");
+        assert_eq!(cut["n"], 3);
+        assert_eq!(cut["list"], json!(["short"]));
+        let text = cut["content"].as_str().unwrap();
+        assert!(text.starts_with(&"é".repeat(512)), "{text}");
+        assert!(
+            text.ends_with("… [6000 bytes in all; the full input is in a1-001.question.json]"),
+            "{text}"
+        );
+        assert!(text.len() < 1200);
+        let small = json!({"command": "make"});
+        assert_eq!(event_input(&small, "a1-001"), small);
+        let long_command = json!({"command": "x".repeat(5000)});
+        assert_eq!(event_input(&long_command, "a1-001"), long_command);
+    }
 }

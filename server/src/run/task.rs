@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use chrono::Utc;
 
-use crate::agent::approve::BrokerArgs;
+use crate::agent::approve::{left_questions, BrokerArgs};
 use crate::agent::follower::OutputFollower;
 use crate::agent::profile::Placeholders;
 use crate::agent::report::{FailureClass, OutputProtocol};
@@ -183,6 +183,26 @@ pub(crate) async fn run_task(
         let mut outcome = if adopt {
             adopt = false;
             follow_attempt(ctx, task, attempt, None).await
+        } else if let Some(recovery) = recovery_for(ctx, task, attempt - 1) {
+            // The previous agent died while asking: its session goes on with a note, and
+            // the repeated call gets the answer given meanwhile (the broker's stored answer).
+            task.send(Event::TaskActivity {
+                task: id.clone(),
+                line: format!(
+                    "continuing session {} of attempt {}, which stopped while asking",
+                    recovery.session,
+                    attempt - 1
+                ),
+            });
+            start_attempt(
+                ctx,
+                task,
+                attempt,
+                &recovery.note_file,
+                &recovery.note,
+                Some(&recovery.session),
+            )
+            .await
         } else {
             start_attempt(ctx, task, attempt, &prompt_file, &prompt, resume_session.as_deref()).await
         };
@@ -256,6 +276,54 @@ pub(crate) async fn run_task(
         },
     });
     status
+}
+
+/// How an attempt continues one that died with a question left (issue 20, recovery).
+struct Recovery {
+    /// The dead attempt's Claude Code session.
+    session: String,
+    /// The prompt of the continued session: what happened and what to do.
+    note: String,
+    /// Where the note is kept (the attempt's `resume_note.md`), for `{prompt_file}`.
+    note_file: PathBuf,
+}
+
+/// The recovery of attempt `previous` when it ended with a question unanswered (or
+/// answered once its agent was gone) and its profile can continue a session; `None`
+/// otherwise (the new attempt starts as usual).
+fn recovery_for(ctx: &Ctx, task: &TaskHandle, previous: u32) -> Option<Recovery> {
+    let profile = &ctx.req.profiles[task.index];
+    if previous == 0 || !profile.approvals || !profile.can_resume() {
+        return None;
+    }
+    let files = ctx.req.layout.attempt(&ctx.req.run_id, &task.id, previous);
+    let exit: AgentExit = read_json(&files.exit).ok().flatten()?;
+    let (_, key) = crate::run::questions::ensure_key().ok()?;
+    let dir = ctx.req.layout.questions_dir(&ctx.req.run_id, &task.id);
+    let left = left_questions(&dir, previous, exit.finished_at, &key);
+    if left.is_empty() {
+        return None;
+    }
+    let session = profile
+        .report(&files.stdout, &files.stderr, exit.exit_code)
+        .session_id?;
+    let calls: Vec<&str> = left.iter().map(|(q, _)| q.summary.as_str()).collect();
+    let note = format!(
+        "(From Gadugi) Your session stopped while you waited for the person's answer to: {}. \
+         Go on with the task from where you were: make that call again exactly as before; \
+         the person's answer, if they gave one meanwhile, applies to it.\n",
+        calls.join("; ")
+    );
+    let next = ctx.req.layout.attempt(&ctx.req.run_id, &task.id, previous + 1);
+    let note_file = next.dir.join("resume_note.md");
+    std::fs::create_dir_all(&next.dir)
+        .and_then(|_| std::fs::write(&note_file, &note))
+        .ok()?;
+    Some(Recovery {
+        session,
+        note,
+        note_file,
+    })
 }
 
 /// Highest attempt number with a directory on disk.

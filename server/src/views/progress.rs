@@ -3,6 +3,7 @@
 
 use std::collections::HashMap;
 use std::io::Write;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
@@ -196,6 +197,36 @@ pub struct LiveProgress {
     multi: MultiProgress,
     header: ProgressBar,
     bars: HashMap<String, ProgressBar>,
+    /// Lines printed while the terminal is lent out ([`TerminalPause`]), shown after.
+    held: Arc<Mutex<Option<Vec<String>>>>,
+}
+
+/// Lends the live view's terminal to another thread for a while (an inline question): the
+/// bars are cleared and not drawn, and the view's lines wait, so a prompt and what the
+/// person types are not overwritten; afterwards the bars come back and the held lines print.
+#[derive(Clone)]
+pub struct TerminalPause {
+    multi: MultiProgress,
+    held: Arc<Mutex<Option<Vec<String>>>>,
+}
+
+impl TerminalPause {
+    /// Runs `f` with the terminal to itself.
+    pub fn hold<T>(&self, f: impl FnOnce() -> T) -> T {
+        {
+            let mut held = self.held.lock().unwrap_or_else(|e| e.into_inner());
+            *held = Some(Vec::new());
+            let _ = self.multi.clear();
+            self.multi.set_draw_target(ProgressDrawTarget::hidden());
+        }
+        let out = f();
+        let mut held = self.held.lock().unwrap_or_else(|e| e.into_inner());
+        self.multi.set_draw_target(ProgressDrawTarget::stderr());
+        for line in held.take().unwrap_or_default() {
+            let _ = self.multi.println(line);
+        }
+        out
+    }
 }
 
 impl LiveProgress {
@@ -212,6 +243,26 @@ impl LiveProgress {
             multi,
             header,
             bars: HashMap::new(),
+            held: Arc::new(Mutex::new(None)),
+        }
+    }
+
+    /// The handle that lends this view's terminal to a prompt.
+    pub fn pause(&self) -> TerminalPause {
+        TerminalPause {
+            multi: self.multi.clone(),
+            held: self.held.clone(),
+        }
+    }
+
+    /// A line above the bars, or held while the terminal is lent out.
+    fn print(&self, line: impl Into<String>) {
+        let mut held = self.held.lock().unwrap_or_else(|e| e.into_inner());
+        match held.as_mut() {
+            Some(lines) => lines.push(line.into()),
+            None => {
+                let _ = self.multi.println(line.into());
+            }
         }
     }
 
@@ -244,7 +295,7 @@ impl EventSink for LiveProgress {
         self.header.set_message(counts(state));
         match &rec.event {
             Event::RunStarted { run_id, .. } => {
-                let _ = self.multi.println(format!(
+                self.print(format!(
                     "run {run_id}: {} task(s), at most {} at once",
                     state.tasks.len(),
                     state.max_parallel
@@ -276,7 +327,7 @@ impl EventSink for LiveProgress {
             }
             Event::ApprovalRequested { task, .. } | Event::ApprovalAnswered { task, .. } => {
                 let line = approval_event_line(state, &rec.event).unwrap_or_default();
-                let _ = self.multi.println(&line);
+                self.print(line.clone());
                 self.bar(task).set_message(line);
             }
             Event::TaskFinished { task, .. } | Event::TaskSkipped { task, .. } => {
@@ -284,11 +335,11 @@ impl EventSink for LiveProgress {
                     bar.finish_and_clear();
                     self.multi.remove(&bar);
                 }
-                let _ = self.multi.println(outcome_line(state, task));
+                self.print(outcome_line(state, task));
             }
             Event::ConflictsPredicted { task, conflicts, .. } => {
                 if let Some(line) = conflicts_line(task, conflicts) {
-                    let _ = self.multi.println(line);
+                    self.print(line);
                 }
             }
             Event::RunFinished { .. } => {
@@ -299,15 +350,15 @@ impl EventSink for LiveProgress {
                     Some(r) => format!("at most {limit} agent(s) at once: {r}"),
                     None => format!("{limit} agent(s) at once"),
                 };
-                let _ = self.multi.println(line);
+                self.print(line);
             }
             Event::CircuitOpened { cause, attempts } => {
-                let _ = self.multi.println(format!(
+                self.print(format!(
                     "circuit breaker: {attempts} attempts in a row failed with: {cause}; starting no more tasks"
                 ));
             }
             Event::TaskWarning { task, warning } => {
-                let _ = self.multi.println(format!("{task}: warning: {warning}"));
+                self.print(format!("{task}: warning: {warning}"));
             }
             Event::TaskStalled { task, silent_seconds } => {
                 let msg = format!("stalled: no output for {silent_seconds}s");
