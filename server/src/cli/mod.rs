@@ -9,6 +9,7 @@ pub mod init;
 pub mod merge;
 pub mod pr;
 pub mod report;
+pub mod trust;
 
 use std::io::IsTerminal;
 use std::path::PathBuf;
