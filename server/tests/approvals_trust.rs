@@ -20,16 +20,13 @@ use claude_api::{offline_claude_env, FakeApi, Reply};
 
 const APPROVALS: &str = "# who may do what\nkill_grace = \"1s\"\ntimeout = \"120s\"\n[approvals]\nenabled = true\ntimeout = \"3s\"\nallow = [\"Bash(sh -c:*)\"]\n";
 
-struct Repo {
-    tmp: tempfile::TempDir,
-    root: PathBuf,
-}
+/// A repository at `<tmp>/repo` with a HOME of its own at `<tmp>/home`.
+struct Repo(tempfile::TempDir);
 
 impl Repo {
     fn new(config: &str) -> Repo {
-        let tmp = tempfile::tempdir().unwrap();
-        let root = tmp.path().join("repo");
-        std::fs::create_dir_all(tmp.path().join("home")).unwrap();
+        let repo = Repo(tempfile::tempdir().unwrap());
+        std::fs::create_dir_all(repo.home()).unwrap();
         let prompts: Vec<(String, String)> = ["a", "b", "c", "d"]
             .iter()
             .map(|t| {
@@ -43,17 +40,21 @@ impl Repo {
         if !config.is_empty() {
             files.push(("gadugi.toml", config));
         }
-        common::init_repo(&root, &files);
-        Repo { tmp, root }
+        common::init_repo(&repo.root(), &files);
+        repo
+    }
+
+    fn root(&self) -> PathBuf {
+        self.0.path().join("repo")
     }
 
     fn home(&self) -> PathBuf {
-        self.tmp.path().join("home")
+        self.0.path().join("home")
     }
 
     fn command(&self, api: Option<&FakeApi>) -> Command {
         let mut c = Command::new(env!("CARGO_BIN_EXE_gadugi"));
-        c.current_dir(&self.root);
+        c.current_dir(self.root());
         offline_claude_env(&mut c, &self.home(), api, 0);
         // The key, the trust store and the user's approvals file live under this test's HOME.
         c.env_remove("XDG_STATE_HOME").env_remove("XDG_CONFIG_HOME");
@@ -84,11 +85,12 @@ impl Repo {
         assert_eq!(out.status.code(), Some(0), "{}", show(&out));
         let summary: Value = serde_json::from_slice(&out.stdout).unwrap();
         let run = summary["run_id"].as_str().unwrap_or_else(|| panic!("{summary}"));
-        let events: Vec<Value> = std::fs::read_to_string(self.root.join(".gadugi/runs").join(run).join("events.jsonl"))
-            .unwrap()
-            .lines()
-            .map(|l| serde_json::from_str(l).unwrap())
-            .collect();
+        let events: Vec<Value> =
+            std::fs::read_to_string(self.root().join(".gadugi/runs").join(run).join("events.jsonl"))
+                .unwrap()
+                .lines()
+                .map(|l| serde_json::from_str(l).unwrap())
+                .collect();
         let answered: Vec<&Value> = events.iter().filter(|e| e["type"] == "approval_answered").collect();
         assert_eq!(answered.len(), 1, "{events:?}");
         let warnings = events
@@ -106,7 +108,7 @@ impl Repo {
     /// Whether task `task`'s branch holds the marker its command would have written.
     fn marked(&self, task: &str) -> bool {
         git(
-            &self.root,
+            &self.root(),
             &["ls-tree", "--name-only", &format!("gadugi/{task}"), "marker.txt"],
         ) == "marker.txt"
     }
@@ -160,14 +162,14 @@ fn trusting_makes_the_repositorys_allow_rule_count_until_it_changes_or_is_revoke
 
     // A comment or a key that grants nothing changes nothing.
     let reformatted = APPROVALS.replace("# who may do what", "# reworded\nmax_parallel = 2");
-    std::fs::write(repo.root.join("gadugi.toml"), &reformatted).unwrap();
-    git(&repo.root, &["commit", "-qam", "reword"]);
+    std::fs::write(repo.root().join("gadugi.toml"), &reformatted).unwrap();
+    git(&repo.root(), &["commit", "-qam", "reword"]);
     assert_eq!(repo.run("c").0, answered("allow", "policy"));
 
     // Changed since trusted: the rules do not count, and the warning says so.
     let widened = reformatted.replace("allow = [", "allow = [\"Bash(curl:*)\", ");
-    std::fs::write(repo.root.join("gadugi.toml"), widened).unwrap();
-    git(&repo.root, &["commit", "-qam", "widen"]);
+    std::fs::write(repo.root().join("gadugi.toml"), widened).unwrap();
+    git(&repo.root(), &["commit", "-qam", "widen"]);
     let (decision, warnings) = repo.run("d");
     assert_eq!(decision, answered("deny", "timeout"));
     assert!(!repo.marked("d"));
@@ -194,7 +196,7 @@ fn trusting_makes_the_repositorys_allow_rule_count_until_it_changes_or_is_revoke
     assert!(stdout(&out).contains("trust revoked"), "{}", show(&out));
     assert!(repo.trust_files().is_empty());
     assert!(stdout(&repo.gadugi(&["trust", "--show"])).contains("not trusted"));
-    git(&repo.root, &["branch", "-D", "gadugi/a"]);
+    git(&repo.root(), &["branch", "-D", "gadugi/a"]);
     assert_eq!(repo.run("a").0, answered("deny", "timeout"));
 }
 
@@ -207,15 +209,15 @@ fn the_trust_file_is_private_and_outside_the_repository() {
     assert_eq!(files.len(), 1, "{files:?}");
     assert_eq!(mode(&files[0]), 0o600);
     assert_eq!(mode(files[0].parent().unwrap()), 0o700);
-    assert!(!files[0].starts_with(&repo.root));
+    assert!(!files[0].starts_with(repo.root()));
     let record: Value = serde_json::from_str(&std::fs::read_to_string(&files[0]).unwrap()).unwrap();
     assert_eq!(
         record["root"],
-        repo.root.canonicalize().unwrap().to_string_lossy().as_ref()
+        repo.root().canonicalize().unwrap().to_string_lossy().as_ref()
     );
     assert_eq!(record["sha256"].as_str().unwrap().len(), 64);
     // Nothing about it lands in the repository.
-    assert_eq!(git(&repo.root, &["status", "--porcelain"]), "");
+    assert_eq!(git(&repo.root(), &["status", "--porcelain"]), "");
 }
 
 #[test]
