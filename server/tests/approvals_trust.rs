@@ -61,6 +61,23 @@ impl Repo {
         c
     }
 
+    /// `gadugi trust` on a real terminal (util-linux `script` gives it a pseudo-terminal),
+    /// typing `typed` at its question.
+    fn trust_on_a_terminal(&self, typed: &str) -> Output {
+        let mut c = Command::new("script");
+        c.args(["-qec", &format!("{} trust", env!("CARGO_BIN_EXE_gadugi")), "/dev/null"])
+            .current_dir(self.root())
+            .env("HOME", self.home())
+            .env_remove("XDG_STATE_HOME")
+            .env_remove("XDG_CONFIG_HOME")
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        let mut child = c.spawn().unwrap();
+        std::io::Write::write_all(child.stdin.as_mut().unwrap(), typed.as_bytes()).unwrap();
+        child.wait_with_output().unwrap()
+    }
+
     fn gadugi(&self, args: &[&str]) -> Output {
         self.command(None).args(args).output().unwrap()
     }
@@ -105,6 +122,19 @@ impl Repo {
         (decision, warnings)
     }
 
+    /// Runs task `task` and checks the rule did not answer: the question waited for the
+    /// person (nobody answered, the deadline denied), the command did not run, and one task
+    /// warning says all of `said`.
+    fn asked_and_warned(&self, task: &str, said: &[&str]) {
+        let (decision, warnings) = self.run(task);
+        assert_eq!(decision, answered("deny", "timeout"));
+        assert!(!self.marked(task));
+        assert!(
+            warnings.iter().any(|w| said.iter().all(|s| w.contains(s))),
+            "{warnings:?}"
+        );
+    }
+
     /// Whether task `task`'s branch holds the marker its command would have written.
     fn marked(&self, task: &str) -> bool {
         git(
@@ -138,12 +168,9 @@ fn trusting_makes_the_repositorys_allow_rule_count_until_it_changes_or_is_revoke
 
     // Untrusted: the repository's allow rule does not answer; the person is asked (nobody
     // answers, the deadline denies) and told why.
-    let (decision, warnings) = repo.run("a");
-    assert_eq!(decision, answered("deny", "timeout"));
-    assert!(!repo.marked("a"));
-    assert!(
-        warnings.iter().any(|w| w.contains("allow Bash(sh -c:*)")),
-        "{warnings:?}"
+    repo.asked_and_warned(
+        "a",
+        &["allow Bash(sh -c:*) (not trusted: `gadugi trust` lets it count)"],
     );
     let out = repo.gadugi(&["trust", "--show"]);
     assert_eq!(out.status.code(), Some(0), "{}", show(&out));
@@ -170,15 +197,7 @@ fn trusting_makes_the_repositorys_allow_rule_count_until_it_changes_or_is_revoke
     let widened = reformatted.replace("allow = [", "allow = [\"Bash(curl:*)\", ");
     std::fs::write(repo.root().join("gadugi.toml"), widened).unwrap();
     git(&repo.root(), &["commit", "-qam", "widen"]);
-    let (decision, warnings) = repo.run("d");
-    assert_eq!(decision, answered("deny", "timeout"));
-    assert!(!repo.marked("d"));
-    assert!(
-        warnings
-            .iter()
-            .any(|w| w.contains("changed since you trusted it on 20") && w.contains("run `gadugi trust` again")),
-        "{warnings:?}"
-    );
+    repo.asked_and_warned("d", &["changed since you trusted it on 20", "run `gadugi trust` again"]);
     let out = repo.gadugi(&["trust", "--show"]);
     let text = stdout(&out);
     assert!(text.contains("changed since you trusted it on"), "{}", show(&out));
@@ -271,4 +290,22 @@ fn bad_cases_exit_2_naming_gadugi_toml_and_the_fix() {
         show(&out)
     );
     assert!(repo.trust_files().is_empty());
+}
+
+#[test]
+fn on_a_terminal_it_asks_and_only_yes_trusts() {
+    let repo = Repo::new(APPROVALS);
+    let out = repo.trust_on_a_terminal("n\n");
+    let text = stdout(&out);
+    assert!(
+        text.contains("Let agents be granted this without asking? [y/N]"),
+        "{}",
+        show(&out)
+    );
+    assert!(text.contains("not trusted"), "{}", show(&out));
+    assert!(repo.trust_files().is_empty());
+    let out = repo.trust_on_a_terminal("y\n");
+    assert!(stdout(&out).contains("trusted: its allow rules"), "{}", show(&out));
+    assert_eq!(repo.trust_files().len(), 1);
+    assert!(stdout(&repo.gadugi(&["trust", "--show"])).contains("trusted on 20"));
 }

@@ -271,17 +271,23 @@ impl ApprovalsConfig {
         // What grants counts from the user's file, or from a repository whose configuration
         // the person trusted as it is now.
         let grants = section.default.as_deref() == Some("allow") || !section.allow.is_empty();
-        let mut changed_since = None;
+        let mut trust_note = None;
         let grants_count = match source {
             Source::User => true,
             Source::Repository if !grants => false,
             Source::Repository => match status_of_config(path, text) {
                 TrustStatus::Trusted(_) => true,
                 TrustStatus::Changed(record) => {
-                    changed_since = Some(record.date().to_string());
+                    trust_note = Some(format!(
+                        " (gadugi.toml changed since you trusted it on {}: run `gadugi trust` again)",
+                        record.date()
+                    ));
                     false
                 }
-                TrustStatus::NotTrusted => false,
+                TrustStatus::NotTrusted => {
+                    trust_note = Some(" (not trusted: `gadugi trust` lets it count)".to_string());
+                    false
+                }
             },
         };
         if let Some(e) = section.enabled {
@@ -333,11 +339,10 @@ impl ApprovalsConfig {
                 }
             }
         }
-        // The task warning lists `untrusted`: say why trust given once no longer holds.
-        if let (Some(date), Some(last)) = (changed_since, self.untrusted.last_mut()) {
-            last.push_str(&format!(
-                " (gadugi.toml changed since you trusted it on {date}: run `gadugi trust` again)"
-            ));
+        // The task warning lists `untrusted`: say how to trust it, or why trust given once
+        // no longer holds.
+        if let (Some(note), Some(last)) = (trust_note, self.untrusted.last_mut()) {
+            last.push_str(&note);
         }
         Ok(())
     }
