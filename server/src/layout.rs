@@ -207,3 +207,10 @@ pub fn user_state_dir() -> Option<PathBuf> {
 pub fn approval_key_file() -> Option<PathBuf> {
     user_state_dir().map(|d| d.join("approval.key"))
 }
+
+/// Where `gadugi trust` keeps the hashes of the repository configurations the person trusts
+/// (`<user state>/trust/`, one file per repository): next to the approvals key, outside every
+/// repository, so no repository can trust itself.
+pub fn trust_dir() -> Option<PathBuf> {
+    user_state_dir().map(|d| d.join("trust"))
+}

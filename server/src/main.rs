@@ -10,7 +10,8 @@ use clap::{Parser, Subcommand};
 
 use gadugi::agent::approve::{self, BrokerArgs};
 use gadugi::cli::answer::AnswerArgs;
-use gadugi::cli::{self, agents, answer, demo, init, merge, pr, report, RunArgs};
+use gadugi::cli::trust::TrustArgs;
+use gadugi::cli::{self, agents, answer, demo, init, merge, pr, report, trust, RunArgs};
 use gadugi::error::{InputError, InputErrors, EXIT_BAD_INPUT, EXIT_INTERNAL};
 use gadugi::exec::supervisor;
 use gadugi::lsp;
@@ -222,6 +223,23 @@ enum Command {
         #[arg(long, value_name = "ID")]
         run: Option<String>,
     },
+    /// Trust this repository's [approvals] (and the other keys of gadugi.toml that can grant
+    /// agents something), so its allow rules and default = "allow" count, for exactly the
+    /// text shown; a later change stops them counting until you trust it again.
+    Trust {
+        /// Repository [default: the one containing the current directory].
+        #[arg(long, value_name = "DIR")]
+        repo: Option<PathBuf>,
+        /// Print whether it is trusted (and what changed since) without changing anything.
+        #[arg(long, conflicts_with_all = ["revoke", "yes"])]
+        show: bool,
+        /// Stop trusting it.
+        #[arg(long, conflicts_with = "yes")]
+        revoke: bool,
+        /// Trust without asking for confirmation (needed when standard input is not a terminal).
+        #[arg(long)]
+        yes: bool,
+    },
     /// Internal: the approval broker, an MCP stdio server Claude Code starts per attempt
     /// (see agent/approve.rs).
     #[command(name = "__approve", hide = true)]
@@ -372,6 +390,17 @@ fn main() {
         } => demo::demo(dir, max_parallel, json),
         Command::Agents { json, repo } => agents::agents(json, repo),
         Command::Init { repo, force } => init::init(repo, force),
+        Command::Trust {
+            repo,
+            show,
+            revoke,
+            yes,
+        } => trust::run(TrustArgs {
+            repo,
+            show,
+            revoke,
+            yes,
+        }),
     };
     std::process::exit(match result {
         Ok(code) => code,

@@ -10,6 +10,7 @@ pub mod merge;
 pub mod pr;
 pub mod prompt;
 pub mod report;
+pub mod trust;
 
 use std::io::IsTerminal;
 use std::path::PathBuf;

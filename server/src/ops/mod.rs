@@ -28,6 +28,7 @@ pub mod approvals;
 pub mod merge;
 pub mod pr;
 pub mod report;
+pub mod trust;
 
 /// How a new run should differ from `gadugi.toml` (the command line's or the editor's
 /// choices). Empty: the configuration as it is.

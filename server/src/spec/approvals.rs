@@ -4,11 +4,12 @@
 //! `agent/approve.rs`.
 //!
 //! Trust: a repository's `gadugi.toml` is written by whoever committed it, so its `allow`
-//! rules and `default = "allow"` would let a repository grant its own agent anything. Until a
-//! trust store for repository configuration exists, they do not count: repository rules may
-//! only deny. Allow rules and `default = "allow"` count when they come from the user's own
-//! file, `$XDG_CONFIG_HOME/gadugi/approvals.toml` (else `~/.config/gadugi/approvals.toml`),
-//! which holds the same keys at the top level.
+//! rules and `default = "allow"` would let a repository grant its own agent anything. They
+//! count only when the person trusted exactly that configuration with `gadugi trust`
+//! (`spec/trust.rs`); otherwise, or once it changed, repository rules may only deny. Allow
+//! rules and `default = "allow"` always count when they come from the user's own file,
+//! `$XDG_CONFIG_HOME/gadugi/approvals.toml` (else `~/.config/gadugi/approvals.toml`), which
+//! holds the same keys at the top level.
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -17,6 +18,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::InputError;
 use crate::spec::toml_text::{duration_value, explain_parse_error, find_key_line_in, line_of_offset, read_config_text};
+use crate::spec::trust::{status_of_config, TrustStatus};
 
 /// How long a question waits for the person before `default` answers it.
 pub const DEFAULT_APPROVAL_TIMEOUT: Duration = Duration::from_secs(10 * 60);
@@ -266,6 +268,28 @@ impl ApprovalsConfig {
         table: Option<&str>,
     ) -> Result<(), InputError> {
         let line = |key: &str| find_key_line_in(text, table, key);
+        // What grants counts from the user's file, or from a repository whose configuration
+        // the person trusted as it is now.
+        let grants = section.default.as_deref() == Some("allow") || !section.allow.is_empty();
+        let mut trust_note = None;
+        let grants_count = match source {
+            Source::User => true,
+            Source::Repository if !grants => false,
+            Source::Repository => match status_of_config(path, text) {
+                TrustStatus::Trusted(_) => true,
+                TrustStatus::Changed(record) => {
+                    trust_note = Some(format!(
+                        " (gadugi.toml changed since you trusted it on {}: run `gadugi trust` again)",
+                        record.date()
+                    ));
+                    false
+                }
+                TrustStatus::NotTrusted => {
+                    trust_note = Some(" (not trusted: `gadugi trust` lets it count)".to_string());
+                    false
+                }
+            },
+        };
         if let Some(e) = section.enabled {
             self.enabled = e;
         }
@@ -292,7 +316,7 @@ impl ApprovalsConfig {
                     ))
                 }
             };
-            if decision == Decision::Allow && source == Source::Repository {
+            if decision == Decision::Allow && !grants_count {
                 self.untrusted.push("default = \"allow\"".into());
             } else {
                 self.default = decision;
@@ -308,12 +332,17 @@ impl ApprovalsConfig {
                         "write rules as Claude Code does: \"Bash(npm test:*)\", \"Edit(src/**)\", \"WebFetch(domain:docs.rs)\"",
                     )
                 })?;
-                match (key, source) {
-                    ("allow", Source::Repository) => self.untrusted.push(format!("allow {}", rule.text)),
-                    ("allow", Source::User) => self.allow.push(rule),
+                match key {
+                    "allow" if !grants_count => self.untrusted.push(format!("allow {}", rule.text)),
+                    "allow" => self.allow.push(rule),
                     _ => self.deny.push(rule),
                 }
             }
+        }
+        // The task warning lists `untrusted`: say how to trust it, or why trust given once
+        // no longer holds.
+        if let (Some(note), Some(last)) = (trust_note, self.untrusted.last_mut()) {
+            last.push_str(&note);
         }
         Ok(())
     }

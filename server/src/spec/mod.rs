@@ -9,4 +9,5 @@ pub mod plan;
 pub mod pool;
 pub mod task;
 pub mod toml_text;
+pub mod trust;
 pub mod worktree;
