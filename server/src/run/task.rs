@@ -533,7 +533,7 @@ async fn start_attempt(
         task.send(Event::TaskWarning {
             task: id.clone(),
             warning: format!(
-                "gadugi.toml [approvals] asks for {}, which a repository's configuration cannot grant; put what you trust in {}",
+                "gadugi.toml [approvals] asks for {}, which counts only while the repository's configuration is trusted as it is (`gadugi trust`) or from your own {}",
                 untrusted.join(", "),
                 crate::spec::approvals::user_approvals_file()
                     .map(|p| p.display().to_string())
