@@ -1,10 +1,8 @@
 #!/usr/bin/env bash
 # The performance suite (issue 7): every benchmark, one command; writes docs/benchmarks.md.
 #
-#   bash scripts/bench.sh                  # full suite (about 9 minutes on 2 cores before issue
-#                                          # 16's workloads, bench-scale.sh and N = 128: those add
-#                                          # an estimated 6-8 minutes, not yet measured; plus the
-#                                          # release build) -> docs/benchmarks.md
+#   bash scripts/bench.sh                  # full suite (30 minutes on 2 cores, 2026-11-30, plus
+#                                          # the release build) -> docs/benchmarks.md
 #   BENCH_SMOKE=1 bash scripts/bench.sh    # tiny workloads (about a minute): checks that every
 #                                          # benchmark runs and yields numbers; writes the report
 #                                          # to a temporary file (or BENCH_OUT), never the docs

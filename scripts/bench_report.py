@@ -267,15 +267,15 @@ def main(figures_path, out_path):
         )
     w("")
     w(
-        "Where the overhead goes: worktrees are created one at a time (concurrent `git worktree add` "
-        "on one repository fails reading another worktree's metadata), so the N-th agent starts "
-        "about N × the per-task creation time (section 2) after the first; the end of the run "
-        "(leftover check, commit facts, worktree removal, conflict prediction) adds the rest. "
-        f"With {f.med('setup.small'):.0f} ms per worktree (section 2), creating them in a row takes "
-        f"{8 * f.med('setup.small') / 1000:.2f} s at N = 8 and {64 * f.med('setup.small') / 1000:.2f} s at N = 64, "
-        "while `xargs` starts every agent at once. Parallel creation was tried by hand: of 40 concurrent "
-        "`git worktree add` (8 at a time), 15 failed (`failed to read .git/worktrees/<other>/commondir`), "
-        "each leaving its new branch behind, so a retry would first have to delete it — not done.\n"
+        "Where the overhead goes: each worktree is made in two steps, git's metadata and the branch "
+        "(`git worktree add --no-checkout`, serialized: two at once on one repository fail reading "
+        "each other's metadata) and the checkout (in parallel); so the N-th agent still starts about "
+        "N × the metadata step after the first. "
+        f"At {f.med('setup.small'):.0f} ms per worktree one at a time (section 2) that is "
+        f"{8 * f.med('setup.small') / 1000:.2f} s at N = 8 and {64 * f.med('setup.small') / 1000:.2f} s at N = 64 "
+        "as an upper bound, while `xargs` starts every agent at once; the end of each task (leftover "
+        "check, commit facts, worktree removal or pooling, conflict prediction at nice 10) adds the rest, "
+        "and at N ≥ 64 the 2 cores are shared by N agents' `git commit`s and Gadugi's own work.\n"
     )
 
     # ---- 2. start-up
