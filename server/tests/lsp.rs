@@ -614,15 +614,21 @@ fn shutdown_answers_at_once_and_leaves_agents_running() {
     c.wait_for("the agent running", |m| {
         m["method"] == "gadugi/treeChanged" && m["params"]["runs"][0]["tasks"][0]["phase"] == "agent"
     });
-    let registry: Value = serde_json::from_str(
-        &std::fs::read_to_string(repo.root.join(".gadugi/monitoring/process_registry.json")).unwrap(),
-    )
-    .unwrap();
-    let entry = &registry["processes"]["slow"];
-    let (agent, supervisor) = (
-        entry["pid"].as_u64().unwrap(),
-        entry["supervisor_pid"].as_u64().unwrap(),
-    );
+    // The registry is a snapshot of the event log, at most a second behind it.
+    let registry_file = repo.root.join(".gadugi/monitoring/process_registry.json");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    let (agent, supervisor) = loop {
+        let registry: Value = serde_json::from_str(&std::fs::read_to_string(&registry_file).unwrap()).unwrap();
+        let entry = &registry["processes"]["slow"];
+        if let (Some(a), Some(s)) = (entry["pid"].as_u64(), entry["supervisor_pid"].as_u64()) {
+            break (a, s);
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no pids in the registry: {registry}"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    };
     assert!(alive(agent));
     assert_eq!(c.shutdown(), 0);
     // The server is gone; the agent and its supervisor are not.
