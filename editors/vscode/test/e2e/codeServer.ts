@@ -511,7 +511,29 @@ export class Workbench {
       }
     }
     if (screenshotStep) await this.screenshot(screenshotStep);
+    await this.pickMenuItem(menuItem);
+  }
+
+  /**
+   * Clicks an item of the open context menu and waits for the menu to close. Seen in CI on a
+   * loaded machine: the click landed while the menu was still settling, the item stayed
+   * highlighted and the menu open, and nothing ran. The menu closes before its command runs,
+   * so while it is still open the command has not run and choosing the item again (with
+   * the keyboard this time) cannot run it twice.
+   */
+  async pickMenuItem(menuItem: Locator): Promise<void> {
+    const menu = this.page.locator(".context-view .monaco-menu").first();
     await menuItem.click();
+    for (let tries = 0; ; tries++) {
+      try {
+        await menu.waitFor({ state: "hidden", timeout: 3000 });
+        return;
+      } catch (e) {
+        if (tries >= 3 || !(await menuItem.isVisible())) throw e;
+        await menuItem.hover();
+        await this.page.keyboard.press("Enter");
+      }
+    }
   }
 
   /** A context-menu item by name (the menu is in a shadow root; Playwright pierces it). */

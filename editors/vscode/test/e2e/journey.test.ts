@@ -174,16 +174,7 @@ async function rowMenu(wb: Workbench, row: Locator, item: string): Promise<void>
   }
   const menuItem = wb.contextMenuItem(item);
   await menuItem.hover();
-  await menuItem.click();
-  try {
-    await menuItem.waitFor({ state: "hidden", timeout: 2000 });
-  } catch {
-    // The tree's menu may not take a click that comes as it opens; the keyboard picks the item.
-    log(`the "${item}" menu item did not take the click: pressing Enter on it`);
-    await wb.screenshot(`menu-${item.replace(/\W+/g, "-")}`);
-    await wb.page.keyboard.press("Enter");
-    await menuItem.waitFor({ state: "hidden", timeout: LONG });
-  }
+  await wb.pickMenuItem(menuItem);
 }
 
 /** The first frame (webviews are nested frames) that has `selector`, once one does. */
