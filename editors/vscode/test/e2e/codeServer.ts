@@ -589,7 +589,17 @@ export class Workbench {
     const item = this.page.locator('.activitybar .action-item a[aria-label^="Gadugi"], .activitybar .action-item [aria-label^="Gadugi"]').first();
     await item.waitFor();
     const pane = this.viewPane("Runs");
-    if (!(await pane.isVisible())) await item.click();
+    // A run's start reveals the view by itself, and clicking the icon of the container already
+    // shown hides the side bar (seen in CI: the click raced the reveal). So wait for the view
+    // first, and click again if a click hid it.
+    for (let tries = 0; tries < 4; tries++) {
+      try {
+        await pane.waitFor({ timeout: tries === 0 ? 2000 : 5000 });
+        return;
+      } catch {
+        await item.click();
+      }
+    }
     await pane.waitFor();
   }
 
