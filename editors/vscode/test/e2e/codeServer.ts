@@ -597,7 +597,8 @@ export class Workbench {
         await pane.waitFor({ timeout: tries === 0 ? 2000 : 5000 });
         return;
       } catch {
-        await item.click();
+        // Top left: the icon's badge (agents running) covers its lower right and takes the click.
+        await item.click({ position: { x: 6, y: 6 }, force: true });
       }
     }
     await pane.waitFor();
