@@ -1,0 +1,89 @@
+//! The seam between Gadugi and a cluster's own scheduler: what an engine (Slurm, Kubernetes)
+//! must do for one attempt of a task that runs away from this machine.
+//!
+//! Gadugi keeps the dependency graph, retries, the circuit breaker, resume, conflict
+//! prediction and merge; an engine only runs a job. Every job runs `gadugi remote-task
+//! --spec FILE` on some node; that process speaks to the orchestrator only through the job's
+//! standard output, which the engine keeps and hands back (`read_output`), so no connection
+//! from the cluster to the user's machine is needed.
+//!
+//! Every call is blocking (engines are driven through their command-line tools or HTTP
+//! clients); the run layer calls them on the blocking pool.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// One job to submit: one attempt of one task.
+#[derive(Debug, Clone)]
+pub struct JobRequest {
+    /// The idempotency key, unique per run, task and attempt (`gadugi-<run>-<task>-<n>`):
+    /// submitting a name that already has a job adopts that job instead of starting another.
+    pub name: String,
+    /// What the job runs on its node (argv, never through a shell the user configured).
+    pub argv: Vec<String>,
+    /// Where the job's standard output goes (Slurm writes it on the node's view of a shared
+    /// filesystem); also what `read_output` reads.
+    pub output: PathBuf,
+    /// Where the job's standard error goes.
+    pub error: PathBuf,
+    /// The job's working directory on the node.
+    pub workdir: PathBuf,
+    /// The engine ends the job after this long (the task's timeout plus set-up time).
+    pub time_limit: Option<Duration>,
+    /// Names of environment variables the job inherits from the submitter. Only names: a
+    /// value passed this way would be saved in the engine's state, so no secret goes here.
+    pub export: Vec<String>,
+}
+
+/// A submitted job.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct JobHandle {
+    /// The engine's id of the job (a Slurm job id, a Kubernetes Job name).
+    pub id: String,
+    /// The name it was submitted under (`JobRequest::name`).
+    pub name: String,
+}
+
+/// What the engine says of a job.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum JobState {
+    /// Waiting for a node (`reason` as the engine puts it: "Resources", "Priority", ...).
+    Pending { reason: String },
+    /// Running on `node`.
+    Running { node: String },
+    /// The job's command exited with `code` (on `node`, when the engine still knows it).
+    Exited { code: i32, node: Option<String> },
+    /// The engine ended the job (time limit, out of memory, node failure, ...).
+    Failed { reason: String },
+    /// Cancelled (by `cancel`, or by an administrator).
+    Cancelled,
+    /// The engine no longer knows the job.
+    Lost { reason: String },
+}
+
+impl JobState {
+    /// Whether the job has ended, one way or another.
+    pub fn is_final(&self) -> bool {
+        !matches!(self, JobState::Pending { .. } | JobState::Running { .. })
+    }
+}
+
+/// An engine that runs jobs: Slurm (`exec/slurm.rs`), Kubernetes.
+pub trait Engine: Send + Sync {
+    /// The engine's name as the configuration spells it (`slurm`).
+    fn kind(&self) -> &'static str;
+    /// Whether the engine can be used at all (its tools found, its controller answering);
+    /// the error says what is missing and how to fix it.
+    fn check(&self) -> Result<(), String>;
+    /// Submits `job`, or adopts the job already submitted under `job.name`.
+    fn submit(&self, job: &JobRequest) -> anyhow::Result<JobHandle>;
+    /// The job submitted under `name`, if the engine knows one.
+    fn find(&self, name: &str) -> anyhow::Result<Option<JobHandle>>;
+    /// What the engine says of the job now.
+    fn state(&self, job: &JobHandle) -> anyhow::Result<JobState>;
+    /// Asks the engine to stop the job: its command gets SIGTERM and the engine's grace
+    /// period before it is killed.
+    fn cancel(&self, job: &JobHandle) -> anyhow::Result<()>;
+    /// The job's standard output from byte `from` on (empty when there is nothing new).
+    fn read_output(&self, job: &JobHandle, output: &std::path::Path, from: u64) -> anyhow::Result<Vec<u8>>;
+}
