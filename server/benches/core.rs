@@ -84,6 +84,7 @@ fn encode_tree_state_128_tasks(bencher: Bencher) {
                 "/home/dev/project/.gadugi/runs/20261121-075231-ab12/tasks/task-{i}/attempt-1/stdout.log"
             ),
             pending_approvals: Vec::new(),
+            placement: None,
         })
         .collect();
     let tree = TreeState {
@@ -175,6 +176,7 @@ fn event_log() -> Vec<EventRecord> {
             commits: 2,
             files_changed: vec!["src/module.rs".into(), "tests/module.rs".into()],
             error: None,
+            class: None,
         }));
     }
     log.push(rec(Event::RunFinished {

@@ -149,6 +149,13 @@ impl Repo {
         })
     }
 
+    /// A new, empty repository at `dir` (created), for a remote task's clone on its node.
+    pub fn init(dir: &Path) -> anyhow::Result<Repo> {
+        std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+        Repository::init(dir).with_context(|| format!("cannot create a git repository in {}", dir.display()))?;
+        Repo::discover(dir).map_err(|e| anyhow::anyhow!("{e}"))
+    }
+
     /// Top of the working tree, as libgit2 found it (symlinks are not resolved, unlike the
     /// paths [`Repo::list_worktrees`] reports).
     pub fn root(&self) -> &Path {
@@ -540,6 +547,138 @@ impl Repo {
         bail!("too many references named {prefix}-N")
     }
 
+    /// Creates branch `name` at `commit`; fails when it exists (never moves a branch).
+    pub fn create_branch_at(&self, name: &str, commit: &str) -> anyhow::Result<()> {
+        let zero = "0".repeat(40);
+        self.git(
+            &self.root,
+            &["update-ref", &format!("refs/heads/{name}"), commit, &zero],
+        )
+        .map(drop)
+    }
+
+    /// The merge commit of `first` with `others` in memory (libgit2: no worktree, no
+    /// checkout, no reference moved), for a task that starts from several branches and runs
+    /// away from this machine. Returns the new commit's id.
+    pub fn merge_commit_in_memory(&self, first: &str, others: &[String], message: &str) -> Result<String, MergeError> {
+        let repo = self.open().map_err(anyhow::Error::from)?;
+        let sig = repo
+            .signature()
+            .or_else(|_| git2::Signature::now("Gadugi", "gadugi@localhost"))
+            .map_err(anyhow::Error::from)?;
+        let mut head = repo
+            .revparse_single(first)
+            .and_then(|o| o.peel_to_commit())
+            .map_err(anyhow::Error::from)?;
+        for other in others {
+            let theirs = repo
+                .revparse_single(other)
+                .and_then(|o| o.peel_to_commit())
+                .map_err(anyhow::Error::from)?;
+            let mut index = repo.merge_commits(&head, &theirs, None).map_err(anyhow::Error::from)?;
+            if index.has_conflicts() {
+                let mut files: Vec<String> = index
+                    .conflicts()
+                    .map_err(anyhow::Error::from)?
+                    .flatten()
+                    .filter_map(|c| c.our.or(c.their).or(c.ancestor))
+                    .map(|e| String::from_utf8_lossy(&e.path).into_owned())
+                    .collect();
+                files.dedup();
+                return Err(MergeError::Conflict {
+                    branch: other.clone(),
+                    files,
+                });
+            }
+            let tree_id = index.write_tree_to(&repo).map_err(anyhow::Error::from)?;
+            let tree = repo.find_tree(tree_id).map_err(anyhow::Error::from)?;
+            let id = repo
+                .commit(
+                    None,
+                    &sig,
+                    &sig,
+                    &format!("{message} {other}"),
+                    &tree,
+                    &[&head, &theirs],
+                )
+                .map_err(anyhow::Error::from)?;
+            head = repo.find_commit(id).map_err(anyhow::Error::from)?;
+        }
+        Ok(head.id().to_string())
+    }
+
+    /// The URL of remote `name`, when the repository has that remote.
+    pub fn remote_url(&self, name: &str) -> Option<String> {
+        let repo = self.open().ok()?;
+        let remote = repo.find_remote(name).ok()?;
+        remote.url().map(str::to_string)
+    }
+
+    /// `git push URL +SRC:DST` (forced: `DST` is a reference only Gadugi writes, under
+    /// `refs/gadugi/`), with the git credentials file when one is given.
+    pub fn push_ref(&self, url: &str, src: &str, dst: &str, credentials: Option<&Path>) -> anyhow::Result<()> {
+        if !dst.starts_with("refs/gadugi/") {
+            bail!("refusing to force-push {dst}: only references under refs/gadugi/ are overwritten");
+        }
+        let mut args = credential_args(credentials);
+        args.extend(["push", "--quiet", "--no-verify", url, &format!("+{src}:{dst}")].map(String::from));
+        self.git(&self.root, &args).map(drop)
+    }
+
+    /// Moves `refs/heads/BRANCH` on remote `url` to `to`, only if it still is `expected`
+    /// there (`None`: only if it does not exist) — `git push --force-with-lease`, so a
+    /// concurrent writer is never overwritten.
+    pub fn push_branch_with_lease(
+        &self,
+        url: &str,
+        branch: &str,
+        to: &str,
+        expected: Option<&str>,
+        credentials: Option<&Path>,
+    ) -> anyhow::Result<()> {
+        let dst = format!("refs/heads/{branch}");
+        let lease = format!("--force-with-lease={dst}:{}", expected.unwrap_or(""));
+        let mut args = credential_args(credentials);
+        args.extend(["push", "--quiet", "--no-verify", &lease, url, &format!("{to}:{dst}")].map(String::from));
+        self.git(&self.root, &args).map(drop)
+    }
+
+    /// `git fetch URL +SRC:DST` into this repository (DST under `refs/gadugi/`).
+    pub fn fetch_ref(&self, url: &str, src: &str, dst: &str, credentials: Option<&Path>) -> anyhow::Result<()> {
+        if !dst.starts_with("refs/gadugi/") {
+            bail!("refusing to fetch into {dst}: only references under refs/gadugi/ are written");
+        }
+        let mut args = credential_args(credentials);
+        args.extend(["fetch", "--quiet", "--no-tags", url, &format!("+{src}:{dst}")].map(String::from));
+        self.git(&self.root, &args).map(drop)
+    }
+
+    /// What `refs` is on remote `url` (`git ls-remote`), `None` when it does not exist.
+    pub fn remote_ref(&self, url: &str, reference: &str, credentials: Option<&Path>) -> anyhow::Result<Option<String>> {
+        let mut args = credential_args(credentials);
+        args.extend(["ls-remote", "--refs", url, reference].map(String::from));
+        let out = self.git(&self.root, &args)?;
+        Ok(out
+            .lines()
+            .find(|l| l.split_whitespace().nth(1) == Some(reference))
+            .and_then(|l| l.split_whitespace().next())
+            .map(str::to_string))
+    }
+
+    /// Moves branch `branch` from `from` to its descendant `to` (compare-and-swap; no
+    /// worktree is touched: for a task whose work was made on another machine).
+    pub fn fast_forward_branch(&self, branch: &str, to: &str, from: &str) -> anyhow::Result<()> {
+        if !self.is_ancestor(from, to)? {
+            bail!("{to} does not descend from {branch} ({from})");
+        }
+        let reason = "gadugi: the accepted attempt's work, from the cluster";
+        self.git(
+            &self.root,
+            &["update-ref", "-m", reason, &format!("refs/heads/{branch}"), to, from],
+        )
+        .map(drop)
+    }
+
     /// Whether `wt` has uncommitted changes: modified, staged, deleted, or untracked files
     /// that are not ignored.
     pub fn is_dirty(&self, wt: &Path) -> anyhow::Result<bool> {
@@ -827,6 +966,20 @@ impl Repo {
             bail!("{} failed ({}): {}", shown(), out.status, stderr.trim());
         }
         Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+    }
+}
+
+/// `-c credential.helper=store --file=PATH` (after clearing the user's helpers) when a
+/// credentials file is given: the job's git reads its credential from that file only.
+fn credential_args(credentials: Option<&Path>) -> Vec<String> {
+    match credentials {
+        Some(file) => vec![
+            "-c".into(),
+            "credential.helper=".into(),
+            "-c".into(),
+            format!("credential.helper=store --file='{}'", file.display()),
+        ],
+        None => vec![],
     }
 }
 

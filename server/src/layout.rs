@@ -36,6 +36,14 @@ pub struct AttemptFiles {
     pub stderr: PathBuf,
     /// The output of the task's `verify` command (`verify.log`).
     pub verify_log: PathBuf,
+    /// What a cluster's job of this attempt runs (`remote-spec.json`).
+    pub remote_spec: PathBuf,
+    /// The job's standard output: the remote task's records (`remote.out`).
+    pub remote_out: PathBuf,
+    /// The job's standard error (`remote.err`).
+    pub remote_err: PathBuf,
+    /// How far the orchestrator followed the job (`remote.json`).
+    pub remote_progress: PathBuf,
 }
 
 impl AttemptFiles {
@@ -50,6 +58,10 @@ impl AttemptFiles {
             stdout: dir.join("stdout.log"),
             stderr: dir.join("stderr.log"),
             verify_log: dir.join("verify.log"),
+            remote_spec: dir.join("remote-spec.json"),
+            remote_out: dir.join("remote.out"),
+            remote_err: dir.join("remote.err"),
+            remote_progress: dir.join("remote.json"),
             dir,
         }
     }

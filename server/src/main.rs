@@ -255,6 +255,14 @@ enum Command {
         #[arg(long)]
         cwd: PathBuf,
     },
+    /// Run one attempt of a task on a cluster's node (what a Slurm job of `gadugi run
+    /// --executor slurm` runs): fetch its start from the shared remote, run the agent, push
+    /// the result to the attempt's own reference, report on standard output.
+    RemoteTask {
+        /// The attempt's remote-spec.json, written by the orchestrator.
+        #[arg(long, value_name = "FILE")]
+        spec: PathBuf,
+    },
     /// Internal: supervise one agent attempt (see supervisor.rs).
     #[command(name = "__supervise", hide = true)]
     Supervise { launch: PathBuf },
@@ -304,6 +312,7 @@ fn main() {
         .try_init();
     let result = match cli.command {
         Command::Supervise { launch } => supervisor::supervise(&launch),
+        Command::RemoteTask { spec } => cli::remote_task(&spec),
         Command::SimAgent => demo::sim_agent(),
         Command::Approve {
             questions,

@@ -2,14 +2,14 @@
 //! instants, cancel, the circuit breaker, resource limits, stalls and the repository lock —
 //! all on real processes and real repositories.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
 mod common;
-use common::git;
+use common::{files_under, git, wait_for};
 
 /// Scripted agent: records its pid, sleeps SLEEP seconds (from the prompt), commits a file.
 const AGENT: &str = r#"#!/bin/sh
@@ -123,14 +123,6 @@ fn task<'a>(summary: &'a Value, id: &str) -> &'a Value {
         .unwrap()
 }
 
-fn wait_for(what: &str, limit: Duration, mut cond: impl FnMut() -> bool) {
-    let start = Instant::now();
-    while !cond() {
-        assert!(start.elapsed() < limit, "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(20));
-    }
-}
-
 fn alive(pid: u32) -> bool {
     // A zombie is not alive for our purposes.
     std::fs::read_to_string(format!("/proc/{pid}/stat"))
@@ -157,26 +149,13 @@ fn assert_state_files_parse(r: &Repo) {
             i + 1
         );
     }
-    for entry in walk(&dir.join("tasks")) {
+    for entry in files_under(&dir.join("tasks")) {
         if entry.extension().is_some_and(|e| e == "json") {
             let text = std::fs::read(&entry).unwrap();
             serde_json::from_slice::<Value>(&text)
                 .unwrap_or_else(|e| panic!("{} does not parse: {e}", entry.display()));
         }
     }
-}
-
-fn walk(dir: &Path) -> Vec<PathBuf> {
-    let mut out = vec![];
-    for e in std::fs::read_dir(dir).into_iter().flatten().flatten() {
-        let p = e.path();
-        if p.is_dir() {
-            out.extend(walk(&p));
-        } else {
-            out.push(p);
-        }
-    }
-    out
 }
 
 #[test]

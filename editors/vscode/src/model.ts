@@ -222,6 +222,7 @@ export function taskDescription(t: TaskNode, now = Date.now()): string {
   ];
   if (t.durationSeconds !== null) parts.push(formatDuration(t.durationSeconds));
   if (t.attempts > 1) parts.push(`attempt ${t.attempts}`);
+  if (t.placement) parts.push(t.placement);
   parts.push(t.branch);
   if (typeof t.costUsd === "number") parts.push(formatCost(t.costUsd));
   return parts.join(" · ");
@@ -243,7 +244,9 @@ export function taskTooltip(t: TaskNode, now = Date.now()): string {
     "",
     `- status: ${escapeMarkdown(taskStateText(t, now))}`,
     `- branch: \`${t.branch}\``,
-    `- worktree: \`${t.worktree}\`${t.worktreeExists ? "" : " (removed)"}`,
+    t.placement
+      ? `- runs ${escapeMarkdown(t.placement)}; its work reaches \`${t.branch}\` when the attempt ends`
+      : `- worktree: \`${t.worktree}\`${t.worktreeExists ? "" : " (removed)"}`,
   ];
   if (t.dependsOn.length > 0) rows.push(`- depends on: ${t.dependsOn.map((d) => `\`${d}\``).join(", ")}`);
   if (t.attempts > 0) rows.push(`- attempts: ${t.attempts}`);

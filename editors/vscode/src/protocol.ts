@@ -167,6 +167,8 @@ export interface TaskNode {
   logFile: string;
   /** The questions of the task's agent waiting for the person, oldest first. */
   pendingApprovals: ApprovalRequest[];
+  /** Where a cluster runs (or ran) the latest attempt, e.g. `on n1 (slurm job 42)`; null on the orchestrator's machine. */
+  placement: string | null;
 }
 
 /** Result of `gadugi.taskDiff`. */
@@ -344,6 +346,7 @@ export const TASK_NODE_FIELDS = {
   id: true, title: true, status: true, phase: true, promptFile: true, branch: true, worktree: true,
   worktreeExists: true, dependsOn: true, attempts: true, exitCode: true, durationSeconds: true,
   commits: true, error: true, lastActivity: true, costUsd: true, logFile: true, pendingApprovals: true,
+  placement: true,
 } satisfies Record<keyof TaskNode, true>;
 export const WORKTREE_NODE_FIELDS = {
   path: true, repo: true, branch: true, runId: true, taskId: true, taskStatus: true, dirty: true,

@@ -48,6 +48,10 @@ pub struct RunArgs {
     /// ../REPO.gadugi-worktrees]; relative to the repository root.
     #[arg(long, value_name = "DIR")]
     pub worktree_dir: Option<std::path::PathBuf>,
+    /// Where the agents run: local (this machine) or slurm (one Slurm job per attempt)
+    /// [default: [executor] kind of gadugi.toml, else local].
+    #[arg(long, value_name = "KIND")]
+    pub executor: Option<String>,
     /// Print one JSON summary on stdout at the end (progress goes to stderr).
     #[arg(long)]
     pub json: bool,
@@ -62,8 +66,16 @@ impl RunArgs {
             agent_command: self.agent_command.clone(),
             agent_args: self.agent_args.clone(),
             worktree_dir: self.worktree_dir.clone(),
+            executor: self.executor.clone(),
         }
     }
+}
+
+/// `gadugi remote-task --spec FILE`: what a cluster's job runs on its node
+/// (`ops::remote_task`); its records go to standard output.
+pub fn remote_task(spec: &std::path::Path) -> Result<i32> {
+    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    Ok(runtime.block_on(ops::remote_task::run(spec)))
 }
 
 /// `gadugi run`.

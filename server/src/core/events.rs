@@ -7,7 +7,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 use crate::agent::approve::{AnsweredBy, QuestionKind};
-use crate::agent::report::AgentReport;
+use crate::agent::report::{AgentReport, FailureClass};
 use crate::spec::approvals::Decision;
 use crate::spec::plan::Conflict;
 
@@ -236,6 +236,20 @@ pub enum Event {
         commits: u32,
         files_changed: Vec<String>,
         error: Option<String>,
+        /// How the last attempt's failure was classified (None on success and for failures
+        /// before any attempt): what a remote task reports back so the orchestrator retries
+        /// as it would locally.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        class: Option<FailureClass>,
+    },
+    /// An attempt was handed to a cluster's scheduler (`executor`: `slurm`), as `job`; sent
+    /// again with `node` once the job runs there.
+    AttemptPlaced {
+        task: String,
+        attempt: u32,
+        executor: String,
+        job: String,
+        node: Option<String>,
     },
     TaskSkipped {
         task: String,

@@ -376,6 +376,7 @@ fn event(text: &str) -> Event {
             commits: opt("commits").map_or(0, |c| c.parse().unwrap()),
             files_changed: list("files"),
             error: reason,
+            class: None,
         },
         "skipped" => Event::TaskSkipped {
             task,

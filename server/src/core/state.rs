@@ -48,6 +48,26 @@ impl Layout {
 }
 
 /// Everything known about one task.
+/// Where a cluster runs a task's attempt.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Placement {
+    /// The engine (`slurm`).
+    pub executor: String,
+    /// The engine's id of the job.
+    pub job: String,
+    /// The node it runs on, once it runs.
+    pub node: Option<String>,
+}
+
+impl std::fmt::Display for Placement {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match &self.node {
+            Some(node) => write!(f, "on {node} ({} job {})", self.executor, self.job),
+            None => write!(f, "{} job {}, waiting for a node", self.executor, self.job),
+        }
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct TaskState {
     pub id: String,
@@ -110,6 +130,9 @@ pub struct TaskState {
     /// Questions of the agent waiting for the person, oldest first.
     #[serde(default)]
     pub pending_approvals: Vec<PendingApproval>,
+    /// Where the latest attempt runs or ran when a cluster runs it (None: this machine).
+    #[serde(default)]
+    pub placement: Option<Placement>,
 }
 
 /// A question of a task's agent that waits for an answer.
@@ -241,6 +264,7 @@ impl RunState {
                     stalled: false,
                     worktree_exists: true,
                     pending_approvals: vec![],
+                    placement: None,
                 })
                 .collect(),
             limit_reason: None,
@@ -293,6 +317,24 @@ impl RunState {
             Event::WorkspaceReady { task, port, .. } => {
                 if let Some(t) = self.task_mut(task) {
                     t.port = *port;
+                }
+            }
+            Event::AttemptPlaced {
+                task,
+                attempt,
+                executor,
+                job,
+                node,
+            } => {
+                if let Some(t) = self.task_mut(task) {
+                    t.attempts = t.attempts.max(*attempt);
+                    // The work happens in a clone on the node; this machine has no worktree.
+                    t.worktree_exists = false;
+                    t.placement = Some(Placement {
+                        executor: executor.clone(),
+                        job: job.clone(),
+                        node: node.clone(),
+                    });
                 }
             }
             Event::AgentStarted {
@@ -442,6 +484,7 @@ impl RunState {
                 commits,
                 files_changed,
                 error,
+                ..
             } => {
                 if let Some(t) = self.task_mut(task) {
                     // Whatever the agent asked is moot once the task ended.
@@ -518,6 +561,8 @@ impl RunState {
                 "finished_at": t.finished_at.map(rfc3339),
                 "duration_seconds": t.duration_seconds.map(round3),
                 "exit_code": t.exit_code,
+                "attempts": t.attempts,
+                "placement": t.placement,
                 "commits": t.commits,
                 "error": t.error,
                 "cost_usd": t.cost_usd,

@@ -5,4 +5,5 @@ pub mod engine;
 pub mod lock;
 pub mod ports;
 pub mod shell;
+pub mod slurm;
 pub mod supervisor;

@@ -63,6 +63,11 @@ pub struct LaunchSpec {
     /// deadline bounds it).
     #[serde(default)]
     pub questions_dir: Option<PathBuf>,
+    /// A file of `NAME=value` lines (the model API keys) whose variables the agent gets on
+    /// top of `env`; read only at the agent's start, so the values are in no file Gadugi
+    /// writes. It must be readable by its owner only.
+    #[serde(default)]
+    pub env_file: Option<PathBuf>,
 }
 
 impl LaunchSpec {
@@ -90,6 +95,7 @@ impl LaunchSpec {
             timeout_ms: ms(timeout),
             grace_ms: ms(grace),
             questions_dir: None,
+            env_file: None,
         }
     }
 }
@@ -149,6 +155,46 @@ impl AgentExit {
             (None, None) => Some("the agent ended without an exit status".into()),
         }
     }
+}
+
+/// The variables of an agent's environment file: `NAME=value` lines (blank lines and `#`
+/// comments skipped, `export ` allowed in front). Refused when others than its owner may read
+/// it, or a line is not an assignment (the error names the line, never a value).
+pub fn read_env_file(path: &Path) -> Result<Vec<(String, String)>> {
+    use std::os::unix::fs::PermissionsExt;
+    let meta = std::fs::metadata(path)
+        .with_context(|| format!("cannot read the agent's environment file {}", path.display()))?;
+    if meta.permissions().mode() & 0o077 != 0 {
+        anyhow::bail!(
+            "the agent's environment file {} can be read by others than its owner (mode {:o}); run chmod 600 on it",
+            path.display(),
+            meta.permissions().mode() & 0o777
+        );
+    }
+    let text = std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
+    let mut vars = vec![];
+    for (n, line) in text.lines().enumerate() {
+        let line = line.trim();
+        if line.is_empty() || line.starts_with('#') {
+            continue;
+        }
+        let line = line.strip_prefix("export ").unwrap_or(line);
+        let Some((name, value)) = line.split_once('=') else {
+            anyhow::bail!("{}:{}: not a NAME=value line", path.display(), n + 1);
+        };
+        let name = name.trim();
+        if name.is_empty() || !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
+            anyhow::bail!("{}:{}: `{name}` is not a variable's name", path.display(), n + 1);
+        }
+        let value = value.trim();
+        let value = value
+            .strip_prefix('"')
+            .and_then(|v| v.strip_suffix('"'))
+            .or_else(|| value.strip_prefix('\'').and_then(|v| v.strip_suffix('\'')))
+            .unwrap_or(value);
+        vars.push((name.to_string(), value.to_string()));
+    }
+    Ok(vars)
 }
 
 /// Name of a signal number, such as `SIGKILL`.
@@ -215,9 +261,14 @@ fn run_agent(spec: &LaunchSpec) -> AgentExit {
             Err(e) => return finished(Some(format!("cannot open {} as its stdin: {e}", path.display()))),
         },
     };
+    let secrets = match spec.env_file.as_deref().map(read_env_file).transpose() {
+        Ok(vars) => vars.unwrap_or_default(),
+        Err(e) => return finished(Some(format!("{e:#}"))),
+    };
     let mut command = Command::new(program);
     command
         .args(args)
+        .envs(secrets)
         .current_dir(&spec.cwd)
         .envs(spec.env.iter().map(|(k, v)| (k, v)))
         // Programs that take their working directory from $PWD (opencode does) must see the

@@ -485,6 +485,7 @@ mod tests {
                 commits: 1,
                 files_changed: vec![],
                 error: None,
+                class: None,
             }));
         }
         state

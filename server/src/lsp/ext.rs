@@ -247,6 +247,9 @@ pub struct TaskNode {
     /// The questions of the task's agent waiting for the person, oldest first: what a
     /// client that (re)connects shows without waiting for `gadugi/approvalRequested`.
     pub pending_approvals: Vec<ApprovalRequest>,
+    /// Where a cluster runs (or ran) the latest attempt, e.g. `on n1 (slurm job 42)`;
+    /// `null` when it runs on the orchestrator's machine.
+    pub placement: Option<String>,
 }
 
 /// Result of `gadugi.taskDiff`.

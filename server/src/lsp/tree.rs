@@ -168,6 +168,7 @@ fn run_node(r: &TrackedRun) -> RunNode {
                     .iter()
                     .map(|p| approval_request(&s.run_id, &t.id, p))
                     .collect(),
+                placement: t.placement.as_ref().map(ToString::to_string),
             })
             .collect(),
     }

@@ -4,7 +4,7 @@
 //! options from its arguments and prints; the language server (`lsp/`) fills them from the
 //! protocol and answers. Neither re-implements a flow.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -22,11 +22,13 @@ use crate::layout::{Layout, STATE_DIR};
 use crate::run::emitter::EventSink;
 use crate::run::request::RunRequest;
 use crate::spec::config::Config;
+use crate::spec::executor::ExecutorKind;
 use crate::spec::plan::{build_plan, Plan};
 
 pub mod approvals;
 pub mod merge;
 pub mod pr;
+pub mod remote_task;
 pub mod report;
 pub mod trust;
 
@@ -44,6 +46,8 @@ pub struct RunOptions {
     pub agent_args: Vec<String>,
     /// Where the worktrees go, relative to the repository root.
     pub worktree_dir: Option<PathBuf>,
+    /// Where attempts run (`local`, `slurm`), over `[executor] kind`.
+    pub executor: Option<String>,
 }
 
 /// The repository: `--repo`, else the one containing the current directory.
@@ -189,6 +193,92 @@ pub fn plan(repo: Option<PathBuf>, files: &[PathBuf]) -> Result<(Repo, Plan), In
     Ok((repo, plan))
 }
 
+/// The checks of a remote executor, before anything is pushed or submitted: the engine's
+/// tools and controller answer, the remote exists and answers, its URL means the same on
+/// every node, and credential files are their owner's alone. Approvals need the person
+/// at this machine's agents: refused with a remote executor. Fills in how a node runs
+/// Gadugi (this binary's path, unless `[executor] gadugi` says otherwise).
+fn check_executor(repo: &Repo, config: &mut Config) -> Result<(), InputErrors> {
+    let kind = config.executor.kind.name();
+    let at_kind = |problem: String, fix: &str| config.blame(InputError::new(problem, fix), Some("executor"), "kind");
+    let mut errors = vec![];
+    if config.approvals.enabled {
+        errors.push(at_kind(
+            format!("[approvals] is on, and the {kind} executor cannot put an agent's questions to you yet"),
+            "turn approvals off for this run (enabled = false), or run it with --executor local",
+        ));
+    }
+    if let Some(engine) = crate::run::executor::engine_for(config) {
+        if let Err(problem) = engine.check() {
+            errors.push(at_kind(
+                problem,
+                "fix the cluster's set-up, or run with --executor local",
+            ));
+        }
+    }
+    let name = config.executor.remote.clone();
+    let at_remote =
+        |problem: String, fix: &str| config.blame(InputError::new(problem, fix), Some("executor"), "remote");
+    match repo.remote_url(&name) {
+        None => errors.push(at_remote(
+            format!(
+                "the repository has no git remote `{name}`, which the {kind} executor's jobs fetch from and push to"
+            ),
+            "add a remote every node can reach (git remote add origin URL), or name one with [executor] remote",
+        )),
+        Some(url) => {
+            let local_path = !url.contains("://") && !url.contains(':');
+            if local_path && !Path::new(url.trim_start_matches("file://")).is_absolute() {
+                errors.push(at_remote(
+                    format!("remote `{name}` is the relative path {url}, which means something else on every node"),
+                    "give the remote an absolute path or a URL (git remote set-url)",
+                ));
+            } else if let Err(e) = repo.remote_ref(&url, "HEAD", config.executor.git_credentials.as_deref()) {
+                errors.push(at_remote(
+                    format!("remote `{name}` ({url}) does not answer: {e:#}"),
+                    "check the URL and your credentials (git ls-remote), or set [executor] git_credentials",
+                ));
+            }
+        }
+    }
+    for (key, file) in [
+        ("agent_env_file", &config.executor.agent_env_file),
+        ("git_credentials", &config.executor.git_credentials),
+    ] {
+        let Some(file) = file else { continue };
+        use std::os::unix::fs::PermissionsExt;
+        let problem = match std::fs::metadata(file) {
+            Err(e) => Some(format!("{key} {}: {e}", file.display())),
+            Ok(m) if m.permissions().mode() & 0o077 != 0 => Some(format!(
+                "{key} {} can be read by others than you (mode {:o})",
+                file.display(),
+                m.permissions().mode() & 0o777
+            )),
+            Ok(_) => None,
+        };
+        if let Some(problem) = problem {
+            errors.push(config.blame(
+                InputError::new(problem, "create it readable by you only: chmod 600 FILE"),
+                Some("executor"),
+                key,
+            ));
+        }
+    }
+    if !errors.is_empty() {
+        return Err(InputErrors(errors));
+    }
+    if config.executor.gadugi.is_none() {
+        let exe = std::env::current_exe().map_err(|e| {
+            InputError::new(
+                format!("cannot find this gadugi's own path: {e}"),
+                "set [executor] gadugi to how the nodes run gadugi",
+            )
+        })?;
+        config.executor.gadugi = Some(exe.to_string_lossy().into_owned());
+    }
+    Ok(())
+}
+
 /// Everything checked before a run creates anything: repository, configuration, prompt files,
 /// plan, agent programs, prompts the agent can receive, branch and worktree names.
 pub fn prepare(args: &RunOptions, repo: Option<PathBuf>, files: &[PathBuf]) -> Result<RunRequest, InputErrors> {
@@ -202,7 +292,19 @@ pub fn prepare(args: &RunOptions, repo: Option<PathBuf>, files: &[PathBuf]) -> R
     if let Some(dir) = &args.worktree_dir {
         config.worktree_dir = crate::fsutil::join_normalized(repo.root(), dir);
     }
+    if let Some(kind) = &args.executor {
+        config.executor.kind = ExecutorKind::parse(kind).map_err(|problem| {
+            InputError::new(
+                format!("--executor {kind}: {problem}"),
+                "pass --executor local or --executor slurm",
+            )
+        })?;
+    }
     let (plan, base_commit) = load_plan(&repo, &config, files)?;
+    let remote = config.executor.is_remote();
+    if remote {
+        check_executor(&repo, &mut config)?;
+    }
     let mut errors = vec![];
     let mut profiles = vec![];
     let mut checked_programs = std::collections::BTreeSet::new();
@@ -210,7 +312,9 @@ pub fn prepare(args: &RunOptions, repo: Option<PathBuf>, files: &[PathBuf]) -> R
         let name = t.spec.agent.as_deref().or(args.agent.as_deref());
         match AgentProfile::resolve(name, &config, args.agent_command.as_deref()) {
             Ok(p) => {
-                if checked_programs.insert(p.argv[0].clone()) {
+                // A cluster's nodes have their own programs; a node that lacks the agent
+                // fails its attempt as systemic, which opens the circuit breaker.
+                if !remote && checked_programs.insert(p.argv[0].clone()) {
                     if let Err(e) = p.find_program() {
                         errors.push(blame_profile(e, t, args, &config));
                     }

@@ -320,6 +320,7 @@ mod tests {
             timeout_ms: 1000,
             grace_ms: 100,
             questions_dir: None,
+            env_file: None,
         }
     }
 

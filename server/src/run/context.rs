@@ -33,6 +33,17 @@ pub(crate) struct Ctx {
     /// `git worktree add` reads every other worktree's metadata while it writes its own;
     /// two at once fail with "failed to read .git/worktrees/X/commondir". Serialized.
     pub worktree_lock: Arc<std::sync::Mutex<()>>,
+    /// The cluster that runs the attempts, when not this machine (`[executor]`).
+    pub remote: Option<Arc<crate::run::executor::Remote>>,
+}
+
+impl Ctx {
+    /// Whether the run or task `id` was asked to stop (the run's switch, or a cancel marker).
+    pub fn cancel_requested(&self, id: &str) -> bool {
+        *self.cancel.borrow()
+            || self.req.layout.task_cancel_marker(&self.req.run_id, id).exists()
+            || self.req.layout.run_cancel_marker(&self.req.run_id).exists()
+    }
 }
 
 /// One task of the run as its future sees it: its index in the plan, id, branch, worktree
@@ -126,5 +137,6 @@ pub(crate) fn finished_event(task: &str, status: TaskStatus, error: String) -> E
         commits: 0,
         files_changed: vec![],
         error: Some(error),
+        class: None,
     }
 }

@@ -5,9 +5,11 @@
 pub mod classify;
 pub mod context;
 pub mod emitter;
+pub mod executor;
 pub mod limiter;
 pub mod pool;
 pub mod questions;
+pub mod remote;
 pub mod request;
 pub mod run_loop;
 pub mod settle;

@@ -126,11 +126,13 @@ async fn run_loop(req: RunRequest, mut out: Emitter, cancel: watch::Receiver<boo
     }
     let mut limiter = Limiter::new(req.max_parallel, req.config.circuit_breaker);
     let mut probe = ResourceProbe::new(req.config.min_available_memory_mb, req.config.max_load);
+    let remote = crate::run::executor::Remote::for_request(&req, &exe)?.map(Arc::new);
     let ctx = Arc::new(Ctx {
         req,
         exe,
         cancel: cancel.clone(),
         worktree_lock: Arc::default(),
+        remote,
     });
     let (tx, mut rx) = mpsc::unbounded_channel::<TaskMsg>();
     let mut tasks = JoinSet::new();
@@ -161,7 +163,9 @@ async fn run_loop(req: RunRequest, mut out: Emitter, cancel: watch::Receiver<boo
                 ))?;
             }
         } else if !breaker_open {
-            let (limit, reason) = limiter.decide(probe.pressure());
+            // This machine's memory and load limit only the agents that run on it.
+            let pressure = if ctx.remote.is_some() { None } else { probe.pressure() };
+            let (limit, reason) = limiter.decide(pressure);
             if limiter.current.as_ref() != Some(&(limit, reason.clone())) {
                 limiter.current = Some((limit, reason.clone()));
                 out.emit(Event::ParallelismLimited { limit, reason })?;

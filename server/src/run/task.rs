@@ -80,14 +80,14 @@ pub(crate) async fn run_task(
         task.finish_with_error(status, error);
         status
     };
+    if let Some(remote) = ctx.remote.clone() {
+        return run_remote_task(ctx, task, &remote, merge_from, &dep_context, resume).await;
+    }
     // Whatever exists on disk for this task was made by this run (a new run refuses existing
     // branches and worktrees), so after a restart it is picked up, never redone.
     let task_dir = ctx.req.layout.task_dir(&ctx.req.run_id, &id);
     let start_file = task_dir.join("start_commit");
-    let recorded_start = resume
-        .as_ref()
-        .and_then(|r| r.start_commit.clone())
-        .or_else(|| std::fs::read_to_string(&start_file).ok().map(|s| s.trim().to_string()));
+    let recorded_start = recorded_start(resume.as_ref(), &start_file);
     let start_commit = match recorded_start {
         Some(c) if task.worktree.is_dir() => c,
         // Worktree made, start not yet recorded: nothing ran in it, its head is the start.
@@ -223,30 +223,149 @@ pub(crate) async fn run_task(
                 settle(ctx, task, attempt, &mut outcome, &mut warned).await;
             }
         }
-        task.attempt_ended(outcome.class, outcome.error.clone().unwrap_or_default());
         resume_session = outcome.resume_session.clone();
-        let retry = outcome.class == Some(FailureClass::Transient) && failures < retries && !outcome.cancelled;
-        if outcome.error.is_none() || !retry {
-            break outcome;
-        }
-        failures += 1;
-        let delay = retry_delay(failures);
-        task.send(Event::AttemptFailed {
-            task: id.clone(),
-            attempt,
-            error: outcome.error.clone().unwrap_or_default(),
-            retry_in_ms: millis(delay),
-        });
-        if !wait_unless_cancelled(ctx, &id, delay).await {
-            break AttemptOutcome {
-                cancelled: true,
-                ..outcome
-            };
+        if let Some(last) = after_attempt(ctx, task, attempt, outcome, &mut failures, retries).await {
+            break last;
         }
         attempt += 1;
     };
 
-    let (repo, branch, start) = (ctx.req.repo.clone(), task.branch.clone(), start_commit.clone());
+    finish_task(ctx, task, &start_commit, last).await
+}
+
+/// After an attempt: tells the circuit breaker, and either returns the task's last outcome
+/// or — for a transient failure with retries left — announces the retry and waits its
+/// backoff (`None`: go on with the next attempt).
+async fn after_attempt(
+    ctx: &Arc<Ctx>,
+    task: &TaskHandle,
+    attempt: u32,
+    outcome: AttemptOutcome,
+    failures: &mut u32,
+    retries: u32,
+) -> Option<AttemptOutcome> {
+    task.attempt_ended(outcome.class, outcome.error.clone().unwrap_or_default());
+    let retry = outcome.class == Some(FailureClass::Transient) && *failures < retries && !outcome.cancelled;
+    if outcome.error.is_none() || !retry {
+        return Some(outcome);
+    }
+    *failures += 1;
+    let delay = retry_delay(*failures);
+    task.send(Event::AttemptFailed {
+        task: task.id.clone(),
+        attempt,
+        error: outcome.error.clone().unwrap_or_default(),
+        retry_in_ms: millis(delay),
+    });
+    if !wait_unless_cancelled(ctx, &task.id, delay).await {
+        return Some(AttemptOutcome {
+            cancelled: true,
+            ..outcome
+        });
+    }
+    None
+}
+
+/// A task whose attempts run on a cluster (`run/remote.rs`): its branch here (from the base,
+/// its dependency, or its dependencies merged in memory: no worktree on this machine), then
+/// attempts as jobs — one submitted before a restart is followed, never submitted again —
+/// with retries and backoff as for local attempts. Set-up, settling and `verify` happen on
+/// the node.
+async fn run_remote_task(
+    ctx: &Arc<Ctx>,
+    task: &TaskHandle,
+    remote: &Arc<crate::run::executor::Remote>,
+    merge_from: Vec<String>,
+    dep_context: &str,
+    resume: Option<Resume>,
+) -> TaskStatus {
+    let id = task.id.clone();
+    let finish = |status: TaskStatus, error: String| {
+        task.finish_with_error(status, error);
+        status
+    };
+    let task_dir = ctx.req.layout.task_dir(&ctx.req.run_id, &id);
+    let start_file = task_dir.join("start_commit");
+    let recorded_start = recorded_start(resume.as_ref(), &start_file);
+    let start_commit = match recorded_start {
+        Some(c) if ctx.req.repo.branch_exists(&task.branch).unwrap_or(false) => c,
+        _ => {
+            task.send(Event::TaskPhase {
+                task: id.clone(),
+                phase: TaskPhase::Preparing,
+            });
+            let (ctx2, branch) = (ctx.clone(), task.branch.clone());
+            let made = tokio::task::spawn_blocking(move || {
+                crate::run::remote::prepare_branch(&ctx2.req, &branch, &merge_from)
+            })
+            .await
+            .map_err(|e| anyhow::anyhow!("{e}"))
+            .and_then(|r| r);
+            match made {
+                Ok(c) => c,
+                Err(e) => return finish(TaskStatus::Failed, format!("{e:#}")),
+            }
+        }
+    };
+    let prompt_file = ctx.req.layout.prompt_file(&ctx.req.run_id, &id);
+    let prompt = prompt_text(
+        &ctx.req.plan.tasks[task.index].spec,
+        ctx.req.config.verify.as_deref(),
+        Path::new("(the job's clone, on the node that runs it)"),
+        &task.branch,
+        &start_commit,
+        dep_context,
+    );
+    let recorded = std::fs::create_dir_all(&task_dir)
+        .and_then(|_| std::fs::write(&start_file, &start_commit))
+        .and_then(|_| match prompt_file.exists() {
+            true => Ok(()),
+            false => std::fs::write(&prompt_file, prompt),
+        });
+    if let Err(e) = recorded {
+        return finish(TaskStatus::Failed, format!("cannot record the task's start: {e}"));
+    }
+    task.send(Event::TaskPrepared {
+        task: id.clone(),
+        start_commit: start_commit.clone(),
+    });
+    // The latest attempt handed to the cluster is followed (or its end collected) when the
+    // task was running; a task queued again starts a new attempt after it.
+    let mut attempt = match latest_attempt(ctx, &id) {
+        Some(n) => {
+            let (submitted, ended) = crate::run::remote::attempt_on_record(ctx, &id, n);
+            if submitted && ended && resume.is_none() {
+                n + 1
+            } else {
+                n
+            }
+        }
+        None => 1,
+    };
+    let spec = &ctx.req.plan.tasks[task.index].spec;
+    let retries = spec.retries.unwrap_or(ctx.req.config.retries);
+    let mut failures = 0;
+    let last = loop {
+        if cancel_requested(ctx, &id) && !crate::run::remote::attempt_on_record(ctx, &id, attempt).0 {
+            break AttemptOutcome {
+                cancelled: true,
+                ..AttemptOutcome::failed("cancelled".into(), FailureClass::Task)
+            };
+        }
+        let outcome = crate::run::remote::run_attempt(ctx, remote, task, attempt, dep_context).await;
+        if let Some(last) = after_attempt(ctx, task, attempt, outcome, &mut failures, retries).await {
+            break last;
+        }
+        attempt += 1;
+    };
+    finish_task(ctx, task, &start_commit, last).await
+}
+
+/// Sends the task's `TaskFinished`, with the commits and files its branch gained since
+/// `start_commit`, and returns its status.
+async fn finish_task(ctx: &Arc<Ctx>, task: &TaskHandle, start_commit: &str, last: AttemptOutcome) -> TaskStatus {
+    let id = task.id.clone();
+    let (repo, branch, start) = (ctx.req.repo.clone(), task.branch.clone(), start_commit.to_string());
     let (commits, files) = tokio::task::spawn_blocking(move || {
         (
             repo.commits_ahead(&branch, &start).unwrap_or(0),
@@ -274,8 +393,17 @@ pub(crate) async fn run_task(
         } else {
             last.error
         },
+        class: last.class,
     });
     status
+}
+
+/// Where the task's branch started, as a restart finds it recorded: in the run state, else
+/// in the task's `start_commit` file.
+fn recorded_start(resume: Option<&Resume>, start_file: &Path) -> Option<String> {
+    resume
+        .and_then(|r| r.start_commit.clone())
+        .or_else(|| std::fs::read_to_string(start_file).ok().map(|s| s.trim().to_string()))
 }
 
 /// How an attempt continues one that died with a question left (issue 20, recovery).
@@ -351,9 +479,7 @@ async fn attempt_was_launched(ctx: &Ctx, id: &str, n: u32) -> bool {
 }
 
 fn cancel_requested(ctx: &Ctx, id: &str) -> bool {
-    *ctx.cancel.borrow()
-        || ctx.req.layout.task_cancel_marker(&ctx.req.run_id, id).exists()
-        || ctx.req.layout.run_cancel_marker(&ctx.req.run_id).exists()
+    ctx.cancel_requested(id)
 }
 
 /// Sleeps for `delay`; false when the run or the task was cancelled meanwhile.
@@ -464,14 +590,34 @@ async fn prepare_worktree(ctx: &Arc<Ctx>, task: &TaskHandle, merge_from: &[Strin
 }
 
 fn generated_prompt(ctx: &Ctx, task: &TaskHandle, start_commit: &str, dep_context: &str) -> String {
-    let spec = &ctx.req.plan.tasks[task.index].spec;
+    prompt_text(
+        &ctx.req.plan.tasks[task.index].spec,
+        ctx.req.config.verify.as_deref(),
+        &task.worktree,
+        &task.branch,
+        start_commit,
+        dep_context,
+    )
+}
+
+/// The prompt an agent receives: the task's own text, then how to work on it (its worktree,
+/// branch, start, the work of the tasks it builds on, the verify command). A remote task
+/// writes it on its node, with the node's worktree.
+pub(crate) fn prompt_text(
+    spec: &crate::spec::task::TaskSpec,
+    default_verify: Option<&str>,
+    worktree: &Path,
+    branch: &str,
+    start_commit: &str,
+    dep_context: &str,
+) -> String {
     let mut p = String::new();
     p.push_str(spec.body.trim_end());
     p.push_str("\n\n---\n\n## How to work on this task (from Gadugi)\n\n");
     p.push_str(&format!(
         "- Your working directory is the git worktree `{}` on branch `{}`, which starts at commit {}.\n",
-        task.worktree.display(),
-        task.branch,
+        worktree.display(),
+        branch,
         short(start_commit)
     ));
     p.push_str(
@@ -485,7 +631,7 @@ fn generated_prompt(ctx: &Ctx, task: &TaskHandle, start_commit: &str, dep_contex
             p.push_str(&format!("  {line}\n"));
         }
     }
-    if let Some(v) = spec.verify.as_ref().or(ctx.req.config.verify.as_ref()) {
+    if let Some(v) = spec.verify.as_deref().or(default_verify) {
         p.push_str(&format!(
             "- When you are done, `{v}` is run in the worktree; it must pass.\n"
         ));
@@ -589,6 +735,7 @@ async fn start_attempt(
         ctx.req.config.kill_grace,
     );
     launch.questions_dir = broker.as_ref().map(|b| b.questions.clone());
+    launch.env_file = ctx.req.config.executor.agent_env_file.clone();
     let launch_file = files.launch.clone();
     if let Err(e) = write_json_atomic(&launch_file, &launch) {
         return AttemptOutcome::failed(format!("{e:#}"), FailureClass::Systemic);

@@ -75,6 +75,7 @@ struct RawConfig {
     worktree: Option<crate::spec::worktree::WorktreeSection>,
     pool: Option<crate::spec::pool::PoolSection>,
     approvals: Option<crate::spec::approvals::ApprovalsSection>,
+    executor: Option<crate::spec::executor::ExecutorSection>,
 }
 
 /// The effective configuration of a run.
@@ -130,6 +131,9 @@ pub struct Config {
     /// The `[approvals]` table (with the user's approvals file): agents that ask the person.
     #[serde(default)]
     pub approvals: crate::spec::approvals::ApprovalsConfig,
+    /// The `[executor]` table: where attempts run (this machine, or a cluster).
+    #[serde(default)]
+    pub executor: crate::spec::executor::ExecutorConfig,
     /// Path and text of the file this came from, to point errors at their line.
     #[serde(skip)]
     source: Option<(PathBuf, String)>,
@@ -177,6 +181,7 @@ impl Config {
             worktree: Default::default(),
             pool: Default::default(),
             approvals: Default::default(),
+            executor: crate::spec::executor::ExecutorConfig::local(),
             source: None,
         }
     }
@@ -366,6 +371,9 @@ impl Config {
                 text,
                 Some("approvals"),
             )?;
+        }
+        if let Some(section) = raw.executor {
+            config.executor = crate::spec::executor::ExecutorConfig::from_section(path, text, section)?;
         }
         config.source = Some((path.to_path_buf(), text.to_string()));
         Ok(config)

@@ -5,6 +5,7 @@
 pub mod approvals;
 pub mod claude_settings;
 pub mod config;
+pub mod executor;
 pub mod plan;
 pub mod pool;
 pub mod task;

@@ -726,6 +726,7 @@ mod tests {
             commits: 1,
             files_changed: vec![],
             error: (status == TaskStatus::Failed).then(|| "exit 3".into()),
+            class: None,
         };
         for r in [
             rec(10, phase("ok")),

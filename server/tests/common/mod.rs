@@ -3,6 +3,9 @@
 use std::path::Path;
 use std::process::{Command, Stdio};
 
+/// A real two-node Slurm cluster for a test (`scripts/slurm-cluster.sh`).
+pub mod slurm;
+
 /// Runs `git -C dir args...` (stdin closed), asserts it succeeded, returns its trimmed stdout.
 pub fn git(dir: &Path, args: &[&str]) -> String {
     let out = Command::new("git")
@@ -129,4 +132,38 @@ pub fn read_http_request(reader: &mut impl std::io::BufRead) -> Option<(String, 
         reader.read_exact(&mut body).ok()?;
     }
     Some((request_line, body))
+}
+
+/// Every file under `dir`, recursively (folders themselves left out).
+#[allow(dead_code)] // not every test file walks folders
+pub fn files_under(dir: &Path) -> Vec<std::path::PathBuf> {
+    let mut out = vec![];
+    for e in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+        let p = e.path();
+        if p.is_dir() {
+            out.extend(files_under(&p));
+        } else {
+            out.push(p);
+        }
+    }
+    out
+}
+
+/// Polls `cond` every 20 ms until it holds; fails the test naming `what` after `limit`.
+#[allow(dead_code)] // not every test file waits
+pub fn wait_for(what: &str, limit: std::time::Duration, mut cond: impl FnMut() -> bool) {
+    let start = std::time::Instant::now();
+    while !cond() {
+        assert!(start.elapsed() < limit, "timed out waiting for {what}");
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+}
+
+/// Task `id` of a `--json` run summary (its `tasks` array); fails the test naming it.
+#[allow(dead_code)] // not every test file reads summaries
+pub fn summary_task<'a>(summary: &'a serde_json::Value, id: &str) -> &'a serde_json::Value {
+    summary["tasks"]
+        .as_array()
+        .and_then(|tasks| tasks.iter().find(|t| t["id"] == id))
+        .unwrap_or_else(|| panic!("no task {id} in {summary}"))
 }

@@ -8,7 +8,7 @@ export function task(id: string, over: Partial<TaskNode> = {}): TaskNode {
     id, title: `Task ${id}`, status: "queued", phase: null, promptFile: `file:///r/prompts/${id}.md`,
     branch: `gadugi/${id}`, worktree: `/r.gadugi-worktrees/${id}`, worktreeExists: false, dependsOn: [],
     attempts: 0, exitCode: null, durationSeconds: null, commits: 0, error: null, lastActivity: null,
-    costUsd: null, logFile: `/r/.gadugi/runs/x/tasks/${id}/attempt-1/stdout.log`, pendingApprovals: [], ...over,
+    costUsd: null, logFile: `/r/.gadugi/runs/x/tasks/${id}/attempt-1/stdout.log`, pendingApprovals: [], placement: null, ...over,
   };
 }
 

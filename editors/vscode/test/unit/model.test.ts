@@ -57,6 +57,11 @@ test("task rows: description, icon and the context values the menus match", () =
   assert.equal(model.taskDescription(running), "verifying · gadugi/e");
   assert.ok(model.taskContext(run([running]), running).split(" ").includes("task.running"));
   assert.equal(model.taskContext(run([task("q")]), task("q")), "task task.queued");
+  // A task a cluster runs says where, and its tooltip names no worktree on this machine.
+  const remote = task("r", { status: "running", phase: "agent", attempts: 1, placement: "on n2 (slurm job 7)", worktreeExists: false });
+  assert.equal(model.taskDescription(remote), "agent · on n2 (slurm job 7) · gadugi/r");
+  const tip = model.taskTooltip(remote);
+  assert.ok(tip.includes("runs on n2 \\(slurm job 7\\)") && !tip.includes("worktree:"), tip);
 });
 
 test("a running run without a driver is interrupted and resumable", () => {
