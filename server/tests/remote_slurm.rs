@@ -222,6 +222,17 @@ fn a_run_on_slurm_uses_both_nodes_and_ends_with_every_branch_here_and_on_the_rem
         );
         assert_eq!(t["placement"]["executor"], "slurm");
     }
+    // Every view says where each task ran: the progress lines, status, the report.
+    let progress = String::from_utf8_lossy(&out.stderr);
+    assert!(progress.contains("a: attempt 1 runs on n"), "{progress}");
+    let status = r.output(&["status"]);
+    assert!(
+        String::from_utf8_lossy(&status.stdout).contains("(slurm job "),
+        "{}",
+        show_output(&status)
+    );
+    let report = std::fs::read_to_string(r.run_dir().join("report.md")).unwrap();
+    assert!(report.contains("- Ran on n"), "{report}");
     // The agent's output came back through the job's output, into the attempt's own log.
     let log = std::fs::read_to_string(r.run_dir().join("tasks/a/attempt-1/stdout.log")).unwrap();
     assert!(log.contains("agent a attempt 1 on n"), "{log}");

@@ -113,9 +113,21 @@ impl EventSink for PlainProgress {
                 max_parallel,
                 ..
             } => format!("run {run_id}: {} task(s), at most {max_parallel} at once", tasks.len()),
-            Event::AgentStarted { task, attempt, pid, .. } => {
-                format!("{task}: agent started (attempt {attempt}, pid {pid})")
-            }
+            Event::AgentStarted { task, attempt, pid, .. } => match state.task(task).and_then(|t| t.placement.as_ref())
+            {
+                Some(p) => format!("{task}: agent started (attempt {attempt}, pid {pid} {p})"),
+                None => format!("{task}: agent started (attempt {attempt}, pid {pid})"),
+            },
+            Event::AttemptPlaced {
+                task,
+                attempt,
+                executor,
+                job,
+                node,
+            } => match node {
+                Some(node) => format!("{task}: attempt {attempt} runs on {node} ({executor} job {job})"),
+                None => format!("{task}: attempt {attempt} submitted as {executor} job {job}"),
+            },
             Event::AttemptFailed {
                 task,
                 attempt,
@@ -314,8 +326,17 @@ impl EventSink for LiveProgress {
                 self.bar(task).set_message(msg);
             }
             Event::AgentStarted { task, attempt, pid, .. } => {
-                let msg = format!("agent started (attempt {attempt}, pid {pid})");
+                let msg = match state.task(task).and_then(|t| t.placement.as_ref()) {
+                    Some(p) => format!("agent started (attempt {attempt}, pid {pid} {p})"),
+                    None => format!("agent started (attempt {attempt}, pid {pid})"),
+                };
                 self.bar(task).set_message(msg);
+            }
+            Event::AttemptPlaced { task, .. } => {
+                if let Some(p) = state.task(task).and_then(|t| t.placement.as_ref()) {
+                    let msg = p.to_string();
+                    self.bar(task).set_message(msg);
+                }
             }
             Event::TaskActivity { task, line } => {
                 let line = line.clone();

@@ -37,6 +37,7 @@ pub fn report_json(state: &RunState) -> serde_json::Value {
         for (j, t) in tasks.iter_mut().zip(&state.tasks) {
             j["title"] = json!(t.title);
             j["attempts"] = json!(t.attempts);
+            j["placement"] = json!(t.placement);
             j["signal"] = json!(t.signal);
             j["depends_on"] = json!(t.depends_on);
             j["files_changed"] = json!(t.files_changed);
@@ -430,6 +431,9 @@ pub fn report_markdown(state: &RunState) -> String {
             t.agent,
             t.branch
         );
+        if let Some(p) = &t.placement {
+            let _ = writeln!(md, "- Ran {p}");
+        }
         if !t.depends_on.is_empty() {
             let _ = writeln!(
                 md,
@@ -624,6 +628,9 @@ pub fn terminal_summary(state: &RunState, repo_root: &Path) -> String {
         if t.turns.is_some() || t.cost_usd.is_some() {
             let cost = t.cost_usd.map(|c| format!(", ${c:.4}")).unwrap_or_default();
             let _ = write!(out, "  ({} turn(s){cost})", t.turns.unwrap_or(0));
+        }
+        if let Some(p) = &t.placement {
+            let _ = write!(out, "  {p}");
         }
         if t.stalled {
             let since = t
