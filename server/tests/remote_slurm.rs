@@ -6,6 +6,10 @@
 //! configuration refused before anything is pushed or submitted.
 
 mod common;
+#[path = "common/lsp_client.rs"]
+mod lsp_client;
+
+use lsp_client::{uri, Client};
 
 use std::path::PathBuf;
 use std::process::{Child, Command, Output, Stdio};
@@ -488,4 +492,50 @@ fn bad_executor_configuration_is_refused_before_anything_is_pushed_or_submitted(
     assert_eq!(r.branch("gadugi/a"), None);
     assert!(r.cluster.squeue_names().is_empty());
     assert!(r.cluster.jobcomp_lines().is_empty());
+}
+
+#[test]
+fn the_editor_runs_on_the_cluster_and_shows_where_each_task_runs() {
+    let r = Repo::new("");
+    r.prompt("a", "", "SLEEP: 2");
+    r.prompt("b", "", "SLEEP: 2");
+    let agent = r.tmp.path().join("agent.sh");
+    let mut config = std::fs::read_to_string(r.root.join("gadugi.toml")).unwrap();
+    config.push_str(&format!(
+        "\n[agent]\nprofile = \"command\"\ncommand = \"sh {}\"\n",
+        agent.display()
+    ));
+    std::fs::write(r.root.join("gadugi.toml"), config).unwrap();
+    let mut c = Client::start_with_env(&r.root, r.cluster.env());
+    c.initialize(&r.root, false);
+    let files = ["a", "b"].map(|t| uri(&r.root.join("prompts").join(format!("{t}.md"))));
+    let resp = c.command(
+        "gadugi.orchestrate",
+        serde_json::json!({"files": files, "maxParallel": 2}),
+    );
+    assert!(resp["result"]["runId"].is_string(), "{resp}");
+    // While they run, the tree says on which node; at the end, where they ran.
+    let placed = |m: &Value| {
+        m["method"] == "gadugi/treeChanged"
+            && m["params"]["runs"][0]["tasks"].as_array().is_some_and(|ts| {
+                ts.iter()
+                    .all(|t| t["status"] == "running" && t["placement"].as_str().is_some_and(|p| p.starts_with("on n")))
+            })
+    };
+    c.wait_for("both tasks running on a node", placed);
+    let done = c.wait_for("the run's end", |m| {
+        m["method"] == "gadugi/treeChanged" && m["params"]["runs"][0]["status"] == "succeeded"
+    });
+    for t in done["params"]["runs"][0]["tasks"].as_array().unwrap() {
+        let placement = t["placement"].as_str().unwrap_or_default();
+        assert!(placement.contains("(slurm job "), "{t}");
+        assert_eq!(t["worktreeExists"], false, "no worktree on this machine: {t}");
+    }
+    assert_eq!(c.shutdown(), 0);
+    for id in ["a", "b"] {
+        assert_eq!(
+            r.branch(&format!("gadugi/{id}")),
+            r.on_origin(&format!("refs/heads/gadugi/{id}"))
+        );
+    }
 }

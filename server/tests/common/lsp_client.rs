@@ -50,8 +50,14 @@ pub fn read_message(r: &mut impl BufRead) -> Option<Value> {
 
 impl Client {
     pub fn start(root: &Path) -> Client {
+        Client::start_with_env(root, vec![])
+    }
+
+    /// A server with more environment variables (a Slurm cluster's `SLURM_CONF`).
+    pub fn start_with_env(root: &Path, env: Vec<(String, String)>) -> Client {
         let mut child = Command::new(env!("CARGO_BIN_EXE_gadugi"))
             .args(["server", "--stdio"])
+            .envs(env)
             .current_dir(root)
             .env("GADUGI_LOG", "gadugi=debug")
             .stdin(Stdio::piped())
