@@ -7,17 +7,22 @@
 # starts from a fresh repository with a bare `origin`, and counts only when every task branch
 # holds its agent's commit (for Slurm: here and on the remote).
 #
-# Figures (`key value ...`, see scripts/bench-lib.sh; times in seconds):
-#   remote.{n,d,j}                     the workload
-#   remote.{local,slurm}.wall          wall time of `gadugi run`, one value per run
-#   remote.{local,slurm}.span          per task: its `preparing` phase to its `task_finished`
-#   remote.slurm.{submit,start,agent,finish}, remote.local.{prepare,agent,finish}
-#                                      where a task's span goes (see bench_tools.py remote)
-#   remote.all_running.2, remote.first_running.2, remote.local.all_started.2
-#                                      2 tasks (nothing queues): from the command's start to
-#                                      the last (first) job seen running on its node; locally,
-#                                      to the last agent's start
-#   remote.cluster_up                  seconds for scripts/slurm-cluster.sh up
+# Figures (`key value ...`, see scripts/bench-lib.sh; seconds; N at the end of a key is the
+# run's number of tasks; per-task keys hold one value per task of every run):
+#   remote.{n,d,j}, remote.cluster_up          the workload; `slurm-cluster.sh up`'s time
+#   remote.{local,slurm}.wall.N                 wall time of `gadugi run`, one value per run
+#   remote.wall_overhead.N                      per pair: (Slurm wall − local wall) / N
+#   remote.{local,slurm}.span.N                 per task: its first `preparing` to `task_finished`
+#   remote.span_overhead.N                      per pair: median Slurm span − median local span
+#   remote.{local,slurm}.{before,agent,after}.N the span cut at the agent's own start and end
+#   remote.slurm.{submit,sched,launch,to_agent,to_complete,collect}.N
+#                                               the remote span's parts, from the events, the
+#                                               agent's clock and the cluster's logs
+#   remote.slurm.{first_running,all_running,all_started}.2, remote.local.all_started.2
+#                                               2 tasks (nothing queues): from the command's
+#                                               start to the first / last `attempt_placed`
+#                                               with a node, and to the last agent's start
+# (scripts/bench_tools.py remote says exactly where each part starts and ends.)
 #
 #   bash scripts/bench-remote.sh              # N=8, D=1, R=3, plus R two-task pairs
 #   R=5 bash scripts/bench-remote.sh
