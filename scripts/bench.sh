@@ -281,6 +281,13 @@ say "issue 16 at scale (bench-scale.sh)"
 R=$R BENCH_LOG="$LOG" bash scripts/bench-scale.sh >> "$FIGS"
 
 # ---------------------------------------------------------------------------------------------
+# 9. The remote path (issue 17, bench-remote.sh): the same tasks with --executor local and
+# --executor slurm on a two-node Slurm cluster brought up on this machine; fails (and so does
+# the suite) when the cluster cannot start.
+say "remote path: Slurm against local (bench-remote.sh)"
+R=$R bash scripts/bench-remote.sh >> "$FIGS" 2>> "$LOG"
+
+# ---------------------------------------------------------------------------------------------
 # In-process parts (divan).
 say "in-process benchmarks (divan)"
 if [ -n "$SMOKE" ]; then DIVAN_ARGS=(--sample-count 3 --sample-size 1); else DIVAN_ARGS=(--sample-count 100); fi

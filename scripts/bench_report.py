@@ -527,6 +527,104 @@ def main(figures_path, out_path):
         "`.pool/<n>`, then to the new task's path).\n"
     )
 
+    # ---- 9. remote path (issue 17)
+    rn, rd, rj = int(f.med("remote.n")), f.med("remote.d"), int(f.med("remote.j"))
+    w("## 9. The remote path: Slurm against local (issue 17)\n")
+    w(
+        f"`scripts/bench-remote.sh`, measured {f.meta('meta.remote_date')}. One real two-node Slurm cluster on this "
+        f"machine (`scripts/slurm-cluster.sh`: controller and nodes n1, n2 of one CPU each on 127.0.0.1; up in "
+        f"{f.show('remote.cluster_up')} s, not counted below). {rn} tasks, agent: sleep {rd:g} s, write a file, "
+        f"commit it; both executors at `-j {rj}`, because the cluster runs two jobs at once. "
+        f"{f.count(f'remote.wall_overhead.{rn}')} pairs of runs, each a `--executor local` and a `--executor slurm` "
+        "run back to back, the order swapped every pair so the machine's noise hits both; every run starts from "
+        "a fresh repository with a bare `origin` and counts only when every task branch holds its agent's commit "
+        "(for Slurm: here and on `origin`). Median (min–max); per-task rows over every task of every run.\n"
+    )
+    w(
+        "Markers: a task's **span** runs from its first `task_phase preparing` to its `task_finished`, both "
+        "written by the orchestrator under either executor. `task_prepared` would not compare alike (locally it "
+        "comes after the worktree is made, remotely after only the branch is), and `attempt_placed` exists only "
+        "remotely. A remote task's own events (its node-side `preparing`, `agent_started`) reach the run's log "
+        "when the orchestrator reads the job's output, twice a second, so up to 0.5 s late: the span is cut "
+        "instead at the start and end times the agent itself writes (same clock). Slurm's parts come from the "
+        "cluster's logs (millisecond timestamps): slurmctld's `_slurm_rpc_submit_batch_job`, `sched: Allocate` "
+        "and `_job_complete`, slurmd's `Launching batch job`.\n"
+    )
+    lspan, sspan = f.med(f"remote.local.span.{rn}"), f.med(f"remote.slurm.span.{rn}")
+    w("| Figure | Local | Slurm | Slurm − local |\n|---|---|---|---|")
+    w(
+        f"| Wall, {rn} tasks (s) | {f.show(f'remote.local.wall.{rn}')} | {f.show(f'remote.slurm.wall.{rn}')} | "
+        f"per task: {f.show(f'remote.wall_overhead.{rn}', 3)} |"
+    )
+    w(
+        f"| Task span, `preparing` → `task_finished` (s) | {f.show(f'remote.local.span.{rn}', 3)} | "
+        f"{f.show(f'remote.slurm.span.{rn}', 3)} | {f.show(f'remote.span_overhead.{rn}', 3)} |"
+    )
+    w("")
+    w(
+        f"Per-task overhead of the remote path, two ways: from the walls, (Slurm wall − local wall) / {rn} per "
+        f"pair, what each task adds to a run that keeps both slots busy: {f.med(f'remote.wall_overhead.{rn}'):.2f} s; "
+        "from the spans, the Slurm run's median span − the local run's per pair, what one task waits longer "
+        f"from its start to its end: {f.med(f'remote.span_overhead.{rn}'):.2f} s. The first is smaller when "
+        f"{rj} jobs overlap their waits.\n"
+    )
+    w("Where a task's span goes (s):\n")
+    w("| Part | Local | Slurm |\n|---|---|---|")
+    rows = [
+        ("Before the agent starts: locally the worktree and supervisor; remotely everything below up to the agent",
+         "before"),
+        (f"The agent (sleep {rd:g} s, write, commit), by its own clock", "agent"),
+        ("After the agent: locally the commit check, conflict prediction, worktree removal; remotely the push, "
+         "the job's end, fetch and promotion", "after"),
+    ]
+    for text, key in rows:
+        w(f"| {text} | {f.show(f'remote.local.{key}.{rn}', 3)} | {f.show(f'remote.slurm.{key}.{rn}', 3)} |")
+    parts = [
+        ("submit", "Gadugi: the task's branch, the push of its base, `sbatch` (`preparing` → `attempt_placed`)"),
+        ("sched", "Slurm: submitted → allocated (slurmctld)"),
+        ("launch", "Slurm: allocated → the node's slurmd launches the batch job"),
+        ("to_agent", "Node: launched → agent started (slurmstepd; `gadugi remote-task` fetches, makes its worktree, starts the supervisor)"),
+        ("to_complete", "Node: agent ended → job complete (the attempt's push, `remote-task` exits; slurmctld)"),
+        ("collect", "Orchestrator: job complete → `task_finished` (the last record read, fetch, promotion)"),
+    ]
+    for key, text in parts:
+        w(f"| {text} | – | {f.show(f'remote.slurm.{key}.{rn}', 3)} |")
+    w("")
+    slurm_own = f.med(f"remote.slurm.sched.{rn}") + f.med(f"remote.slurm.launch.{rn}")
+    gadugi_own = sum(f.med(f"remote.slurm.{k}.{rn}") for k in ("submit", "to_agent", "to_complete", "collect"))
+    extra = sspan - lspan
+    w(
+        f"**What dominates:** of the {extra:.2f} s by which a task's median span grows on Slurm ({sspan:.2f} "
+        f"against {lspan:.2f} s), Slurm's own "
+        f"scheduling and launch (submitted → allocated → launched) take {slurm_own:.2f} s "
+        f"({100 * slurm_own / extra:.0f}%); Gadugi's remote protocol (push and `sbatch`, the node's fetch and "
+        f"worktree, the attempt's push, reading the last record, fetch and promotion) {gadugi_own:.2f} s, against "
+        f"{f.med(f'remote.local.before.{rn}') + f.med(f'remote.local.after.{rn}'):.2f} s for the local path's "
+        "worktree and wrap-up. Slurm's two parts vary most from job to job "
+        f"({f.lo(f'remote.slurm.sched.{rn}'):.2f}–{f.hi(f'remote.slurm.sched.{rn}'):.2f} s and "
+        f"{f.lo(f'remote.slurm.launch.{rn}'):.2f}–{f.hi(f'remote.slurm.launch.{rn}'):.2f} s): slurmctld does not "
+        "allocate inside the `sbatch` call but in a scheduling pass after it, and hands the job to the node's "
+        "slurmd after that. The cluster runs Slurm's defaults (`sched/backfill`, no `SchedulerParameters`); the "
+        "figures say what such a cluster costs per job, not what a tuned one does. Of Gadugi's parts the largest "
+        "is collecting the end: it includes waiting for the orchestrator's next read of the job's output (every "
+        "0.5 s, 0.25 s on average).\n"
+    )
+    w(f"Time to all running, 2 tasks (two slots: nothing queues), {f.count('remote.slurm.all_running.2')} runs, from the command's start (s):\n")
+    w("| Figure | Median (min–max) |\n|---|---|")
+    w(f"| Slurm: first job running on its node (`attempt_placed` with a node) | {f.show('remote.slurm.first_running.2', 3)} |")
+    w(f"| Slurm: all jobs running (the last such `attempt_placed`) | {f.show('remote.slurm.all_running.2', 3)} |")
+    w(f"| Slurm: all agents started (the agents' own clocks) | {f.show('remote.slurm.all_started.2', 3)} |")
+    w(f"| Local: all agents started | {f.show('remote.local.all_started.2', 3)} |")
+    w("")
+    w(
+        "The node appears in `attempt_placed` from whichever comes first: the job's first record (`gadugi "
+        "remote-task` started), or `squeue` saying RUNNING, which the orchestrator asks every 2 s. Slurm says "
+        "RUNNING from the allocation on, before the node's slurmd has launched the job, so \"all running\" can "
+        "come before the agents start. The figure lags the allocation by up to 2 s (the period of that question) "
+        "or the start of `gadugi remote-task` by up to 0.5 s (the period of reading the job's output), whichever "
+        "is less.\n"
+    )
+
     # ---- in-process
     w("## In-process parts (divan)\n")
     w(

@@ -8,6 +8,9 @@
                                     argument `agent_started`: ms from `preparing` to the agent
   bench_tools.py starts LOG T0      "<s from T0 to the first agent start> <s from the first to the
                                     last agent start> <agent starts>" (`agent_started` events)
+  bench_tools.py remote LOG T0 EXECUTOR J MARKS [CLUSTER]
+                                    one run of scripts/bench-remote.sh: figure lines of its
+                                    tasks' spans and where they go (see remote() below)
   bench_tools.py spread FILE...     the same from files each holding one epoch time (agents run
                                     without Gadugi record their start so): "<last - first> <files>"
   bench_tools.py genrepo SOURCES FIXTURES FOLDERS [FIXTURE_KB]
@@ -131,6 +134,85 @@ def starts(log, t0):
     print(f"{min(ts) - t0:.3f} {max(ts) - min(ts):.3f} {len(ts)}")
 
 
+def remote(log, t0, executor, j, marks, cluster=None):
+    """Figure lines (seconds) of one run of scripts/bench-remote.sh, keys ending in `.N`.
+
+    Per task: span = its first `task_phase preparing` to its `task_finished` (both written by
+    the orchestrator for either executor; the node's own `preparing`, relayed later, is not
+    the first); before / agent / after = span cut at the agent's own start and end marks
+    (MARKS/<task>.start and .end: `date +%s.%N` written by the agent itself on the same
+    clock, so a relayed event's 0.5 s polling lag is not in them). For Slurm also: submit =
+    `preparing` to the `attempt_placed` without a node (branch, push of the base, `sbatch`);
+    and from the cluster's logs in CLUSTER/log (ms timestamps): sched = slurmctld's submit to
+    its allocation, launch = allocation to slurmd's "Launching batch job", to_agent = that to
+    the agent's start (slurmstepd, `gadugi remote-task`: fetch, worktree, supervisor),
+    to_complete = the agent's end to slurmctld's `_job_complete` (push, exit), collect =
+    `_job_complete` to `task_finished` (the orchestrator reads the last record, fetches and
+    promotes). With N <= J (nothing waits for a slot): all_running / first_running = T0 to
+    the last / first `attempt_placed` with a node, all_started = T0 to the last agent's start.
+    A line `_median_span X` (not a figure) gives the run's median span.
+    """
+    from datetime import datetime
+
+    stamp = lambda s: datetime.fromisoformat(s.replace("Z", "+00:00")).timestamp()
+    ev = [json.loads(line) for line in open(log) if line.strip()]
+    tasks = sorted({e["task"] for e in ev if e["type"] == "task_finished"})
+    n = len(tasks)
+    first = lambda kind, task, pred=lambda e: True: min(
+        stamp(e["ts"]) for e in ev if e["type"] == kind and e.get("task") == task and pred(e)
+    )
+    mark = lambda task, end: float(open(os.path.join(marks, f"{task}.{end}")).read().split()[0])
+    out = {}
+    add = lambda key, v: out.setdefault(f"remote.{executor}.{key}.{n}", []).append(v)
+    spans = []
+    for t in tasks:
+        prep = first("task_phase", t, lambda e: e["phase"] == "preparing")
+        fin = first("task_finished", t)
+        start, end = mark(t, "start"), mark(t, "end")
+        spans.append(fin - prep)
+        add("span", fin - prep)
+        add("before", start - prep)
+        add("agent", end - start)
+        add("after", fin - end)
+    if executor == "slurm":
+        job_of = {e["task"]: e["job"] for e in ev if e["type"] == "attempt_placed"}
+        submitted, allocated, launched, completed = {}, {}, {}, {}
+        log_ts = lambda line: datetime.fromisoformat(line[1:24]).timestamp()  # local time, ms
+        for line in open(os.path.join(cluster, "log", "slurmctld.log"), errors="replace"):
+            m = re.search(r"_slurm_rpc_submit_batch_job: JobId=(\d+)", line)
+            if m:
+                submitted[m.group(1)] = log_ts(line)
+            m = re.search(r"(?:sched: Allocate|Started) JobId=(\d+)", line)
+            if m:
+                allocated.setdefault(m.group(1), log_ts(line))
+            m = re.search(r"_job_complete: JobId=(\d+) done", line)
+            if m:
+                completed[m.group(1)] = log_ts(line)
+        for node_log in ("slurmd-n1.log", "slurmd-n2.log"):
+            for line in open(os.path.join(cluster, "log", node_log), errors="replace"):
+                m = re.search(r"Launching batch job (\d+)", line)
+                if m:
+                    launched[m.group(1)] = log_ts(line)
+        for t in tasks:
+            job = job_of[t]
+            add("submit", first("attempt_placed", t) - first("task_phase", t, lambda e: e["phase"] == "preparing"))
+            add("sched", allocated[job] - submitted[job])
+            add("launch", launched[job] - allocated[job])
+            add("to_agent", mark(t, "start") - launched[job])
+            add("to_complete", completed[job] - mark(t, "end"))
+            add("collect", first("task_finished", t) - completed[job])
+    if n <= j:
+        starts = [mark(t, "start") for t in tasks]
+        add("all_started", max(starts) - t0)
+        if executor == "slurm":
+            running = [first("attempt_placed", t, lambda e: e.get("node")) for t in tasks]
+            add("all_running", max(running) - t0)
+            add("first_running", min(running) - t0)
+    for key, vals in out.items():
+        print(key + " " + " ".join(f"{v:.3f}" for v in vals))
+    print(f"_median_span {statistics.median(spans):.3f}")
+
+
 def spread(paths):
     ts = [float(open(p).read().split()[0]) for p in paths]
     print(f"{max(ts) - min(ts):.3f} {len(ts)}")
@@ -182,6 +264,8 @@ if __name__ == "__main__":
         events(sys.argv[2], float(sys.argv[3]), *sys.argv[4:])
     elif cmd == "starts":
         starts(sys.argv[2], float(sys.argv[3]))
+    elif cmd == "remote":
+        remote(sys.argv[2], float(sys.argv[3]), sys.argv[4], int(sys.argv[5]), *sys.argv[6:])
     elif cmd == "spread":
         spread(sys.argv[2:])
     elif cmd == "genrepo":
