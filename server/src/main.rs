@@ -258,10 +258,15 @@ enum Command {
     /// Run one attempt of a task on a cluster's node (what a Slurm job of `gadugi run
     /// --executor slurm` runs): fetch its start from the shared remote, run the agent, push
     /// the result to the attempt's own reference, report on standard output.
+    #[command(group = clap::ArgGroup::new("source").required(true))]
     RemoteTask {
         /// The attempt's remote-spec.json, written by the orchestrator.
-        #[arg(long, value_name = "FILE")]
-        spec: PathBuf,
+        #[arg(long, value_name = "FILE", group = "source")]
+        spec: Option<PathBuf>,
+        /// The environment variable that holds the spec (a job that cannot read the
+        /// orchestrator's files).
+        #[arg(long, value_name = "NAME", group = "source")]
+        spec_env: Option<String>,
     },
     /// Internal: supervise one agent attempt (see supervisor.rs).
     #[command(name = "__supervise", hide = true)]
@@ -312,7 +317,7 @@ fn main() {
         .try_init();
     let result = match cli.command {
         Command::Supervise { launch } => supervisor::supervise(&launch),
-        Command::RemoteTask { spec } => cli::remote_task(&spec),
+        Command::RemoteTask { spec, spec_env } => cli::remote_task(spec, spec_env),
         Command::SimAgent => demo::sim_agent(),
         Command::Approve {
             questions,

@@ -73,9 +73,14 @@ impl RunArgs {
 
 /// `gadugi remote-task --spec FILE`: what a cluster's job runs on its node
 /// (`ops::remote_task`); its records go to standard output.
-pub fn remote_task(spec: &std::path::Path) -> Result<i32> {
+pub fn remote_task(spec: Option<PathBuf>, spec_env: Option<String>) -> Result<i32> {
+    let source = match (spec, spec_env) {
+        (Some(file), _) => ops::remote_task::SpecSource::File(file),
+        (None, Some(name)) => ops::remote_task::SpecSource::Env(name),
+        (None, None) => anyhow::bail!("pass --spec FILE or --spec-env NAME"),
+    };
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
-    Ok(runtime.block_on(ops::remote_task::run(spec)))
+    Ok(runtime.block_on(ops::remote_task::run(&source)))
 }
 
 /// `gadugi run`.

@@ -14,13 +14,23 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 /// One job to submit: one attempt of one task.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Default)]
 pub struct JobRequest {
     /// The idempotency key, unique per run, task and attempt (`gadugi-<run>-<task>-<n>`):
     /// submitting a name that already has a job adopts that job instead of starting another.
     pub name: String,
-    /// What the job runs on its node (argv, never through a shell the user configured).
+    /// The run, task and attempt the job is (an engine may label the job with them).
+    pub run_id: String,
+    pub task: String,
+    pub attempt: u32,
+    /// What the job runs on its node when it can read the spec's file there (a shared
+    /// filesystem: Slurm): argv, never through a shell the user configured.
     pub argv: Vec<String>,
+    /// What the job runs when the spec travels inside the job, in the environment variable
+    /// [`SPEC_ENV`] (an engine whose jobs cannot see this machine's files: Kubernetes).
+    pub inline_argv: Vec<String>,
+    /// The spec itself (JSON, no secrets), for `inline_argv`.
+    pub spec_json: String,
     /// Where the job's standard output goes (Slurm writes it on the node's view of a shared
     /// filesystem); also what `read_output` reads.
     pub output: PathBuf,
@@ -33,6 +43,18 @@ pub struct JobRequest {
     /// Names of environment variables the job inherits from the submitter. Only names: a
     /// value passed this way would be saved in the engine's state, so no secret goes here.
     pub export: Vec<String>,
+}
+
+/// The environment variable that carries the spec to a job run with `inline_argv`.
+pub const SPEC_ENV: &str = "GADUGI_REMOTE_SPEC";
+
+/// Where a job finds its credential files when the engine puts them there itself.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct MountedSecrets {
+    /// The agent's `NAME=value` file (the model API keys).
+    pub agent_env_file: Option<PathBuf>,
+    /// The git-credential-store file of the job's fetch and push.
+    pub git_credentials: Option<PathBuf>,
 }
 
 /// A submitted job.
@@ -86,4 +108,17 @@ pub trait Engine: Send + Sync {
     fn cancel(&self, job: &JobHandle) -> anyhow::Result<()>;
     /// The job's standard output from byte `from` on (empty when there is nothing new).
     fn read_output(&self, job: &JobHandle, output: &std::path::Path, from: u64) -> anyhow::Result<Vec<u8>>;
+    /// Removes what is left of an ended job once its result was collected (nothing, for an
+    /// engine that forgets finished jobs by itself).
+    fn reap(&self, _job: &JobHandle) -> anyhow::Result<()> {
+        Ok(())
+    }
+    /// Where jobs find the credential files when the engine mounts them (a Kubernetes
+    /// Secret); `None`: at the configured paths, on a filesystem the nodes share.
+    fn mounted_secrets(&self) -> Option<MountedSecrets> {
+        None
+    }
+    /// What `submit` would hand the cluster for `job`, as text for a person (`--dry-run`):
+    /// a command line, or manifests.
+    fn describe(&self, job: &JobRequest) -> anyhow::Result<String>;
 }

@@ -416,6 +416,12 @@ impl Engine for Slurm {
         Ok(())
     }
 
+    fn describe(&self, job: &JobRequest) -> Result<String> {
+        let mut argv = vec!["sbatch".to_string()];
+        argv.extend(self.sbatch_argv(job)?);
+        Ok(shell_words::join(&argv))
+    }
+
     fn read_output(&self, job: &JobHandle, output: &Path, from: u64) -> Result<Vec<u8>> {
         let mut file = match std::fs::File::open(output) {
             Ok(file) => file,
@@ -489,6 +495,7 @@ mod tests {
             workdir: PathBuf::from("/w"),
             time_limit: Some(Duration::from_secs(61)),
             export: vec!["PATH".into(), "HOME".into()],
+            ..Default::default()
         };
         let args = slurm.sbatch_argv(&job).expect("valid job");
         assert_eq!(

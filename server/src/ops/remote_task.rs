@@ -53,20 +53,40 @@ fn write(records: &SharedRecords, record: Record) {
     records.lock().unwrap_or_else(|p| p.into_inner()).write(record);
 }
 
-/// Runs the attempt that `spec_file` describes, writing its records to standard output.
+/// Where a job finds its spec.
+#[derive(Debug, Clone)]
+pub enum SpecSource {
+    /// `remote-spec.json` on a filesystem the node shares with the orchestrator.
+    File(PathBuf),
+    /// The JSON in an environment variable of the job.
+    Env(String),
+}
+
+impl SpecSource {
+    fn read(&self) -> Result<RemoteSpec> {
+        match self {
+            SpecSource::File(file) => {
+                crate::fsutil::read_json(file)?.with_context(|| format!("{} does not exist", file.display()))
+            }
+            SpecSource::Env(name) => {
+                let text =
+                    std::env::var(name).with_context(|| format!("the job has no environment variable {name}"))?;
+                serde_json::from_str(&text).with_context(|| format!("{name} does not hold a remote task's spec"))
+            }
+        }
+    }
+}
+
+/// Runs the attempt that the spec describes, writing its records to standard output.
 /// Returns the process's exit code: 0 once the last record is written, whatever the
 /// attempt's outcome (the record says it); 2 when the spec cannot be read.
-pub async fn run(spec_file: &Path) -> i32 {
+pub async fn run(source: &SpecSource) -> i32 {
     let records: SharedRecords = Arc::new(Mutex::new(Records {
         seq: 0,
         out: Box::new(std::io::stdout()),
     }));
-    let spec: RemoteSpec = match crate::fsutil::read_json(spec_file) {
-        Ok(Some(s)) => s,
-        Ok(None) => {
-            eprintln!("error: {} does not exist", spec_file.display());
-            return crate::error::EXIT_BAD_INPUT;
-        }
+    let spec: RemoteSpec = match source.read() {
+        Ok(s) => s,
         Err(e) => {
             eprintln!("error: {e:#}");
             return crate::error::EXIT_BAD_INPUT;

@@ -30,7 +30,7 @@ use serde::{Deserialize, Serialize};
 use crate::agent::profile::AgentProfile;
 use crate::agent::report::FailureClass;
 use crate::core::events::{Event, TaskStatus};
-use crate::exec::engine::{JobHandle, JobRequest, JobState};
+use crate::exec::engine::{JobHandle, JobRequest, JobState, SPEC_ENV};
 use crate::fsutil::{read_json, write_json_atomic};
 use crate::run::classify::AttemptOutcome;
 use crate::run::context::{Ctx, TaskHandle};
@@ -225,6 +225,12 @@ pub(crate) async fn run_attempt(
         // an agent killed by it was cancelled, not failed.
         outcome.cancelled = true;
     }
+    if let Some(job) = progress.job.clone() {
+        let engine = remote.engine.clone();
+        if let Ok(Err(e)) = tokio::task::spawn_blocking(move || engine.reap(&job)).await {
+            tracing::warn!("task {}: removing the ended job: {e:#}", task.id);
+        }
+    }
     if let Some(head) = &end.head {
         let (req_remote, head, branch, id) = (remote.clone(), head.clone(), task.branch.clone(), task.id.clone());
         let ctx2 = ctx.clone();
@@ -270,6 +276,11 @@ async fn submit(
             config.executor.kind = ExecutorKind::Local;
             config.retries = 0;
             config.pool = Default::default();
+            if let Some(mounted) = remote.engine.mounted_secrets() {
+                // The job finds its credential files where the engine mounts them.
+                config.executor.agent_env_file = mounted.agent_env_file;
+                config.executor.git_credentials = mounted.git_credentials;
+            }
             let spec = RemoteSpec {
                 run_id: req.run_id.clone(),
                 task_id: task.id.clone(),
@@ -298,12 +309,22 @@ async fn submit(
     let timeout = req.plan.tasks[task.index].spec.timeout.unwrap_or(req.config.timeout);
     let job = JobRequest {
         name: job_name(&req.run_id, &task.id, attempt),
+        run_id: req.run_id.clone(),
+        task: task.id.clone(),
+        attempt,
         argv: vec![
             remote.gadugi.clone(),
             "remote-task".into(),
             "--spec".into(),
             files.remote_spec.to_string_lossy().into_owned(),
         ],
+        inline_argv: vec![
+            remote.gadugi.clone(),
+            "remote-task".into(),
+            "--spec-env".into(),
+            SPEC_ENV.into(),
+        ],
+        spec_json: serde_json::to_string(&spec)?,
         output: files.remote_out.clone(),
         error: files.remote_err.clone(),
         workdir: files.dir.clone(),
