@@ -539,3 +539,39 @@ fn the_editor_runs_on_the_cluster_and_shows_where_each_task_runs() {
         );
     }
 }
+
+#[test]
+fn a_dry_run_prints_each_job_and_pushes_submits_and_creates_nothing() {
+    let r = Repo::new("");
+    r.prompt("a", "", "SLEEP: 0");
+    r.prompt("b", "depends_on: [a]", "SLEEP: 0");
+    let agent = format!("sh {}", r.tmp.path().join("agent.sh").display());
+    let out = r.output(&["run", "--dry-run", "--agent-command", &agent, "prompts"]);
+    assert_eq!(out.status.code(), Some(0), "{}", show_output(&out));
+    let text = String::from_utf8_lossy(&out.stdout);
+    for id in ["a", "b"] {
+        assert!(
+            text.contains(&format!("# task {id} (attempt 1): job gadugi-")),
+            "{text}"
+        );
+    }
+    assert_eq!(text.matches("sbatch --parsable").count(), 2, "{text}");
+    assert!(text.contains("remote-task --spec "), "{text}");
+    assert!(!text.contains(SECRET), "{text}");
+    assert!(r.started_run().is_none(), "no run was started");
+    assert_eq!(r.branch("gadugi/a"), None);
+    assert_eq!(git(&r.origin, &["for-each-ref"]), "", "nothing was pushed");
+    assert!(r.cluster.squeue_names().is_empty() && r.cluster.jobcomp_lines().is_empty());
+    // A local run has no jobs to show.
+    let local = r.output(&[
+        "run",
+        "--dry-run",
+        "--executor",
+        "local",
+        "--agent-command",
+        &agent,
+        "prompts",
+    ]);
+    assert_eq!(local.status.code(), Some(2), "{}", show_output(&local));
+    assert!(show_output(&local).contains("gadugi plan"), "{}", show_output(&local));
+}

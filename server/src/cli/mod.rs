@@ -52,6 +52,10 @@ pub struct RunArgs {
     /// [default: [executor] kind of gadugi.toml, else local].
     #[arg(long, value_name = "KIND")]
     pub executor: Option<String>,
+    /// Check everything and print the jobs the cluster would get (a remote executor's
+    /// command lines or manifests); nothing is pushed, submitted or created.
+    #[arg(long)]
+    pub dry_run: bool,
     /// Print one JSON summary on stdout at the end (progress goes to stderr).
     #[arg(long)]
     pub json: bool,
@@ -86,6 +90,10 @@ pub fn remote_task(spec: Option<PathBuf>, spec_env: Option<String>) -> Result<i3
 /// `gadugi run`.
 pub fn run(args: RunArgs, repo: Option<PathBuf>, files: Vec<PathBuf>) -> Result<i32> {
     let req = ops::prepare(&args.options(), repo, &files)?;
+    if args.dry_run {
+        print!("{}", ops::dry_run(&req)?);
+        return Ok(EXIT_OK);
+    }
     let state = drive_with_terminal(ops::start(req)?, args.json)?;
     print_result(&state, args.json)?;
     Ok(exit_code(&state))

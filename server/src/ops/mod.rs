@@ -193,6 +193,26 @@ pub fn plan(repo: Option<PathBuf>, files: &[PathBuf]) -> Result<(Repo, Plan), In
     Ok((repo, plan))
 }
 
+/// What a checked run would hand its cluster (`gadugi run --dry-run`): each task's job as
+/// the engine would submit it. Pushes, submits and creates nothing.
+pub fn dry_run(req: &RunRequest) -> Result<String, InputErrors> {
+    if !req.config.executor.is_remote() {
+        return Err(InputError::new(
+            "--dry-run shows the jobs a cluster would get, and this run's executor is local",
+            "see what a local run would do with `gadugi plan`, or pass --executor slurm",
+        )
+        .into());
+    }
+    let exe = std::env::current_exe().map_err(|e| {
+        InputError::new(
+            format!("cannot find this gadugi's own path: {e}"),
+            "run gadugi by its path",
+        )
+    })?;
+    crate::run::remote::dry_run(req, &exe)
+        .map_err(|e| InputError::new(format!("{e:#}"), "fix the [executor] table of gadugi.toml").into())
+}
+
 /// The checks of a remote executor, before anything is pushed or submitted: the engine's
 /// tools and controller answer, the remote exists and answers, its URL means the same on
 /// every node, and credential files are their owner's alone. Approvals need the person

@@ -267,34 +267,7 @@ async fn submit(
                 .repo
                 .branch_head(&task.branch)?
                 .ok_or_else(|| anyhow::anyhow!("branch {} is gone", task.branch))?;
-            let mut task_spec = req.plan.tasks[task.index].spec.clone();
-            // The node's one-task run: its dependencies are merged into the start already,
-            // and the orchestrator owns retries.
-            task_spec.depends_on.clear();
-            task_spec.retries = Some(0);
-            let mut config = req.config.clone();
-            config.executor.kind = ExecutorKind::Local;
-            config.retries = 0;
-            config.pool = Default::default();
-            if let Some(mounted) = remote.engine.mounted_secrets() {
-                // The job finds its credential files where the engine mounts them.
-                config.executor.agent_env_file = mounted.agent_env_file;
-                config.executor.git_credentials = mounted.git_credentials;
-            }
-            let spec = RemoteSpec {
-                run_id: req.run_id.clone(),
-                task_id: task.id.clone(),
-                attempt,
-                url: remote.url.clone(),
-                base_commit: head,
-                base_ref: base_ref(&req.run_id, &task.id, attempt),
-                attempt_ref: attempt_ref(&req.run_id, &task.id, attempt),
-                branch: task.branch.clone(),
-                task: task_spec,
-                profile: req.profiles[task.index].clone(),
-                config,
-                dep_context: dep_context.to_string(),
-            };
+            let spec = spec_for(req, remote, task.index, attempt, head, dep_context);
             write_json_atomic(&files.remote_spec, &spec)?;
             spec
         }
@@ -306,34 +279,95 @@ async fn submit(
     );
     let (base_commit, base) = (spec.base_commit.clone(), spec.base_ref.clone());
     tokio::task::spawn_blocking(move || repo.push_ref(&url, &base_commit, &base, credentials.as_deref())).await??;
-    let timeout = req.plan.tasks[task.index].spec.timeout.unwrap_or(req.config.timeout);
-    let job = JobRequest {
-        name: job_name(&req.run_id, &task.id, attempt),
+    let job = job_request(req, remote, &spec)?;
+    let engine = remote.engine.clone();
+    tokio::task::spawn_blocking(move || engine.submit(&job)).await?
+}
+
+/// The spec of attempt `attempt` of task `index`, starting at `base_commit`.
+fn spec_for(
+    req: &RunRequest,
+    remote: &Remote,
+    index: usize,
+    attempt: u32,
+    base_commit: String,
+    dep_context: &str,
+) -> RemoteSpec {
+    let mut task_spec = req.plan.tasks[index].spec.clone();
+    let id = task_spec.id.clone();
+    // The node's one-task run: its dependencies are merged into the start already, and the
+    // orchestrator owns retries.
+    task_spec.depends_on.clear();
+    task_spec.retries = Some(0);
+    let mut config = req.config.clone();
+    config.executor.kind = ExecutorKind::Local;
+    config.retries = 0;
+    config.pool = Default::default();
+    if let Some(mounted) = remote.engine.mounted_secrets() {
+        // The job finds its credential files where the engine mounts them.
+        config.executor.agent_env_file = mounted.agent_env_file;
+        config.executor.git_credentials = mounted.git_credentials;
+    }
+    RemoteSpec {
         run_id: req.run_id.clone(),
-        task: task.id.clone(),
         attempt,
-        argv: vec![
-            remote.gadugi.clone(),
-            "remote-task".into(),
-            "--spec".into(),
-            files.remote_spec.to_string_lossy().into_owned(),
-        ],
-        inline_argv: vec![
-            remote.gadugi.clone(),
-            "remote-task".into(),
-            "--spec-env".into(),
-            SPEC_ENV.into(),
-        ],
-        spec_json: serde_json::to_string(&spec)?,
+        url: remote.url.clone(),
+        base_commit,
+        base_ref: base_ref(&req.run_id, &id, attempt),
+        attempt_ref: attempt_ref(&req.run_id, &id, attempt),
+        branch: req.config.branch_name(&id),
+        task_id: id,
+        task: task_spec,
+        profile: req.profiles[index].clone(),
+        config,
+        dep_context: dep_context.to_string(),
+    }
+}
+
+/// The job that runs `spec` on the cluster.
+fn job_request(req: &RunRequest, remote: &Remote, spec: &RemoteSpec) -> anyhow::Result<JobRequest> {
+    let files = req.layout.attempt(&req.run_id, &spec.task_id, spec.attempt);
+    let timeout = spec.task.timeout.unwrap_or(req.config.timeout);
+    let gadugi_remote_task =
+        |source: &str, value: String| vec![remote.gadugi.clone(), "remote-task".into(), source.into(), value];
+    Ok(JobRequest {
+        name: job_name(&req.run_id, &spec.task_id, spec.attempt),
+        run_id: req.run_id.clone(),
+        task: spec.task_id.clone(),
+        attempt: spec.attempt,
+        argv: gadugi_remote_task("--spec", files.remote_spec.to_string_lossy().into_owned()),
+        inline_argv: gadugi_remote_task("--spec-env", SPEC_ENV.into()),
+        spec_json: serde_json::to_string(spec)?,
         output: files.remote_out.clone(),
         error: files.remote_err.clone(),
         workdir: files.dir.clone(),
         // The agent's own time limit, plus time to fetch, set up, verify and push.
         time_limit: Some(timeout + req.config.kill_grace + Duration::from_secs(15 * 60)),
         export: req.config.executor.export.clone(),
-    };
-    let engine = remote.engine.clone();
-    tokio::task::spawn_blocking(move || engine.submit(&job)).await?
+    })
+}
+
+/// What a run would hand the cluster, without pushing or submitting anything: each task's
+/// first job as the engine describes it (`gadugi run --dry-run`). A task that starts from
+/// its dependencies' work gets its start commit only once they ended: shown as
+/// `(decided at run time)`.
+pub fn dry_run(req: &RunRequest, exe: &Path) -> anyhow::Result<String> {
+    let remote = Remote::for_request(req, exe)?
+        .ok_or_else(|| anyhow::anyhow!("--dry-run shows the jobs of a cluster; this run's executor is local"))?;
+    let mut out = String::new();
+    for (index, task) in req.plan.tasks.iter().enumerate() {
+        let start = if task.deps.is_empty() && task.after.is_empty() {
+            req.base_commit.clone()
+        } else {
+            "(decided at run time)".to_string()
+        };
+        let spec = spec_for(req, &remote, index, 1, start, "");
+        let job = job_request(req, &remote, &spec)?;
+        out.push_str(&format!("# task {} (attempt 1): job {}\n", task.spec.id, job.name));
+        out.push_str(remote.engine.describe(&job)?.trim_end());
+        out.push_str("\n\n");
+    }
+    Ok(out)
 }
 
 /// Follows the job until its last record. Returns an outcome when the job ended without
