@@ -19,6 +19,20 @@ if [ ${#need_apt[@]} -gt 0 ]; then
   apt-get update -qq
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need_apt[@]}"
 fi
+# A real two-node Slurm cluster (scripts/slurm-cluster.sh) for server/tests/slurm_engine.rs,
+# without recommends (they would add a mail server and more).
+need_slurm=()
+for program in /usr/sbin/slurmctld:slurmctld /usr/sbin/slurmd:slurmd /usr/bin/sbatch:slurm-client /usr/sbin/munged:munge; do
+  [ -x "${program%%:*}" ] || need_slurm+=("${program#*:}")
+done
+if [ ${#need_slurm[@]} -gt 0 ]; then
+  if [ "$(id -u)" != 0 ] || ! command -v apt-get >/dev/null; then
+    echo "missing: ${need_slurm[*]} — install them (Debian: apt-get install --no-install-recommends ${need_slurm[*]}), then run again" >&2
+    exit 1
+  fi
+  apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${need_slurm[@]}"
+fi
 if ! command -v cargo >/dev/null; then
   echo "cargo is missing: install the Rust toolchain (rustup) first" >&2
   exit 1
