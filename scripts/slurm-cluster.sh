@@ -26,7 +26,7 @@ usage() {
 pid_of() {
   local file="$DIR/run/$1.pid" program="$2" pid
   [ -s "$file" ] || return 1
-  pid=$(tr -dc 0-9 <"$file" 2>/dev/null)
+  pid=$(tr -dc 0-9 2>/dev/null <"$file")
   [ -n "$pid" ] && [ -r "/proc/$pid/cmdline" ] || return 1
   tr '\0' ' ' <"/proc/$pid/cmdline" | grep -q "$program" || return 1
   # a zombie nobody reaped is gone for our purposes
