@@ -26,7 +26,7 @@ usage() {
 pid_of() {
   local file="$DIR/run/$1.pid" program="$2" pid
   [ -s "$file" ] || return 1
-  pid=$(tr -dc 0-9 <"$file")
+  pid=$(tr -dc 0-9 2>/dev/null <"$file")
   [ -n "$pid" ] && [ -r "/proc/$pid/cmdline" ] || return 1
   tr '\0' ' ' <"/proc/$pid/cmdline" | grep -q "$program" || return 1
   # a zombie nobody reaped is gone for our purposes
@@ -52,6 +52,20 @@ stop() {
 }
 
 down() {
+  # First the jobs: a job's slurmstepd and processes outlive slurmd, and would go on (and
+  # call a controller port that another cluster may take next). scancel ends them through
+  # Slurm (SIGTERM, SIGKILL after KillWait); at most 15 s are given for that.
+  if pid_of slurmctld slurmctld >/dev/null && [ -f "$DIR/slurm.conf" ]; then
+    export SLURM_CONF="$DIR/slurm.conf"
+    if [ -n "$(squeue -h -o %i 2>/dev/null)" ]; then
+      scancel --user="$(id -un)" 2>/dev/null || true
+      local i
+      for ((i = 0; i < 150; i++)); do
+        [ -n "$(squeue -h -o %i 2>/dev/null)" ] || break
+        sleep 0.1
+      done
+    fi
+  fi
   stop slurmd-n1 slurmd
   stop slurmd-n2 slurmd
   stop slurmctld slurmctld
@@ -110,13 +124,12 @@ up() {
   chmod 0755 "$DIR/munge"
 
   # --- munged: a key and socket of this cluster's own
+  # A key of its own, not the machine's /etc/munge/munge.key: a daemon or client of another
+  # cluster on this machine (another test's, whose ports this one may reuse) cannot talk to
+  # this one.
   local key="$DIR/munge/munge.key" socket="$DIR/munge/munge.socket"
   if [ ! -s "$key" ]; then
-    if [ -r /etc/munge/munge.key ]; then
-      cp /etc/munge/munge.key "$key"
-    else
-      dd if=/dev/urandom of="$key" bs=1 count=128 status=none
-    fi
+    dd if=/dev/urandom of="$key" bs=128 count=1 status=none
   fi
   chmod 0400 "$key"
   touch "$DIR/log/munged.log" "$DIR/run/munged.pid"

@@ -147,8 +147,11 @@ impl Slurm {
         })
     }
 
-    /// The `sbatch` arguments that submit `job` (everything but the program name).
-    fn sbatch_argv(&self, job: &JobRequest) -> Result<Vec<String>> {
+    /// The `sbatch` arguments that submit `job` (everything but the program name): what
+    /// [`Engine::submit`] runs, and what a dry run can show. An error for a job Slurm cannot
+    /// take as it is (an empty argv, a name `squeue -n` cannot look up, an export that is not
+    /// a variable name).
+    pub fn sbatch_argv(&self, job: &JobRequest) -> Result<Vec<String>> {
         check_name(&job.name)?;
         if job.argv.is_empty() {
             bail!("job {}: nothing to run (empty argv)", job.name);

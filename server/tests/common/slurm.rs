@@ -111,6 +111,10 @@ impl SlurmCluster {
                 return cluster;
             }
             last = show(&out);
+            eprintln!(
+                "slurm-cluster.sh up {} {port_base} failed, trying again: {last}",
+                cluster.path.display()
+            );
             cluster.down();
         }
         panic!("scripts/slurm-cluster.sh up failed three times; the last time: {last}");
