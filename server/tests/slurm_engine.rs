@@ -44,6 +44,7 @@ fn job_with_args(cluster: &SlurmCluster, name: &str, script: &str, args: &[&str]
         workdir: dir.to_path_buf(),
         time_limit: None,
         export: vec!["GADUGI_TEST_WORD".to_string()],
+        ..Default::default()
     }
 }
 

@@ -173,6 +173,9 @@ impl Slurm {
             "-e".to_string(),
             file_pattern(&job.error),
             format!("--chdir={}", job.workdir.display()),
+            // Gadugi owns retries (a new attempt, a new job): a job Slurm requeued would run
+            // the same attempt again and start its numbered records over.
+            "--no-requeue".to_string(),
         ];
         if let Some(limit) = job.time_limit {
             // Slurm counts time limits in whole minutes: round up, at least one.
@@ -512,6 +515,7 @@ mod tests {
                 "-e",
                 "/w/err",
                 "--chdir=/w",
+                "--no-requeue",
                 "--time=2",
                 "--partition=agents",
                 "--export=PATH,HOME",
