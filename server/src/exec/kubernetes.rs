@@ -433,6 +433,19 @@ fn not_found(e: &kube::Error) -> bool {
     matches!(e, kube::Error::Api(status) if status.code == 404)
 }
 
+/// The object `name`, or `None` when the API says 404 (by code: not every server spells
+/// the reason `NotFound`).
+async fn get_opt<K>(api: &Api<K>, name: &str) -> kube::Result<Option<K>>
+where
+    K: kube::Resource + Clone + serde::de::DeserializeOwned + std::fmt::Debug,
+{
+    match api.get(name).await {
+        Ok(object) => Ok(Some(object)),
+        Err(e) if not_found(&e) => Ok(None),
+        Err(e) => Err(e),
+    }
+}
+
 fn api_code(e: &kube::Error) -> Option<u16> {
     match e {
         kube::Error::Api(status) => Some(status.code),
@@ -706,7 +719,7 @@ impl Inner {
         if let Some(run) = lock(&self.runs).get(name).cloned() {
             return Ok(Some((run, None)));
         }
-        let Some(job) = self.jobs().await?.get_opt(name).await? else {
+        let Some(job) = get_opt(&self.jobs().await?, name).await? else {
             return Ok(None);
         };
         let run = job
@@ -762,7 +775,7 @@ impl Inner {
             Some((run, _)) => {
                 self.watch(&run).await?;
                 // Remembered does not mean it still exists.
-                if self.jobs().await?.get_opt(&id).await?.is_none() {
+                if get_opt(&self.jobs().await?, &id).await?.is_none() {
                     return Ok(None);
                 }
                 Ok(Some(JobHandle { id, name }))
@@ -795,7 +808,7 @@ impl Inner {
             // Just created, and the watch has not brought it yet: ask once.
             None => match fetched {
                 Some(job) => job,
-                None => match self.jobs().await?.get_opt(&handle.id).await? {
+                None => match get_opt(&self.jobs().await?, &handle.id).await? {
                     Some(job) => job,
                     None => return Ok(gone()),
                 },
