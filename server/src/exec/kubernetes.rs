@@ -1037,3 +1037,86 @@ impl Engine for Kubernetes {
         serde_yaml_ng::to_string(&manifest).context("writing the Job's manifest as YAML")
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn job(status: serde_json::Value) -> Job {
+        serde_json::from_value(json!({"metadata": {"name": "j"}, "status": status})).expect("a Job")
+    }
+
+    fn pod(name: &str, node: Option<&str>, status: serde_json::Value) -> Pod {
+        serde_json::from_value(json!({
+            "metadata": {"name": name, "labels": {"batch.kubernetes.io/job-name": "j"}},
+            "spec": {"containers": [], "nodeName": node},
+            "status": status,
+        }))
+        .expect("a Pod")
+    }
+
+    #[test]
+    fn names_become_dns_labels_and_label_values() {
+        assert_eq!(job_name("gadugi-r1-build-1"), "gadugi-r1-build-1");
+        let changed = job_name("gadugi-R1-my_task-1");
+        assert!(changed.starts_with("gadugi-r1-my-task-1-"), "{changed}");
+        assert_eq!(changed.len(), "gadugi-r1-my-task-1-".len() + 8);
+        // Two names that differ only where the mapping loses information stay apart.
+        assert_ne!(job_name("a_b"), job_name("a.b"));
+        let long = job_name(&"x".repeat(100));
+        assert!(long.len() <= 63 && !long.ends_with('-'), "{long}");
+        assert!(job_name("___").starts_with("gadugi-"), "{}", job_name("___"));
+        assert_eq!(label_value("2026-12-01_00.30"), "2026-12-01_00.30");
+        let label = label_value("my task/é");
+        assert!(label.starts_with("my-task-") && label.len() <= 63, "{label}");
+        assert_eq!(label_value(&"t".repeat(63)), "t".repeat(63));
+        assert!(label_value(&"t".repeat(64)).len() <= 63);
+    }
+
+    #[test]
+    fn jobs_and_pods_become_states() {
+        let running = pod("p", Some("n1"), json!({"phase": "Running"}));
+        assert_eq!(
+            state_of(&job(json!({})), &[&running]),
+            JobState::Running { node: "n1".into() }
+        );
+        let waiting = pod(
+            "p",
+            None,
+            json!({"phase": "Pending", "containerStatuses": [{"name": "gadugi", "image": "i", "imageID": "",
+                "ready": false, "restartCount": 0,
+                "state": {"waiting": {"reason": "ImagePullBackOff", "message": "Back-off pulling image"}}}]}),
+        );
+        assert_eq!(
+            state_of(&job(json!({})), &[&waiting]),
+            JobState::Pending {
+                reason: "ImagePullBackOff: Back-off pulling image".into()
+            }
+        );
+        // The Job completed and its pod is gone already.
+        let complete = job(json!({"conditions": [{"type": "Complete", "status": "True"}]}));
+        assert_eq!(state_of(&complete, &[]), JobState::Exited { code: 0, node: None });
+        // A condition that does not hold says nothing.
+        let not_yet = job(json!({"conditions": [{"type": "Failed", "status": "False"}]}));
+        assert!(matches!(state_of(&not_yet, &[]), JobState::Pending { .. }));
+        // The pod ended before the Job controller marked the Job.
+        let oom = pod(
+            "p",
+            Some("n1"),
+            json!({"phase": "Failed", "containerStatuses": [{"name": "gadugi", "image": "i", "imageID": "",
+                "ready": false, "restartCount": 0, "state": {"terminated": {"exitCode": 137, "reason": "OOMKilled"}}}]}),
+        );
+        assert_eq!(
+            state_of(&job(json!({})), &[&oom]),
+            JobState::Failed {
+                reason: "out of memory (OOMKilled)".into()
+            }
+        );
+        let failure_target = job(json!({"conditions": [{"type": "FailureTarget", "status": "True",
+            "reason": "DeadlineExceeded", "message": "late"}]}));
+        assert!(
+            matches!(state_of(&failure_target, &[&running]), JobState::Failed { reason } if reason.starts_with("deadline exceeded"))
+        );
+    }
+}
