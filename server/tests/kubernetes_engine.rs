@@ -298,12 +298,7 @@ fn an_attempt_goes_from_pending_to_running_to_exited_with_its_log() {
     let end = from + second.len() as u64;
     assert_eq!(engine.read_output(&handle, Path::new("unused"), end).expect("log"), b"");
 
-    kmock.patch_pod_status(
-        NS,
-        &pod,
-        json!({"phase": "Succeeded", "containerStatuses": [{"name": "gadugi",
-            "state": {"terminated": {"exitCode": 0, "reason": "Completed"}}}]}),
-    );
+    terminated(&kmock, &pod, "Succeeded", 0, "Completed");
     kmock.patch_job_status(
         NS,
         &handle.id,
@@ -351,6 +346,17 @@ fn running_attempt(kmock: &Kmock, engine: &Kubernetes, task: &str) -> (JobHandle
     (handle, pod)
 }
 
+/// Plays the kubelet: the container of `pod` ended with `code` (`reason` as the kubelet
+/// says it), the pod in `phase`.
+fn terminated(kmock: &Kmock, pod: &str, phase: &str, code: i32, reason: &str) {
+    kmock.patch_pod_status(
+        NS,
+        pod,
+        json!({"phase": phase, "containerStatuses": [{"name": "gadugi",
+            "state": {"terminated": {"exitCode": code, "reason": reason}}}]}),
+    );
+}
+
 fn failed_with(state: &JobState, words: &str) -> bool {
     matches!(state, JobState::Failed { reason } if reason.contains(words))
 }
@@ -375,12 +381,7 @@ fn the_ways_an_attempt_fails_become_states() {
 
     // The container used more memory than its limit.
     let (job, pod) = running_attempt(&kmock, &engine, "hungry");
-    kmock.patch_pod_status(
-        NS,
-        &pod,
-        json!({"phase": "Failed", "containerStatuses": [{"name": "gadugi",
-            "state": {"terminated": {"exitCode": 137, "reason": "OOMKilled"}}}]}),
-    );
+    terminated(&kmock, &pod, "Failed", 137, "OOMKilled");
     kmock.patch_job_status(NS, &job.id, backoff.clone());
     let state = wait_state(&engine, &job, "failed", JobState::is_final);
     assert_eq!(
@@ -427,12 +428,7 @@ fn the_ways_an_attempt_fails_become_states() {
 
     // gadugi remote-task itself exited non-zero: its code, not a cluster failure.
     let (job, pod) = running_attempt(&kmock, &engine, "crashed");
-    kmock.patch_pod_status(
-        NS,
-        &pod,
-        json!({"phase": "Failed", "containerStatuses": [{"name": "gadugi",
-            "state": {"terminated": {"exitCode": 3, "reason": "Error"}}}]}),
-    );
+    terminated(&kmock, &pod, "Failed", 3, "Error");
     kmock.patch_job_status(NS, &job.id, backoff);
     let state = wait_state(&engine, &job, "exited", JobState::is_final);
     assert_eq!(
@@ -465,12 +461,7 @@ fn cancel_deletes_in_the_foreground_and_reap_in_the_background() {
     engine.cancel(&job).expect("cancelling a deleted Job is fine");
 
     let (job, pod) = running_attempt(&kmock, &engine, "finished");
-    kmock.patch_pod_status(
-        NS,
-        &pod,
-        json!({"phase": "Succeeded", "containerStatuses": [{"name": "gadugi",
-            "state": {"terminated": {"exitCode": 0}}}]}),
-    );
+    terminated(&kmock, &pod, "Succeeded", 0, "Completed");
     kmock.patch_job_status(
         NS,
         &job.id,

@@ -453,26 +453,33 @@ fn api_code(e: &kube::Error) -> Option<u16> {
     }
 }
 
-/// A condition of a Job that holds (`status: "True"`): its reason and message.
-fn job_condition<'a>(job: &'a Job, kind: &str) -> Option<(&'a str, &'a str)> {
-    job.status
-        .as_ref()?
-        .conditions
-        .as_ref()?
+/// The reason and message of the condition `kind` among `conditions`, if it holds
+/// (`status: "True"`); `fields` reads a condition's type, status, reason and message.
+fn holding<'a, C>(
+    conditions: Option<&'a Vec<C>>,
+    kind: &str,
+    fields: impl Fn(&'a C) -> (&'a str, &'a str, Option<&'a str>, Option<&'a str>),
+) -> Option<(&'a str, &'a str)> {
+    conditions?
         .iter()
-        .find(|c| c.type_ == kind && c.status == "True")
-        .map(|c| (c.reason.as_deref().unwrap_or(""), c.message.as_deref().unwrap_or("")))
+        .map(fields)
+        .find_map(|(type_, status, reason, message)| {
+            (type_ == kind && status == "True").then(|| (reason.unwrap_or(""), message.unwrap_or("")))
+        })
 }
 
-/// Whether a pod has the condition `kind` holding.
+/// A condition of a Job that holds: its reason and message.
+fn job_condition<'a>(job: &'a Job, kind: &str) -> Option<(&'a str, &'a str)> {
+    holding(job.status.as_ref()?.conditions.as_ref(), kind, |c| {
+        (&c.type_, &c.status, c.reason.as_deref(), c.message.as_deref())
+    })
+}
+
+/// A condition of a pod that holds: its reason and message.
 fn pod_condition<'a>(pod: &'a Pod, kind: &str) -> Option<(&'a str, &'a str)> {
-    pod.status
-        .as_ref()?
-        .conditions
-        .as_ref()?
-        .iter()
-        .find(|c| c.type_ == kind && c.status == "True")
-        .map(|c| (c.reason.as_deref().unwrap_or(""), c.message.as_deref().unwrap_or("")))
+    holding(pod.status.as_ref()?.conditions.as_ref(), kind, |c| {
+        (&c.type_, &c.status, c.reason.as_deref(), c.message.as_deref())
+    })
 }
 
 fn node_of(pod: &Pod) -> Option<String> {
