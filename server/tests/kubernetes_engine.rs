@@ -562,6 +562,14 @@ fn check_says_what_is_missing_and_how_to_fix_it() {
     let err = engine(&strict, bare.clone()).check().expect_err("no right");
     assert!(err.contains("may not create jobs in namespace `agents`"), "{err}");
 
+    // No image to run.
+    let no_image = KubernetesSettings {
+        image: String::new(),
+        ..bare.clone()
+    };
+    let err = engine(&kmock, no_image).check().expect_err("no image");
+    assert!(err.contains("image is not set"), "{err}");
+
     // No API server at the configured address.
     let dir = tempfile::tempdir().expect("dir");
     let closed = std::net::TcpListener::bind("127.0.0.1:0").expect("port");

@@ -877,6 +877,9 @@ impl Inner {
     }
 
     async fn check(&self) -> std::result::Result<(), String> {
+        if self.settings.image.trim().is_empty() {
+            return Err("[executor.kubernetes] image is not set: name the image the jobs run (git, the agent CLIs and gadugi inside)".into());
+        }
         let ns = self.namespace().to_string();
         let client = self.client().await.map_err(|e| format!("{e:#}"))?;
         if let Err(e) = client.apiserver_version().await {
