@@ -26,7 +26,8 @@
 //!   it has one-second precision, so lines of the same second would be read twice or missed,
 //!   and the caller's offset is in bytes. A log rotated by the kubelet (10 MiB by default)
 //!   starts again at 0; the records are small and numbered, so the reader sees nothing new
-//!   rather than garbage.
+//!   rather than garbage. The log holds the container's standard error too, line by line
+//!   between the records; the reader skips every line that is not a record.
 //! - **No secret in the Job**: the spec in `GADUGI_REMOTE_SPEC` holds none; the agent's keys
 //!   and the git credential come from the configured Secret, mounted read-only as files
 //!   (`agent.env`, `git-credentials` under [`SECRETS_DIR`]).
