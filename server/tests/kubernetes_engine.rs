@@ -3,7 +3,9 @@
 //! the Job's manifest, submit → pending → running → exited with the pod's log read back
 //! from an offset, idempotent submit and adoption by a second engine, one watch per run,
 //! the ways an attempt fails (deadline, OOMKilled, eviction, node disruption, a deleted pod,
-//! a deleted Job), cancel and reap with their propagation policies, and check()'s errors.
+//! a deleted Job), cancel and reap with their propagation policies, check()'s errors, and
+//! the Job's container command run for real by the test's kubelet: `gadugi remote-task
+//! --spec-env` from the spec in its environment, its records read back from the pod's log.
 //!
 //! What only a real cluster shows is not here: a pod really scheduled, an image pulled, the
 //! Secret really mounted, SIGTERM and the grace period on cancel, the kubelet's own log
@@ -589,4 +591,187 @@ fn check_says_what_is_missing_and_how_to_fix_it() {
         .check()
         .expect_err("no kubeconfig");
     assert!(err.contains("reading the kubeconfig"), "{err}");
+}
+
+/// Plays the kubelet for real: runs the command of the pod's container, as the Job gives it,
+/// as a process here with the container's environment (only what the Job sets, plus what an
+/// image provides: PATH, HOME, TMPDIR), its standard output and error appended to the pod's
+/// log line by line as they come; then marks the pod ended with its exit code. Returns the
+/// exit code.
+fn kubelet_runs(kmock: &Kmock, pod: &str, image_env: &[(&str, &Path)]) -> i32 {
+    let pods: Value = serde_json::to_value(kmock_pod(kmock, pod)).expect("pod");
+    let container = &pods["spec"]["containers"][0];
+    let argv: Vec<String> = serde_json::from_value(container["command"].clone()).expect("command");
+    let mut command = std::process::Command::new(&argv[0]);
+    command.args(&argv[1..]).env_clear();
+    command.env("PATH", std::env::var_os("PATH").unwrap_or_default());
+    for (name, value) in image_env {
+        command.env(name, value);
+    }
+    for var in container["env"].as_array().expect("env") {
+        command.env(
+            var["name"].as_str().expect("name"),
+            var["value"]
+                .as_str()
+                .expect("a plain value, never a reference to a secret"),
+        );
+    }
+    let mut child = command
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("the container's command runs");
+    let stderr = child.stderr.take().expect("stderr");
+    let stderr = std::thread::spawn(move || std::io::read_to_string(stderr).unwrap_or_default());
+    use std::io::BufRead;
+    for line in std::io::BufReader::new(child.stdout.take().expect("stdout")).split(b'\n') {
+        let mut line = line.expect("a line");
+        line.push(b'\n');
+        kmock.append_log(NS, pod, &line);
+    }
+    let code = child.wait().expect("exit").code().unwrap_or(128);
+    kmock.append_log(NS, pod, stderr.join().expect("stderr").as_bytes());
+    terminated(
+        kmock,
+        pod,
+        if code == 0 { "Succeeded" } else { "Failed" },
+        code,
+        "Completed",
+    );
+    code
+}
+
+fn kmock_pod(kmock: &Kmock, pod: &str) -> Value {
+    kmock
+        .requests()
+        .into_iter()
+        .rev()
+        .find(|r| r["method"] == "POST" && r["body"]["metadata"]["name"] == pod)
+        .map(|r| r["body"].clone())
+        .expect("the pod was created")
+}
+
+#[test]
+fn the_jobs_container_runs_the_remote_task_from_its_spec_and_its_records_come_back() {
+    use gadugi::run::remote::{attempt_ref, base_ref, job_name as gadugi_job_name, RemoteSpec};
+    let kmock = Kmock::start(&[NS]);
+    let tmp = tempfile::tempdir().expect("dir");
+    let (origin, root, home, scratch) = (
+        tmp.path().join("origin.git"),
+        tmp.path().join("repo"),
+        tmp.path().join("home"),
+        tmp.path().join("scratch"),
+    );
+    std::fs::create_dir_all(&home).expect("home");
+    std::fs::create_dir_all(&scratch).expect("scratch");
+    // What the image would hold: a git identity for the job's commits.
+    std::fs::write(home.join(".gitconfig"), "[user]\n\tname = Pod\n\temail = pod@test\n").expect("gitconfig");
+    common::git(tmp.path(), &["init", "-q", "--bare", "origin.git"]);
+    common::init_repo(&root, &[("README.md", "hello\n")]);
+    let base = common::git(&root, &["rev-parse", "HEAD"]);
+    let (run, task, attempt) = ("r5", "t1", 1);
+    let url = origin.display().to_string();
+    common::git(
+        &root,
+        &["push", "-q", &url, &format!("{base}:{}", base_ref(run, task, attempt))],
+    );
+
+    let agent = tmp.path().join("agent.sh");
+    std::fs::write(
+        &agent,
+        "echo from the agent\necho work > work.txt\ngit add -A\ngit commit -qm work\n",
+    )
+    .expect("agent");
+    let config = gadugi::spec::config::Config::defaults(&root);
+    let profile =
+        gadugi::agent::profile::AgentProfile::resolve(None, &config, Some(&format!("sh {}", agent.display())))
+            .expect("profile");
+    let mut spec_task =
+        gadugi::spec::task::load_task_from_text(&root.join("prompts/t1.md"), "# Task t1\n\nWrite work.txt.\n")
+            .expect("task");
+    spec_task.retries = Some(0);
+    let spec = RemoteSpec {
+        run_id: run.into(),
+        task_id: task.into(),
+        attempt,
+        url: url.clone(),
+        base_commit: base.clone(),
+        base_ref: base_ref(run, task, attempt),
+        attempt_ref: attempt_ref(run, task, attempt),
+        branch: "gadugi/t1".into(),
+        task: spec_task,
+        profile,
+        config,
+        dep_context: String::new(),
+    };
+    let job = JobRequest {
+        name: gadugi_job_name(run, task, attempt),
+        run_id: run.into(),
+        task: task.into(),
+        attempt,
+        inline_argv: vec![
+            env!("CARGO_BIN_EXE_gadugi").into(),
+            "remote-task".into(),
+            "--spec-env".into(),
+            "GADUGI_REMOTE_SPEC".into(),
+        ],
+        spec_json: serde_json::to_string(&spec).expect("spec"),
+        time_limit: Some(Duration::from_secs(600)),
+        ..Default::default()
+    };
+    let engine = engine(
+        &kmock,
+        KubernetesSettings {
+            secret: None,
+            ..settings()
+        },
+    );
+    let handle = engine.submit(&job).expect("submit");
+    let pod = kmock.create_pod_for(NS, &handle.id, "r5t1a");
+    kmock.patch_pod(NS, &pod, json!({"spec": {"nodeName": "node-e"}}));
+    kmock.patch_pod_status(NS, &pod, json!({"phase": "Running"}));
+    wait_state(&engine, &handle, "running", |s| matches!(s, JobState::Running { .. }));
+    let code = kubelet_runs(&kmock, &pod, &[("HOME", &home), ("TMPDIR", &scratch)]);
+    kmock.patch_job_status(
+        NS,
+        &handle.id,
+        json!({"conditions": [{"type": "Complete", "status": "True"}]}),
+    );
+
+    // The orchestrator's side: records from the log, read in two pieces.
+    let all = engine.read_output(&handle, Path::new("unused"), 0).expect("log");
+    let half = all.iter().position(|b| *b == b'\n').expect("a first line") as u64 + 1;
+    let rest = engine.read_output(&handle, Path::new("unused"), half).expect("log");
+    assert_eq!(&all[half as usize..], rest.as_slice());
+    let text = String::from_utf8_lossy(&all).into_owned();
+    let records: Vec<Value> = text
+        .lines()
+        .filter_map(|l| l.strip_prefix("@gadugi "))
+        .map(|json| serde_json::from_str(json).expect("a record"))
+        .collect();
+    assert_eq!(code, 0, "the remote task failed:\n{text}");
+    let seqs: Vec<u64> = records.iter().map(|r| r["seq"].as_u64().expect("seq")).collect();
+    assert_eq!(seqs, (1..=records.len() as u64).collect::<Vec<_>>(), "{text}");
+    assert!(
+        records
+            .iter()
+            .any(|r| r["stdout"].as_str().is_some_and(|s| s.contains("from the agent"))),
+        "{text}"
+    );
+    let end = &records.last().expect("records")["end"];
+    assert_eq!(end["status"], "succeeded", "{text}");
+    let head = end["head"].as_str().expect("a pushed head");
+    assert_eq!(
+        common::git(&origin, &["rev-parse", &attempt_ref(run, task, attempt)]),
+        head,
+        "the job pushed its result to its own attempt's reference"
+    );
+    assert_eq!(
+        engine.state(&handle).expect("state"),
+        JobState::Exited {
+            code: 0,
+            node: Some("node-e".into())
+        }
+    );
 }

@@ -780,10 +780,10 @@ impl Inner {
     async fn find(&self, name: String) -> Result<Option<JobHandle>> {
         let id = job_name(&name);
         match self.run_of(&id).await? {
-            Some((run, _)) => {
+            Some((run, fetched)) => {
                 self.watch(&run).await?;
-                // Remembered does not mean it still exists.
-                if get_opt(&self.jobs().await?, &id).await?.is_none() {
+                // A remembered run does not mean the Job still exists: ask, unless just read.
+                if fetched.is_none() && get_opt(&self.jobs().await?, &id).await?.is_none() {
                     return Ok(None);
                 }
                 Ok(Some(JobHandle { id, name }))
