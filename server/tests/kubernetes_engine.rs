@@ -775,3 +775,35 @@ fn the_jobs_container_runs_the_remote_task_from_its_spec_and_its_records_come_ba
         }
     );
 }
+
+#[test]
+fn the_blocking_methods_work_from_any_thread_and_the_engine_drops_anywhere() {
+    let kmock = Kmock::start(&[NS]);
+    let engine = std::sync::Arc::new(engine(&kmock, settings()));
+    let handle = engine
+        .submit(&request("r6", "build", 1))
+        .expect("submit from a plain thread");
+    // As the run layer calls it: on tokio's blocking pool of a multi-thread runtime.
+    let multi = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("runtime");
+    let (e, h) = (engine.clone(), handle.clone());
+    let state = multi
+        .block_on(async move { tokio::task::spawn_blocking(move || e.state(&h)).await })
+        .expect("joined")
+        .expect("state");
+    assert!(matches!(state, JobState::Pending { .. }), "{state:?}");
+    // Even on the only worker of a current-thread runtime (blocking it): the engine's own
+    // runtime does the work, so this returns instead of deadlocking.
+    let single = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    let (e, h) = (engine.clone(), handle.clone());
+    let state = single.block_on(async move { e.state(&h) }).expect("state");
+    assert!(matches!(state, JobState::Pending { .. }), "{state:?}");
+    // The last owner dropped inside async code: no panic about dropping a runtime there.
+    single.block_on(async move { drop(engine) });
+}
