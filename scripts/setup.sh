@@ -25,6 +25,8 @@ command -v pkg-config >/dev/null || need_apt+=(pkg-config)
 command -v nvim >/dev/null || need_apt+=(neovim)   # the real LSP client of server/tests/lsp.rs
 # node and npm: the real Claude Code CLI and the cache tests' small npm project.
 command -v npm >/dev/null || need_apt+=(nodejs npm)
+# python3 with venv: kmock, the Kubernetes API emulator of the engine's tests (install-kmock.sh).
+python3 -c 'import ensurepip, venv' 2>/dev/null || need_apt+=(python3 python3-venv)
 [ ${#need_apt[@]} -eq 0 ] || apt_install -- "${need_apt[@]}"
 # A real two-node Slurm cluster (scripts/slurm-cluster.sh) for server/tests/slurm_engine.rs
 # and remote_slurm.rs, without recommends (they would add a mail server and more).

@@ -21,6 +21,8 @@ echo "== the real Claude Code CLI for server/tests/claude_cli.rs (npm, into targ
 bash scripts/install-claude-cli.sh
 echo "== the real agent programs for server/tests/agent_clis.rs: codex, gemini, opencode, aider (pinned, cached in target/agent-clis)"
 bash scripts/install-agent-clis.sh
+echo "== kmock, the Kubernetes API emulator of server/tests/kubernetes_engine.rs (PyPI, pinned, into target/kmock)"
+bash scripts/install-kmock.sh
 echo "== cargo test"
 disk_left
 cargo test --workspace --locked

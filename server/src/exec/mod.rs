@@ -2,6 +2,7 @@
 //! for the user's own command lines, port blocks, and the repository's run lock.
 
 pub mod engine;
+pub mod kubernetes;
 pub mod lock;
 pub mod ports;
 pub mod shell;

@@ -6,6 +6,9 @@ use std::process::{Command, Stdio};
 /// A real two-node Slurm cluster for a test (`scripts/slurm-cluster.sh`).
 pub mod slurm;
 
+/// A Kubernetes API emulator for a test (kmock, `scripts/install-kmock.sh`).
+pub mod kmock;
+
 /// Runs `git -C dir args...` (stdin closed), asserts it succeeded, returns its trimmed stdout.
 pub fn git(dir: &Path, args: &[&str]) -> String {
     let out = Command::new("git")
