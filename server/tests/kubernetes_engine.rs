@@ -134,6 +134,10 @@ spec:
         env:
         - name: GADUGI_REMOTE_SPEC
           value: '{"run_id":"r1","task_id":"build","attempt":2}'
+        - name: GADUGI_NODE_NAME
+          valueFrom:
+            fieldRef:
+              fieldPath: spec.nodeName
         image: registry.example.com/agents:2026-11
         name: gadugi
         resources:
@@ -175,11 +179,13 @@ fn the_manifest_has_every_field_the_issue_asks_for() {
     assert_eq!(spec["activeDeadlineSeconds"], 5400);
     let container = &spec["template"]["spec"]["containers"][0];
     let env = container["env"].as_array().expect("env");
+    let names: Vec<&str> = env.iter().filter_map(|v| v["name"].as_str()).collect();
     assert_eq!(
-        env.len(),
-        1,
-        "only the spec, nothing of the submitter's environment: {env:?}"
+        names,
+        ["GADUGI_REMOTE_SPEC", "GADUGI_NODE_NAME"],
+        "the spec and the node's name, nothing of the submitter's environment: {env:?}"
     );
+    assert_eq!(env[1]["valueFrom"]["fieldRef"]["fieldPath"], "spec.nodeName", "{env:?}");
     assert!(!yaml.contains("PATH") && !yaml.contains("HOME"), "{yaml}");
     assert_eq!(spec["template"]["spec"]["volumes"][0]["secret"]["defaultMode"], 0o400);
     assert_eq!(
@@ -609,12 +615,19 @@ fn kubelet_runs(kmock: &Kmock, pod: &str, image_env: &[(&str, &Path)]) -> i32 {
         command.env(name, value);
     }
     for var in container["env"].as_array().expect("env") {
-        command.env(
-            var["name"].as_str().expect("name"),
-            var["value"]
+        let value = match var["valueFrom"]["fieldRef"]["fieldPath"].as_str() {
+            // The downward API: where the pod runs.
+            Some("spec.nodeName") => kmock
+                .pod(NS, pod)
+                .and_then(|p| p["spec"]["nodeName"].as_str().map(str::to_string))
+                .unwrap_or_default(),
+            Some(other) => panic!("a field the test's kubelet does not know: {other}"),
+            None => var["value"]
                 .as_str()
-                .expect("a plain value, never a reference to a secret"),
-        );
+                .expect("a plain value, never a reference to a secret")
+                .to_string(),
+        };
+        command.env(var["name"].as_str().expect("name"), value);
     }
     let mut child = command
         .stdin(std::process::Stdio::null())

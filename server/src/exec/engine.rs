@@ -48,6 +48,10 @@ pub struct JobRequest {
 /// The environment variable that carries the spec to a job run with `inline_argv`.
 pub const SPEC_ENV: &str = "GADUGI_REMOTE_SPEC";
 
+/// The environment variable an engine may set to the name of the node a job runs on, when
+/// the job's host name is not it (a Kubernetes pod's host name is the pod's).
+pub const NODE_ENV: &str = "GADUGI_NODE_NAME";
+
 /// Where a job finds its credential files when the engine puts them there itself.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct MountedSecrets {

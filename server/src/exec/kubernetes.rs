@@ -52,8 +52,8 @@ use k8s_openapi::api::batch::v1::{
     Job, JobSpec, PodFailurePolicy, PodFailurePolicyOnPodConditionsPattern, PodFailurePolicyRule,
 };
 use k8s_openapi::api::core::v1::{
-    Container, EnvVar, Namespace, Pod, PodSpec, PodTemplateSpec, ResourceRequirements, Secret, SecretVolumeSource,
-    Volume, VolumeMount,
+    Container, EnvVar, EnvVarSource, Namespace, ObjectFieldSelector, Pod, PodSpec, PodTemplateSpec,
+    ResourceRequirements, Secret, SecretVolumeSource, Volume, VolumeMount,
 };
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
@@ -69,7 +69,7 @@ use crate::exec::engine::JobHandle;
 use crate::exec::engine::JobRequest;
 use crate::exec::engine::JobState;
 use crate::exec::engine::MountedSecrets;
-use crate::exec::engine::SPEC_ENV;
+use crate::exec::engine::{NODE_ENV, SPEC_ENV};
 
 /// Where the configured Secret is mounted in the job's container.
 pub const SECRETS_DIR: &str = "/var/run/gadugi/secrets";
@@ -374,11 +374,26 @@ fn manifest(settings: &KubernetesSettings, job: &JobRequest) -> Result<Job> {
         // submitter's environment, which a pod on another machine cannot inherit, and copying
         // their values into the Job would save them in the cluster's state for anyone who can
         // read Jobs. What the job needs from outside comes from the image and the Secret.
-        env: Some(vec![EnvVar {
-            name: SPEC_ENV.into(),
-            value: Some(job.spec_json.clone()),
-            ..Default::default()
-        }]),
+        env: Some(vec![
+            EnvVar {
+                name: SPEC_ENV.into(),
+                value: Some(job.spec_json.clone()),
+                ..Default::default()
+            },
+            // Where the pod runs, from the downward API: the remote task reports it as its
+            // node (its host name is the pod's name).
+            EnvVar {
+                name: NODE_ENV.into(),
+                value_from: Some(EnvVarSource {
+                    field_ref: Some(ObjectFieldSelector {
+                        field_path: "spec.nodeName".into(),
+                        ..Default::default()
+                    }),
+                    ..Default::default()
+                }),
+                ..Default::default()
+            },
+        ]),
         resources,
         volume_mounts: mounts,
         ..Default::default()

@@ -316,7 +316,7 @@ pub fn prepare(args: &RunOptions, repo: Option<PathBuf>, files: &[PathBuf]) -> R
         config.executor.kind = ExecutorKind::parse(kind).map_err(|problem| {
             InputError::new(
                 format!("--executor {kind}: {problem}"),
-                "pass --executor local or --executor slurm",
+                "pass --executor local, slurm or kubernetes",
             )
         })?;
     }

@@ -122,11 +122,12 @@ pub async fn run(source: &SpecSource) -> i32 {
     crate::error::EXIT_OK
 }
 
-/// The node's name: Slurm's `SLURMD_NODENAME`, else the host name.
+/// The node's name: what the engine says (`GADUGI_NODE_NAME`), Slurm's `SLURMD_NODENAME`,
+/// else the host name.
 fn node_name() -> String {
-    std::env::var("SLURMD_NODENAME")
-        .ok()
-        .filter(|n| !n.is_empty())
+    [crate::exec::engine::NODE_ENV, "SLURMD_NODENAME"]
+        .into_iter()
+        .find_map(|name| std::env::var(name).ok().filter(|n| !n.is_empty()))
         .or_else(|| {
             nix::unistd::gethostname()
                 .ok()

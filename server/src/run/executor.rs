@@ -28,6 +28,21 @@ pub fn engine_for(config: &Config) -> Option<Arc<dyn Engine>> {
             config.executor.slurm.partition.clone(),
             config.executor.slurm.sbatch_args.clone(),
         ))),
+        ExecutorKind::Kubernetes => {
+            let k = &config.executor.kubernetes;
+            Some(Arc::new(crate::exec::kubernetes::Kubernetes::new(
+                crate::exec::kubernetes::KubernetesSettings {
+                    namespace: k.namespace.clone(),
+                    image: k.image.clone(),
+                    cpu: k.cpu.clone(),
+                    memory: k.memory.clone(),
+                    ephemeral_storage: k.ephemeral_storage.clone(),
+                    secret: k.secret.clone(),
+                    service_account: k.service_account.clone(),
+                    ttl_seconds_after_finished: i32::try_from(k.ttl_seconds_after_finished).unwrap_or(i32::MAX),
+                },
+            )))
+        }
     }
 }
 

@@ -200,6 +200,7 @@ pub(crate) async fn run_attempt(
             node: progress.node.clone(),
         });
         if let Some(failed) = follow(ctx, remote, task, attempt, &job, &mut progress).await {
+            reap(remote, task, job).await;
             return failed;
         }
     }
@@ -226,10 +227,7 @@ pub(crate) async fn run_attempt(
         outcome.cancelled = true;
     }
     if let Some(job) = progress.job.clone() {
-        let engine = remote.engine.clone();
-        if let Ok(Err(e)) = tokio::task::spawn_blocking(move || engine.reap(&job)).await {
-            tracing::warn!("task {}: removing the ended job: {e:#}", task.id);
-        }
+        reap(remote, task, job).await;
     }
     if let Some(head) = &end.head {
         let (req_remote, head, branch, id) = (remote.clone(), head.clone(), task.branch.clone(), task.id.clone());
@@ -248,6 +246,14 @@ pub(crate) async fn run_attempt(
         }
     }
     outcome
+}
+
+/// Lets the engine remove an ended job (its result, if any, is collected or on the remote).
+async fn reap(remote: &Arc<Remote>, task: &TaskHandle, job: JobHandle) {
+    let engine = remote.engine.clone();
+    if let Ok(Err(e)) = tokio::task::spawn_blocking(move || engine.reap(&job)).await {
+        tracing::warn!("task {}: removing the ended job: {e:#}", task.id);
+    }
 }
 
 /// Pushes the attempt's start, writes its spec and submits its job.
@@ -429,7 +435,8 @@ async fn follow(
             let (engine, job2) = (remote.engine.clone(), job.clone());
             let state = tokio::task::spawn_blocking(move || engine.state(&job2)).await;
             match state {
-                Ok(Ok(JobState::Running { node })) if progress.node.as_deref() != Some(node.as_str()) => {
+                // The job's own record names its node once it runs; until then, the engine's.
+                Ok(Ok(JobState::Running { node })) if progress.node.is_none() => {
                     progress.node = Some(node.clone());
                     save(&files.remote_progress, progress);
                     task.send(Event::AttemptPlaced {

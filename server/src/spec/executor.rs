@@ -20,19 +20,19 @@ pub enum ExecutorKind {
     Local,
     /// One Slurm job per attempt.
     Slurm,
+    /// One Kubernetes `batch/v1` Job per attempt.
+    Kubernetes,
 }
 
 impl ExecutorKind {
-    /// Parses `local` or `slurm`; the error says which kinds exist.
+    /// Parses `local`, `slurm` or `kubernetes`; the error says which kinds exist.
     pub fn parse(s: &str) -> Result<ExecutorKind, String> {
         match s {
             "local" => Ok(ExecutorKind::Local),
             "slurm" => Ok(ExecutorKind::Slurm),
-            "kubernetes" => Err(
-                "the kubernetes executor is not part of this version of Gadugi yet; use \"local\" or \"slurm\"".into(),
-            ),
+            "kubernetes" => Ok(ExecutorKind::Kubernetes),
             other => Err(format!(
-                "unknown executor kind `{other}`; the kinds are \"local\" and \"slurm\""
+                "unknown executor kind `{other}`; the kinds are \"local\", \"slurm\" and \"kubernetes\""
             )),
         }
     }
@@ -42,6 +42,7 @@ impl ExecutorKind {
         match self {
             ExecutorKind::Local => "local",
             ExecutorKind::Slurm => "slurm",
+            ExecutorKind::Kubernetes => "kubernetes",
         }
     }
 }
@@ -69,6 +70,9 @@ pub struct ExecutorConfig {
     pub export: Vec<String>,
     /// The `[executor.slurm]` table.
     pub slurm: SlurmSettings,
+    /// The `[executor.kubernetes]` table.
+    #[serde(default)]
+    pub kubernetes: KubernetesSettings,
     /// Where the table was written, for later errors (line of `kind`).
     #[serde(skip)]
     pub kind_line: Option<usize>,
@@ -85,6 +89,79 @@ pub struct SlurmSettings {
     pub sbatch_args: Vec<String>,
 }
 
+/// The `[executor.kubernetes]` table.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct KubernetesSettings {
+    /// The namespace the Jobs go to.
+    #[serde(default = "default_namespace")]
+    pub namespace: String,
+    /// The container image: git, the agents' programs and gadugi inside.
+    #[serde(default)]
+    pub image: String,
+    /// CPU of each job's pod (requests = limits), e.g. "2" or "500m".
+    pub cpu: Option<String>,
+    /// Memory of each job's pod, e.g. "4Gi".
+    pub memory: Option<String>,
+    /// Scratch disk of each job's pod (the clone, builds), e.g. "20Gi".
+    pub ephemeral_storage: Option<String>,
+    /// The Secret mounted into each pod: keys `agent.env` (the agent's API keys) and
+    /// `git-credentials` (the job's git credential).
+    pub secret: Option<String>,
+    /// The service account the pods run as.
+    pub service_account: Option<String>,
+    /// How long a finished Job stays for `kubectl` to look at (Gadugi removes it earlier
+    /// once it collected the result).
+    #[serde(default = "default_ttl")]
+    pub ttl_seconds_after_finished: u32,
+}
+
+impl Default for KubernetesSettings {
+    fn default() -> KubernetesSettings {
+        KubernetesSettings {
+            namespace: default_namespace(),
+            image: String::new(),
+            cpu: None,
+            memory: None,
+            ephemeral_storage: None,
+            secret: None,
+            service_account: None,
+            ttl_seconds_after_finished: default_ttl(),
+        }
+    }
+}
+
+fn default_namespace() -> String {
+    "default".into()
+}
+
+fn default_ttl() -> u32 {
+    3600
+}
+
+/// Whether `name` is a DNS-1123 label (namespaces, Secrets, service accounts).
+fn is_dns_label(name: &str) -> bool {
+    (1..=63).contains(&name.len())
+        && name
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
+        && !name.starts_with('-')
+        && !name.ends_with('-')
+}
+
+/// Whether `q` is a Kubernetes quantity: a number with an optional suffix (`500m`, `2`,
+/// `4Gi`, `1.5G`).
+fn is_quantity(q: &str) -> bool {
+    let number_end = q.find(|c: char| !(c.is_ascii_digit() || c == '.')).unwrap_or(q.len());
+    let (number, suffix) = q.split_at(number_end);
+    !number.is_empty()
+        && number.parse::<f64>().is_ok()
+        && [
+            "", "m", "k", "M", "G", "T", "P", "E", "Ki", "Mi", "Gi", "Ti", "Pi", "Ei",
+        ]
+        .contains(&suffix)
+}
+
 /// The `[executor]` table as written.
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -99,9 +176,8 @@ pub struct ExecutorSection {
     export: Vec<String>,
     #[serde(default)]
     slurm: SlurmSettings,
-    /// Read so a configuration written for it loads; the kind itself is refused for now.
     #[serde(default)]
-    kubernetes: Option<toml::Table>,
+    kubernetes: Option<KubernetesSettings>,
 }
 
 /// Environment variables a job takes by default: what finds programs and where home is.
@@ -130,13 +206,25 @@ impl ExecutorConfig {
                 Some(s) => format!("executor.{s}"),
                 None => "executor".into(),
             };
-            InputError::at(path, find_key_line_in(text, Some(&table), key), problem, fix)
+            // A key that is missing is pointed at by its table's header.
+            let line = find_key_line_in(text, Some(&table), key).or_else(|| {
+                text.lines()
+                    .position(|l| l.trim() == format!("[{table}]"))
+                    .map(|i| i + 1)
+            });
+            InputError::at(path, line, problem, fix)
         };
         let mut config = ExecutorConfig::local();
         config.kind_line = find_key_line_in(text, Some("executor"), "kind");
         if let Some(kind) = &section.kind {
-            config.kind = ExecutorKind::parse(kind)
-                .map_err(|problem| at("kind", None, problem, "set kind = \"local\" or kind = \"slurm\""))?;
+            config.kind = ExecutorKind::parse(kind).map_err(|problem| {
+                at(
+                    "kind",
+                    None,
+                    problem,
+                    "set kind = \"local\", \"slurm\" or \"kubernetes\"",
+                )
+            })?;
         }
         if let Some(remote) = section.remote {
             if remote.trim().is_empty() || remote.starts_with('-') {
@@ -211,7 +299,53 @@ impl ExecutorConfig {
             ));
         }
         config.slurm = section.slurm;
-        let _ = section.kubernetes;
+        if let Some(k) = section.kubernetes {
+            let at_k = |key: &str, problem: String, fix: &str| at(key, Some("kubernetes"), problem, fix);
+            if !is_dns_label(&k.namespace) {
+                return Err(at_k(
+                    "namespace",
+                    format!("namespace `{}` is not a Kubernetes namespace's name", k.namespace),
+                    "use lowercase letters, digits and `-`, e.g. namespace = \"agents\"",
+                ));
+            }
+            for (key, name) in [("secret", &k.secret), ("service_account", &k.service_account)] {
+                if let Some(name) = name.as_deref().filter(|n| !is_dns_label(n)) {
+                    return Err(at_k(
+                        key,
+                        format!("{key} `{name}` is not a Kubernetes object's name"),
+                        "use lowercase letters, digits and `-`, as `kubectl get` lists it",
+                    ));
+                }
+            }
+            for (key, q) in [
+                ("cpu", &k.cpu),
+                ("memory", &k.memory),
+                ("ephemeral_storage", &k.ephemeral_storage),
+            ] {
+                if let Some(q) = q.as_deref().filter(|q| !is_quantity(q)) {
+                    return Err(at_k(
+                        key,
+                        format!("{key} `{q}` is not a Kubernetes quantity"),
+                        "for example cpu = \"2\", memory = \"4Gi\", ephemeral_storage = \"20Gi\"",
+                    ));
+                }
+            }
+            if k.image.trim().is_empty() && config.kind == ExecutorKind::Kubernetes {
+                return Err(at_k(
+                    "image",
+                    "[executor.kubernetes] names no image".into(),
+                    "set image to one with git, the agents' programs and gadugi inside, e.g. image = \"registry.example.com/agents:2026-11\"",
+                ));
+            }
+            config.kubernetes = k;
+        } else if config.kind == ExecutorKind::Kubernetes {
+            return Err(at(
+                "kind",
+                None,
+                "kind = \"kubernetes\" needs an [executor.kubernetes] table with at least the image".into(),
+                "add [executor.kubernetes] with image = \"...\" and namespace = \"...\"",
+            ));
+        }
         Ok(config)
     }
 }
@@ -246,10 +380,44 @@ mod tests {
     }
 
     #[test]
+    fn the_kubernetes_table_parses() {
+        let c = parse("[executor]\nkind = \"kubernetes\"\nremote = \"origin\"\n[executor.kubernetes]\nnamespace = \"agents\"\nimage = \"registry.example.com/agents:2026-11\"\ncpu = \"2\"\nmemory = \"4Gi\"\nsecret = \"gadugi-agent-keys\"\nservice_account = \"gadugi-agent\"\n").unwrap();
+        assert_eq!(c.kind, ExecutorKind::Kubernetes);
+        assert_eq!(c.kubernetes.namespace, "agents");
+        assert_eq!(c.kubernetes.memory.as_deref(), Some("4Gi"));
+        assert_eq!(c.kubernetes.ttl_seconds_after_finished, 3600);
+        assert!(is_quantity("500m") && is_quantity("1.5G") && !is_quantity("Gi") && !is_quantity("4 Gi"));
+    }
+
+    #[test]
     fn bad_values_name_their_line() {
         let cases = [
             ("[executor]\nkind = \"mesos\"\n", 2, "unknown executor kind"),
-            ("[executor]\nkind = \"kubernetes\"\n", 2, "not part of this version"),
+            (
+                "[executor]\nkind = \"kubernetes\"\n",
+                2,
+                "needs an [executor.kubernetes] table",
+            ),
+            (
+                "[executor]\nkind = \"kubernetes\"\n[executor.kubernetes]\nnamespace = \"agents\"\n",
+                3,
+                "names no image",
+            ),
+            (
+                "[executor]\n[executor.kubernetes]\nnamespace = \"Agents\"\n",
+                3,
+                "not a Kubernetes namespace",
+            ),
+            (
+                "[executor]\n[executor.kubernetes]\nmemory = \"4 GB\"\n",
+                3,
+                "not a Kubernetes quantity",
+            ),
+            (
+                "[executor]\n[executor.kubernetes]\nsecret = \"my_keys\"\n",
+                3,
+                "not a Kubernetes object",
+            ),
             (
                 "[executor]\nkind = \"slurm\"\nworkdir = \"scratch\"\n",
                 3,

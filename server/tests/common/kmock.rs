@@ -148,6 +148,18 @@ impl Kmock {
         .ok()
     }
 
+    /// The pod `name` in namespace `ns`, if it exists.
+    #[allow(dead_code)] // not every test file looks at pods
+    pub fn pod(&self, ns: &str, name: &str) -> Option<Value> {
+        self.send(
+            "GET",
+            &format!("/api/v1/namespaces/{ns}/pods/{name}"),
+            "application/json",
+            vec![],
+        )
+        .ok()
+    }
+
     /// Every Job in namespace `ns`.
     pub fn jobs(&self, ns: &str) -> Vec<Value> {
         let list = self.json("GET", &format!("/apis/batch/v1/namespaces/{ns}/jobs"), None);
