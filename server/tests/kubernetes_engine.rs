@@ -357,12 +357,7 @@ fn running_attempt(kmock: &Kmock, engine: &Kubernetes, task: &str) -> (JobHandle
 /// Plays the kubelet: the container of `pod` ended with `code` (`reason` as the kubelet
 /// says it), the pod in `phase`.
 fn terminated(kmock: &Kmock, pod: &str, phase: &str, code: i32, reason: &str) {
-    kmock.patch_pod_status(
-        NS,
-        pod,
-        json!({"phase": phase, "containerStatuses": [{"name": "gadugi",
-            "state": {"terminated": {"exitCode": code, "reason": reason}}}]}),
-    );
+    kmock.terminate(NS, pod, phase, code, reason);
 }
 
 fn failed_with(state: &JobState, words: &str) -> bool {
@@ -605,64 +600,7 @@ fn check_says_what_is_missing_and_how_to_fix_it() {
 /// log line by line as they come; then marks the pod ended with its exit code. Returns the
 /// exit code.
 fn kubelet_runs(kmock: &Kmock, pod: &str, image_env: &[(&str, &Path)]) -> i32 {
-    let pods: Value = serde_json::to_value(kmock_pod(kmock, pod)).expect("pod");
-    let container = &pods["spec"]["containers"][0];
-    let argv: Vec<String> = serde_json::from_value(container["command"].clone()).expect("command");
-    let mut command = std::process::Command::new(&argv[0]);
-    command.args(&argv[1..]).env_clear();
-    command.env("PATH", std::env::var_os("PATH").unwrap_or_default());
-    for (name, value) in image_env {
-        command.env(name, value);
-    }
-    for var in container["env"].as_array().expect("env") {
-        let value = match var["valueFrom"]["fieldRef"]["fieldPath"].as_str() {
-            // The downward API: where the pod runs.
-            Some("spec.nodeName") => kmock
-                .pod(NS, pod)
-                .and_then(|p| p["spec"]["nodeName"].as_str().map(str::to_string))
-                .unwrap_or_default(),
-            Some(other) => panic!("a field the test's kubelet does not know: {other}"),
-            None => var["value"]
-                .as_str()
-                .expect("a plain value, never a reference to a secret")
-                .to_string(),
-        };
-        command.env(var["name"].as_str().expect("name"), value);
-    }
-    let mut child = command
-        .stdin(std::process::Stdio::null())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .expect("the container's command runs");
-    let stderr = child.stderr.take().expect("stderr");
-    let stderr = std::thread::spawn(move || std::io::read_to_string(stderr).unwrap_or_default());
-    use std::io::BufRead;
-    for line in std::io::BufReader::new(child.stdout.take().expect("stdout")).split(b'\n') {
-        let mut line = line.expect("a line");
-        line.push(b'\n');
-        kmock.append_log(NS, pod, &line);
-    }
-    let code = child.wait().expect("exit").code().unwrap_or(128);
-    kmock.append_log(NS, pod, stderr.join().expect("stderr").as_bytes());
-    terminated(
-        kmock,
-        pod,
-        if code == 0 { "Succeeded" } else { "Failed" },
-        code,
-        "Completed",
-    );
-    code
-}
-
-fn kmock_pod(kmock: &Kmock, pod: &str) -> Value {
-    kmock
-        .requests()
-        .into_iter()
-        .rev()
-        .find(|r| r["method"] == "POST" && r["body"]["metadata"]["name"] == pod)
-        .map(|r| r["body"].clone())
-        .expect("the pod was created")
+    kmock.run_pod(NS, pod, image_env, || false)
 }
 
 #[test]

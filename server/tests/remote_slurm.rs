@@ -141,34 +141,19 @@ impl Repo {
 
     /// The newest run's folder, once there is one.
     fn started_run(&self) -> Option<PathBuf> {
-        let runs = self.root.join(".gadugi/runs");
-        let mut ids: Vec<_> = std::fs::read_dir(&runs).ok()?.flatten().map(|e| e.path()).collect();
-        ids.sort();
-        ids.pop()
+        common::newest_run(&self.root)
     }
 
     fn state(&self) -> Value {
-        let text = self
-            .started_run()
-            .and_then(|d| std::fs::read_to_string(d.join("state.json")).ok())
-            .unwrap_or_default();
-        serde_json::from_str(&text).unwrap_or(Value::Null)
+        common::newest_state(&self.root)
     }
 
     fn branch(&self, name: &str) -> Option<String> {
-        let out = Command::new("git")
-            .args(["-C", self.root.to_str().unwrap(), "rev-parse", "--verify", "-q"])
-            .arg(format!("refs/heads/{name}"))
-            .output()
-            .unwrap();
-        out.status
-            .success()
-            .then(|| String::from_utf8_lossy(&out.stdout).trim().to_string())
+        common::reference(&self.root, &format!("refs/heads/{name}"))
     }
 
     fn on_origin(&self, reference: &str) -> Option<String> {
-        let out = git(&self.origin, &["for-each-ref", "--format=%(objectname)", reference]);
-        (!out.is_empty()).then_some(out)
+        common::reference(&self.origin, reference)
     }
 }
 

@@ -23,7 +23,7 @@
 use std::io::Write;
 use std::path::Path;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
 
@@ -389,7 +389,8 @@ async fn follow(
     let files = ctx.req.layout.attempt(&ctx.req.run_id, &task.id, attempt);
     let mut cancel_sent = false;
     let mut ticks = 0u64;
-    let mut ended_without_record = 0;
+    // When the engine first said the job ended while its last record had not come yet.
+    let mut ended_at: Option<Instant> = None;
     loop {
         let before = (progress.offset, progress.seq);
         let engine = remote.engine.clone();
@@ -448,11 +449,17 @@ async fn follow(
                     });
                 }
                 Ok(Ok(s)) if s.is_final() => {
-                    // The output is complete once the job ended; read it once more before
-                    // deciding that no last record will come.
-                    ended_without_record += 1;
-                    if ended_without_record > 1 {
-                        return Some(ended_early(&s, &files.remote_err, cancel_sent));
+                    // The job's output may still be arriving (a cancelled job pushes its work
+                    // within the grace period; logs reach the engine a little late): give its
+                    // last record that long before deciding that none will come.
+                    let patience = if cancel_sent {
+                        ctx.req.config.kill_grace + Duration::from_secs(15)
+                    } else {
+                        Duration::from_secs(5)
+                    };
+                    let since = *ended_at.get_or_insert_with(Instant::now);
+                    if since.elapsed() >= patience {
+                        return Some(ended_early(&s, job, &files.remote_err, cancel_sent));
                     }
                 }
                 Ok(Ok(_)) => {}
@@ -544,8 +551,14 @@ fn relayed(event: &Event) -> bool {
 }
 
 /// The outcome of a job that ended without its last record.
-fn ended_early(state: &JobState, stderr: &Path, cancel_sent: bool) -> AttemptOutcome {
-    let see = format!("see {}", stderr.display());
+fn ended_early(state: &JobState, job: &JobHandle, stderr: &Path, cancel_sent: bool) -> AttemptOutcome {
+    // An engine that keeps the job's stderr in a file of ours (Slurm) points there; else the
+    // job's own log is where to look.
+    let see = if stderr.exists() {
+        format!("see {}", stderr.display())
+    } else {
+        format!("see the log of job {}", job.id)
+    };
     match state {
         JobState::Cancelled if cancel_sent => AttemptOutcome {
             cancelled: true,

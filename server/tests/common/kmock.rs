@@ -272,6 +272,97 @@ impl Kmock {
     }
 }
 
+impl Kmock {
+    /// Plays the kubelet for pod `pod` of namespace `ns`: runs its container's command for
+    /// real with only the pod's environment (the downward API's `spec.nodeName` filled in)
+    /// plus `image_env` (what the image would hold: PATH, HOME...), appends its stdout to the
+    /// pod's log line by line (stderr at the end), and marks the container terminated with
+    /// its exit code. When `stop()` turns true while it runs (its Job was deleted), the
+    /// command gets SIGTERM, as a kubelet gives a pod that is being deleted.
+    pub fn run_pod(&self, ns: &str, pod: &str, image_env: &[(&str, &Path)], stop: impl Fn() -> bool) -> i32 {
+        let spec = self.pod(ns, pod).unwrap_or_else(|| panic!("no pod {pod}"));
+        let container = &spec["spec"]["containers"][0];
+        let argv: Vec<String> = serde_json::from_value(container["command"].clone()).expect("command");
+        let mut command = Command::new(&argv[0]);
+        command.args(&argv[1..]).env_clear();
+        command.env("PATH", std::env::var_os("PATH").unwrap_or_default());
+        for (name, value) in image_env {
+            command.env(name, value);
+        }
+        for var in container["env"].as_array().expect("env") {
+            let value = match var["valueFrom"]["fieldRef"]["fieldPath"].as_str() {
+                // The downward API: where the pod runs.
+                Some("spec.nodeName") => spec["spec"]["nodeName"].as_str().unwrap_or_default().to_string(),
+                Some(other) => panic!("a field the test's kubelet does not know: {other}"),
+                None => var["value"]
+                    .as_str()
+                    .expect("a plain value, never a reference to a secret")
+                    .to_string(),
+            };
+            command.env(var["name"].as_str().expect("name"), value);
+        }
+        let mut child = command
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .process_group(0)
+            .spawn()
+            .expect("the container's command runs");
+        let stderr = child.stderr.take().expect("stderr");
+        let stderr = std::thread::spawn(move || std::io::read_to_string(stderr).unwrap_or_default());
+        let (tx, rx) = std::sync::mpsc::channel::<Vec<u8>>();
+        let stdout = child.stdout.take().expect("stdout");
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).split(b'\n').map_while(Result::ok) {
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        let mut signalled = false;
+        let code = loop {
+            while let Ok(mut line) = rx.try_recv() {
+                line.push(b'\n');
+                self.append_log(ns, pod, &line);
+            }
+            if let Some(status) = child.try_wait().expect("wait") {
+                // What the command printed before it ended.
+                for mut line in rx.iter() {
+                    line.push(b'\n');
+                    self.append_log(ns, pod, &line);
+                }
+                break status.code().unwrap_or(128 + 15);
+            }
+            if !signalled && stop() {
+                signalled = true;
+                // SAFETY: kill(2) on the process group of a child we started.
+                unsafe { libc::kill(-(child.id() as i32), libc::SIGTERM) };
+            }
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        };
+        self.append_log(ns, pod, stderr.join().expect("stderr").as_bytes());
+        self.terminate(
+            ns,
+            pod,
+            if code == 0 { "Succeeded" } else { "Failed" },
+            code,
+            "Completed",
+        );
+        code
+    }
+
+    /// Marks pod `pod`'s container terminated with `code` and `reason` (`Completed`,
+    /// `OOMKilled`), the pod in `phase`.
+    pub fn terminate(&self, ns: &str, pod: &str, phase: &str, code: i32, reason: &str) {
+        self.patch_pod_status(
+            ns,
+            pod,
+            json!({"phase": phase, "containerStatuses": [{"name": "gadugi",
+                "state": {"terminated": {"exitCode": code, "reason": reason}}}]}),
+        );
+    }
+}
+
 impl Drop for Kmock {
     fn drop(&mut self) {
         // The whole group, by its id (the child's pid): nothing else is touched.

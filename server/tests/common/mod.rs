@@ -170,3 +170,32 @@ pub fn summary_task<'a>(summary: &'a serde_json::Value, id: &str) -> &'a serde_j
         .and_then(|tasks| tasks.iter().find(|t| t["id"] == id))
         .unwrap_or_else(|| panic!("no task {id} in {summary}"))
 }
+
+/// The newest run's folder under `<root>/.gadugi/runs`, once there is one.
+#[allow(dead_code)] // not every test file looks for runs this way
+pub fn newest_run(root: &Path) -> Option<std::path::PathBuf> {
+    let mut ids: Vec<_> = std::fs::read_dir(root.join(".gadugi/runs"))
+        .ok()?
+        .flatten()
+        .map(|e| e.path())
+        .collect();
+    ids.sort();
+    ids.pop()
+}
+
+/// The newest run's `state.json` (`Null` before there is one).
+#[allow(dead_code)] // not every test file reads states this way
+pub fn newest_state(root: &Path) -> serde_json::Value {
+    let text = newest_run(root)
+        .and_then(|d| std::fs::read_to_string(d.join("state.json")).ok())
+        .unwrap_or_default();
+    serde_json::from_str(&text).unwrap_or(serde_json::Value::Null)
+}
+
+/// The commit of `reference` (`refs/heads/x`, `refs/gadugi/...`) in the repository at
+/// `dir` (bare or not), if it exists.
+#[allow(dead_code)] // not every test file reads references
+pub fn reference(dir: &Path, reference: &str) -> Option<String> {
+    let out = git(dir, &["for-each-ref", "--format=%(objectname)", reference]);
+    (!out.is_empty()).then_some(out)
+}
