@@ -655,6 +655,7 @@ fn the_jobs_container_runs_the_remote_task_from_its_spec_and_its_records_come_ba
         profile,
         config,
         dep_context: String::new(),
+        secrets_optional: false,
     };
     let job = JobRequest {
         name: gadugi_job_name(run, task, attempt),

@@ -156,7 +156,7 @@ fn scratch_dir(spec: &RemoteSpec) -> PathBuf {
 }
 
 async fn attempt(spec: &RemoteSpec, records: &SharedRecords) -> Result<RemoteEnd> {
-    let credentials = spec.config.executor.git_credentials.clone();
+    let credentials = (spec.config.executor.git_credentials.clone()).filter(|f| !spec.secrets_optional || f.exists());
     let scratch = scratch_dir(spec);
     let repo = Repo::init(&scratch.join("repo"))?;
     let start_ref = "refs/gadugi/start";
@@ -169,6 +169,12 @@ async fn attempt(spec: &RemoteSpec, records: &SharedRecords) -> Result<RemoteEnd
     let root = repo.root().to_path_buf();
     let mut config = spec.config.clone();
     config.worktree_dir = scratch.join("worktrees");
+    if spec.secrets_optional {
+        // A mounted Secret may leave either file out: then the agent or git goes without.
+        let executor = &mut config.executor;
+        executor.agent_env_file = executor.agent_env_file.take().filter(|f| f.exists());
+        executor.git_credentials = executor.git_credentials.take().filter(|f| f.exists());
+    }
     let plan = crate::spec::plan::build_plan(&root, vec![spec.task.clone()], &[], config.conflicts)
         .map_err(|e| anyhow::anyhow!("{e}"))?;
     let layout = Layout::new(&root);

@@ -69,6 +69,10 @@ pub struct RemoteSpec {
     pub config: Config,
     /// What the prompt says of the work of the tasks this one builds on.
     pub dep_context: String,
+    /// The credential files are where the engine mounts them, and each may be left out (a
+    /// Kubernetes Secret without one of its keys); otherwise a configured file must exist.
+    #[serde(default)]
+    pub secrets_optional: bool,
 }
 
 /// One line of a remote task's output (after [`RECORD_PREFIX`]): exactly one of the
@@ -309,10 +313,11 @@ fn spec_for(
     config.executor.kind = ExecutorKind::Local;
     config.retries = 0;
     config.pool = Default::default();
-    if let Some(mounted) = remote.engine.mounted_secrets() {
+    let mounted = remote.engine.mounted_secrets();
+    if let Some(mounted) = &mounted {
         // The job finds its credential files where the engine mounts them.
-        config.executor.agent_env_file = mounted.agent_env_file;
-        config.executor.git_credentials = mounted.git_credentials;
+        config.executor.agent_env_file = mounted.agent_env_file.clone();
+        config.executor.git_credentials = mounted.git_credentials.clone();
     }
     RemoteSpec {
         run_id: req.run_id.clone(),
@@ -327,6 +332,7 @@ fn spec_for(
         profile: req.profiles[index].clone(),
         config,
         dep_context: dep_context.to_string(),
+        secrets_optional: mounted.is_some(),
     }
 }
 

@@ -504,10 +504,15 @@ export class Workbench {
       await this.explorerRow(rowName).click({ button: "right" });
       try {
         await menuItem.waitFor({ timeout: 3000 });
-        break;
-      } catch {
+        // Right after the window opens, VS Code may not have resolved Workspace Trust yet:
+        // an item whose enablement is `isWorkspaceTrusted` shows disabled, and an open menu
+        // never updates. Close it and open it again, as a person would a moment later.
+        if ((await menuItem.getAttribute("aria-disabled")) !== "true") break;
+        throw new Error(`"${item}" is disabled for now`);
+      } catch (e) {
         await this.page.keyboard.press("Escape");
-        if (Date.now() > deadline) throw new Error(`no "${item}" in the context menu of ${rowName}`);
+        if (Date.now() > deadline) throw new Error(`no enabled "${item}" in the context menu of ${rowName}: ${String(e)}`);
+        await this.page.waitForTimeout(500);
       }
     }
     if (screenshotStep) await this.screenshot(screenshotStep);
