@@ -509,3 +509,25 @@ fn bad_configuration_is_refused_before_anything_is_created() {
     assert_eq!(r.branch("gadugi/a"), None);
     assert_eq!(git(&r.origin, &["for-each-ref"]), "", "nothing was pushed");
 }
+
+#[test]
+fn a_dry_run_prints_the_manifests_and_creates_nothing() {
+    let r = Repo::new("", None);
+    r.prompt("a", "", 0);
+    r.prompt("b", "depends_on: [a]", 0);
+    let out = r.output(&["run", "--dry-run", "prompts"]);
+    assert_eq!(out.status.code(), Some(0), "{}", show_output(&out));
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(text.matches("kind: Job").count(), 2, "{text}");
+    for id in ["a", "b"] {
+        assert!(text.contains(&format!("gadugi.dev/task: {id}")), "{text}");
+    }
+    assert!(
+        text.contains("backoffLimit: 0") && text.contains("GADUGI_REMOTE_SPEC"),
+        "{text}"
+    );
+    assert!(text.contains("(decided at run time)"), "b starts from a's work: {text}");
+    assert!(r.created_jobs().is_empty(), "no Job was created");
+    assert!(r.started_run().is_none(), "no run was started");
+    assert_eq!(git(&r.origin, &["for-each-ref"]), "", "nothing was pushed");
+}
