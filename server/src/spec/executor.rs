@@ -1,7 +1,7 @@
 //! The `[executor]` table of gadugi.toml: where a run's attempts run. `local` (the default)
 //! runs every agent on this machine under a supervisor; `slurm` submits one job per attempt
-//! to a Slurm cluster (`exec/slurm.rs`), whose nodes fetch from and push to a shared git
-//! remote. Checked when the configuration loads; what can only be checked against the
+//! to a Slurm cluster (`exec/slurm.rs`) and `kubernetes` one `batch/v1` Job per attempt
+//! (`exec/kubernetes.rs`); their jobs fetch from and push to a shared git remote. Checked when the configuration loads; what can only be checked against the
 //! cluster (its tools, the remote's reachability) is `ops::prepare`'s.
 
 use std::path::{Path, PathBuf};
