@@ -11,11 +11,13 @@
 #            the agents record their start).
 #   many.*   400 tasks × 0.5 s agents at -j 16: wall time (ideal 400 × 0.5 / 16 = 12.5 s) and the
 #            orchestrator's own CPU time (/proc, bench_tools.py watch).
-#   cargo.*  one task whose agent changes a small generated crate (no dependencies, `target/`
-#            ignored and kept by the pool) and runs `cargo build --offline -q`: from a fresh
-#            worktree, then from the pooled one; the agent times the build.
+#   cargo.*  one task whose agent changes a small generated crate (`target/` ignored and kept
+#            by the pool) and runs `cargo build --offline -q`: from a fresh worktree, then from
+#            the pooled one; the agent times the build. Two crates: no dependencies (cargo.*),
+#            and with serde + serde_json (cargo.deps.*; from cargo's local cache, offline).
 #
 #   BENCH_SMOKE=1 bash scripts/bench-scale.sh  # tiny sizes, one run: checks it yields numbers
+#   BENCH_SCALE_PARTS=cargo bash scripts/bench-scale.sh  # only these parts (big, many, cargo)
 set -euo pipefail
 source "$(dirname "$0")/bench-lib.sh"
 R=${R:-3}
@@ -30,6 +32,7 @@ else
   MANY_N=400 MANY_D=0.5 MANY_J=16
 fi
 fig() { echo "$*"; }
+part() { [[ " ${BENCH_SCALE_PARTS:-big many cargo} " == *" $1 "* ]]; }
 
 # Agent: record its start time (when STARTS names a folder), sleep, write a file, commit it.
 cat > "$WORK/quick-agent.sh" <<AGENT
@@ -68,10 +71,12 @@ gadugi_run() { # $1 repo, $2 K, $3 tag, $4 agent script
   [ "$n" = "$2" ] || { echo "bench-scale: $n agent starts in $log, expected $2" >&2; return 1; }
   echo "$(elapsed "$t0" "$t1") $spread"
 }
-pool_entries() { ls "$1.gadugi-worktrees/.pool" 2>/dev/null | grep -vc taken || true; }
+# Pooled (free) worktrees: the slots with a `.ready` marker (run/pool.rs).
+pool_entries() { ls "$1.gadugi-worktrees/.pool" 2>/dev/null | grep -c '\.ready$' || true; }
 
 # ---------------------------------------------------------------------------------------------
 # The large repository: generated once (fast-import), copied for the pool's repository.
+if part big; then
 FILES=$((SOURCES + FIXTURES))
 echo "bench: [scale] generating a $FILES-file repository" >&2
 cold="$WORK/big-cold"; warm="$WORK/big-warm"
@@ -122,9 +127,11 @@ for k in $KS; do
   fig "big.hand.wall.$k ${hw[*]}"; fig "big.hand.create.$k ${hc[*]}"; fig "big.hand.spread.$k ${hs[*]}"
 done
 rm -rf "$cold" "$cold.gadugi-worktrees" "$warm" "$warm.gadugi-worktrees"
+fi
 
 # ---------------------------------------------------------------------------------------------
 # Many short tasks: MANY_N × MANY_D s at -j MANY_J; the orchestrator's CPU from /proc.
+if part many; then
 fig "many.n $MANY_N"; fig "many.d $MANY_D"; fig "many.j $MANY_J"
 mw=(); mc=()
 for r in $(seq 1 "$R"); do
@@ -140,9 +147,11 @@ for r in $(seq 1 "$R"); do
   rm -rf "$dir" "$dir.gadugi-worktrees"
 done
 fig "many.wall ${mw[*]}"; fig "many.cpu ${mc[*]}"
+fi
 
 # ---------------------------------------------------------------------------------------------
 # Incremental build: a generated crate, `target/` ignored and kept by the pool.
+if part cargo; then
 echo "bench: [scale] cargo build, fresh worktree and pooled one ($R runs)" >&2
 crate="$WORK/crate-template"
 mkdir -p "$crate/src"
@@ -169,6 +178,14 @@ open(sys.argv[1], "w").write("".join(out))
 PY
 (cd "$crate" && unset CARGO_TARGET_DIR && cargo generate-lockfile --offline -q)
 fig "cargo.lines $(wc -l < "$crate/src/lib.rs")"
+# The same crate with two common dependencies (their sources are in cargo's local cache after
+# gadugi's own build, so this works offline), used by one derive.
+deps="$WORK/crate-deps-template"
+cp -a "$crate" "$deps"
+printf 'serde = { version = "1", features = ["derive"] }\nserde_json = "1"\n' >> "$deps/Cargo.toml"
+printf '\n#[derive(serde::Serialize)]\npub struct Report { pub items: u64 }\n\npub fn report(items: u64) -> String {\n    serde_json::to_string(&Report { items }).unwrap()\n}\n' >> "$deps/src/lib.rs"
+(cd "$deps" && unset CARGO_TARGET_DIR && cargo generate-lockfile --offline -q)
+fig "cargo.deps.packages $(grep -c '^name = ' "$deps/Cargo.lock")"
 cat > "$WORK/cargo-agent.sh" <<AGENT
 #!/bin/sh
 # The worktree's own target/ (no shared target dir, no compiler cache), incremental as in dev.
@@ -183,21 +200,28 @@ echo "\$a \$b \$warm" > "$WORK/cargo-times/\$GADUGI_TASK_ID"
 echo "\$GADUGI_TASK_ID" > "out-\$GADUGI_TASK_ID.txt"
 git add -A && git -c user.name=bench -c user.email=bench@example.com commit -qm "\$GADUGI_TASK_ID"
 AGENT
-fresh=(); pooled=()
 mkdir -p "$WORK/cargo-times"
-for r in $(seq 1 "$R"); do
-  dir="$WORK/cargo$r"
-  make_repo "$dir" "$(printf '\n[pool]\nmax_worktrees = 2\nkeep = ["target/"]')"
-  cp -a "$crate/." "$dir/"
-  git -C "$dir" add -A
-  git -C "$dir" -c user.name=bench -c user.email=bench@example.com commit -qm crate
-  for phase in fresh pooled; do
-    gadugi_run "$dir" 1 "$phase$r" "$WORK/cargo-agent.sh" > /dev/null
-    read -r a b wasm < "$WORK/cargo-times/$phase$r-1"
-    want=0; [ $phase = pooled ] && want=1
-    [ "$wasm" = $want ] || { echo "bench-scale: the $phase build found target/ = $wasm" >&2; exit 1; }
-    if [ $phase = fresh ]; then fresh+=("$(elapsed "$a" "$b")"); else pooled+=("$(elapsed "$a" "$b")"); fi
+# Fresh, then pooled, R times for the crate in $1; figures $2.fresh and $2.pooled.
+cargo_builds() { # $1 crate template, $2 figure prefix
+  local fresh=() pooled=() r dir phase a b wasm want
+  for r in $(seq 1 "$R"); do
+    dir="$WORK/cargo$r"
+    make_repo "$dir" "$(printf '\n[pool]\nmax_worktrees = 2\nkeep = ["target/"]')"
+    cp -a "$1/." "$dir/"
+    git -C "$dir" add -A
+    git -C "$dir" -c user.name=bench -c user.email=bench@example.com commit -qm crate
+    for phase in fresh pooled; do
+      gadugi_run "$dir" 1 "$phase$r" "$WORK/cargo-agent.sh" > /dev/null
+      read -r a b wasm < "$WORK/cargo-times/$phase$r-1"
+      want=0; [ $phase = pooled ] && want=1
+      [ "$wasm" = $want ] || { echo "bench-scale: the $phase build found target/ = $wasm" >&2; exit 1; }
+      if [ $phase = fresh ]; then fresh+=("$(elapsed "$a" "$b")"); else pooled+=("$(elapsed "$a" "$b")"); fi
+    done
+    rm -rf "$dir" "$dir.gadugi-worktrees" "$WORK/cargo-times"/*
   done
-  rm -rf "$dir" "$dir.gadugi-worktrees"
-done
-fig "cargo.fresh ${fresh[*]}"; fig "cargo.pooled ${pooled[*]}"
+  fig "$2.fresh ${fresh[*]}"; fig "$2.pooled ${pooled[*]}"
+}
+cargo_builds "$crate" cargo
+echo "bench: [scale] the same with serde + serde_json ($R runs)" >&2
+cargo_builds "$deps" cargo.deps
+fi

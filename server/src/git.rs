@@ -294,7 +294,8 @@ impl Repo {
     /// git's metadata ("failed to read .git/worktrees/X/commondir"), so callers serialize
     /// this step only; [`Repo::populate_worktree`], the expensive one, runs in parallel.
     ///
-    /// Refuses, changing nothing, when the branch or `path` already exists.
+    /// Refuses, changing nothing, when the branch already exists or `path` does (an empty
+    /// folder is fine: the pool's slots are reserved that way, and git accepts one).
     pub fn register_worktree(&self, path: &Path, branch: &str, start_commit: &str) -> anyhow::Result<()> {
         if !Self::is_valid_branch_name(branch) {
             bail!("{branch:?} is not a valid branch name");
@@ -303,9 +304,7 @@ impl Repo {
             bail!("branch {branch} already exists");
         }
         let path = std::path::absolute(path)?;
-        if path.symlink_metadata().is_ok() {
-            bail!("{} already exists", path.display());
-        }
+        refuse_existing(&path)?;
         let commit = self.open()?.revparse_single(start_commit)?.peel_to_commit()?.id();
         let mut args = vec![
             OsString::from("worktree"),
@@ -345,19 +344,18 @@ impl Repo {
         if let Err(e) = self.git(&self.root, &["branch", "-D", branch]) {
             tracing::warn!("removing the branch {branch} of a half-made worktree: {e:#}");
         }
+        remove_dangling_link(path);
     }
 
     /// Registers a worktree at `path` for the EXISTING branch `branch` (resuming a task whose
     /// branch was created before a crash), without its files: [`Repo::populate_worktree`]
-    /// checks them out. Fails if `path` exists.
+    /// checks them out. Fails if `path` exists (but for an empty folder).
     pub fn add_worktree_for_branch(&self, path: &Path, branch: &str) -> anyhow::Result<()> {
         if !self.branch_exists(branch)? {
             bail!("branch {branch} does not exist");
         }
         let path = std::path::absolute(path)?;
-        if path.symlink_metadata().is_ok() {
-            bail!("{} already exists", path.display());
-        }
+        refuse_existing(&path)?;
         // Metadata of a worktree that vanished in the crash would make git refuse.
         self.prune_worktrees()?;
         let args = [
@@ -774,7 +772,13 @@ impl Repo {
 
     pub fn remove_worktree(&self, path: &Path) -> anyhow::Result<()> {
         let path = std::path::absolute(path)?;
-        self.git(&self.root, &[OsString::from("worktree"), "remove".into(), path.into()])?;
+        self.git(
+            &self.root,
+            &[OsString::from("worktree"), "remove".into(), path.clone().into()],
+        )?;
+        // A pooled task's path is a symlink to its slot (run/pool.rs): git removed the slot
+        // (it matches worktrees by their real path); the link goes too.
+        remove_dangling_link(&path);
         self.prune_worktrees()
     }
 
@@ -861,22 +865,6 @@ impl Repo {
     /// branch moves.
     pub fn detach_worktree(&self, wt: &Path) -> anyhow::Result<()> {
         self.git(wt, &["checkout", "-q", "--detach"]).map(drop)
-    }
-
-    /// Moves the linked worktree `from` to `to` (`git worktree move`; refuses a locked or
-    /// dirty-with-submodules worktree, and an existing `to`).
-    pub fn move_worktree(&self, from: &Path, to: &Path) -> anyhow::Result<()> {
-        let (from, to) = (std::path::absolute(from)?, std::path::absolute(to)?);
-        let args = [OsString::from("worktree"), "move".into(), from.into(), to.into()];
-        self.git(&self.root, &args).map(drop)
-    }
-
-    /// Points git's metadata back at a linked worktree whose folder was renamed (`git
-    /// worktree repair <path>`).
-    pub fn repair_worktree(&self, path: &Path) -> anyhow::Result<()> {
-        let path = std::path::absolute(path)?;
-        let args = [OsString::from("worktree"), "repair".into(), path.into()];
-        self.git(&self.root, &args).map(drop)
     }
 
     /// In an existing linked worktree `wt`, creates the new branch `branch` at `start` and
@@ -993,6 +981,29 @@ pub fn worktree_git_dirs(worktree: &Path) -> Result<(PathBuf, PathBuf), git2::Er
 /// `path` without a trailing separator (libgit2 reports directories with one).
 fn normalize(path: &Path) -> PathBuf {
     path.components().collect()
+}
+
+/// Refuses an existing `path`, but for an empty folder (not a symlink to one).
+fn refuse_existing(path: &Path) -> anyhow::Result<()> {
+    let Ok(meta) = path.symlink_metadata() else {
+        return Ok(());
+    };
+    let empty_dir = meta.is_dir() && std::fs::read_dir(path).is_ok_and(|mut d| d.next().is_none());
+    if !empty_dir {
+        bail!("{} already exists", path.display());
+    }
+    Ok(())
+}
+
+/// Removes `path` when it is a symlink whose target is gone (what removing a pooled task's
+/// worktree through its path leaves).
+fn remove_dangling_link(path: &Path) {
+    let is_link = path.symlink_metadata().is_ok_and(|m| m.file_type().is_symlink());
+    if is_link && !path.exists() {
+        if let Err(e) = std::fs::remove_file(path) {
+            tracing::warn!("removing the link {}: {e}", path.display());
+        }
+    }
 }
 
 /// The index file of the linked worktree at `wt` (from its `.git` file, `gitdir: DIR`), if
@@ -1138,9 +1149,16 @@ mod tests {
 
         let taken = tmp.path().join("taken");
         fs::create_dir(&taken).unwrap();
+        fs::write(taken.join("notes.txt"), "someone's file\n").unwrap();
         let err = repo.create_worktree(&taken, "task2", &head).unwrap_err();
         assert!(err.to_string().contains("already exists"), "{err}");
         assert!(!repo.branch_exists("task2").unwrap());
+        assert_eq!(fs::read_to_string(taken.join("notes.txt")).unwrap(), "someone's file\n");
+        // An empty folder holds nothing: git fills it (the pool reserves its slots so).
+        let empty = tmp.path().join("empty");
+        fs::create_dir(&empty).unwrap();
+        repo.create_worktree(&empty, "task3", &head).unwrap();
+        assert_eq!(fs::read_to_string(empty.join("d/c.txt")).unwrap(), "c\n");
 
         let err = repo.create_worktree(&tmp.path().join("x"), "-x", &head).unwrap_err();
         assert!(err.to_string().contains("not a valid branch name"), "{err}");

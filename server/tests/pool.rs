@@ -1,7 +1,8 @@
 //! The warm worktree pool (`[pool]` of gadugi.toml) on real repositories with the real
 //! binary and scripted agents: a pooled worktree given to a new task holds exactly the start
-//! commit (plus the kept, ignored build outputs), dirty worktrees are never pooled, branches
-//! never move, the pool off is today's behaviour, and `gadugi pool status/prune`.
+//! commit (plus the kept, ignored build outputs) in the same folder (slot) the earlier task
+//! built in, dirty worktrees are never pooled, branches never move, the pool off is today's
+//! behaviour, `gadugi cleanup` removes a pooled task's slot, and `gadugi pool status/prune`.
 
 use std::path::PathBuf;
 use std::process::Output;
@@ -20,12 +21,14 @@ seen="$OUT/seen-$GADUGI_TASK_ID"
   echo "files:"; ls -A | grep -v '^\.git$'
   echo "marker:"; cat target/marker 2>/dev/null
   echo "staged:"; git diff --cached --name-only
+  echo "cwd:"; pwd -P
 } > "$seen"
 mkdir -p target && echo "$GADUGI_TASK_ID" >> target/marker
 echo log > build.log
 echo "$GADUGI_TASK_ID" > "out-$GADUGI_TASK_ID.txt"
 git add "out-$GADUGI_TASK_ID.txt" && git -c user.name=agent -c user.email=agent@test commit -qm "$GADUGI_TASK_ID"
 git rev-parse HEAD > "$OUT/tip-$GADUGI_TASK_ID"
+if [ "$GADUGI_TASK_ID" = bad ]; then exit 3; fi
 "#;
 
 struct Repo {
@@ -89,6 +92,7 @@ impl Repo {
         self.root.parent().unwrap().join("repo.gadugi-worktrees")
     }
 
+    /// The names under `.pool/`: slots (`<n>`) and markers (`<n>.ready`, `<n>.taken.<pid>`).
     fn pool_entries(&self) -> Vec<String> {
         let mut names: Vec<String> = std::fs::read_dir(self.worktrees().join(".pool"))
             .map(|d| {
@@ -99,6 +103,19 @@ impl Repo {
             .unwrap_or_default();
         names.sort();
         names
+    }
+
+    /// The pooled (free) slots: those with a `.ready` marker.
+    fn ready(&self) -> Vec<String> {
+        self.pool_entries()
+            .iter()
+            .filter_map(|n| n.strip_suffix(".ready").map(str::to_string))
+            .collect()
+    }
+
+    /// Whether anything (a folder, a link, a dangling link) is at the task's usual path.
+    fn task_path_exists(&self, task: &str) -> bool {
+        self.worktrees().join(task).symlink_metadata().is_ok()
     }
 
     fn seen(&self, task: &str) -> String {
@@ -159,12 +176,23 @@ fn a_pooled_worktree_holds_exactly_the_start_commit_and_keeps_build_outputs() {
         "{seen}"
     );
     assert_eq!(section(&seen, "staged"), Vec::<&str>::new(), "{seen}");
-    // Branches stay where their tasks left them; both worktrees ended in the pool as one.
+    // Both built in the same folder, which never moved: the slot .pool/1.
+    let slot = r.worktrees().join(".pool/1").canonicalize().unwrap();
+    for task in [first, second] {
+        assert_eq!(
+            section(&r.seen(task), "cwd"),
+            [slot.to_str().unwrap()],
+            "{}",
+            r.seen(task)
+        );
+    }
+    // Branches stay where their tasks left them; both worktrees ended in the pool as one,
+    // and the tasks' paths (symlinks to the slot) are gone.
     for task in ["one", "two"] {
         assert_eq!(git(&r.root, &["rev-parse", &format!("gadugi/{task}")]), r.tip(task));
     }
-    assert_eq!(r.pool_entries(), ["1"]);
-    assert!(!r.worktrees().join("one").exists() && !r.worktrees().join("two").exists());
+    assert_eq!(r.pool_entries(), ["1", "1.ready"]);
+    assert!(!r.task_path_exists("one") && !r.task_path_exists("two"));
     let pooled = r.worktrees().join(".pool/1");
     assert_eq!(git(&pooled, &["rev-parse", "--abbrev-ref", "HEAD"]), "HEAD", "detached");
     assert!(
@@ -181,6 +209,7 @@ fn a_pooled_worktree_holds_exactly_the_start_commit_and_keeps_build_outputs() {
     let before_second = r.checkout();
     r.run(&[], &["three"]);
     let seen = r.seen("three");
+    assert_eq!(section(&seen, "cwd"), [slot.to_str().unwrap()], "{seen}");
     assert_eq!(
         section(&seen, "marker"),
         ["one", "two"].map(|t| if t == "one" { first } else { second }),
@@ -230,7 +259,11 @@ fn a_worktree_with_changes_is_never_pooled() {
     ];
     for (name, change) in changes {
         let wt = config.worktree_path(name);
-        repo.create_worktree(&wt, name, &head).unwrap();
+        gadugi::run::pool::create_worktree(&repo, &config, &wt, name, &head, &lock).unwrap();
+        assert!(
+            gadugi::run::pool::slot_of(&config, &wt).is_some(),
+            "{name}: made in a slot"
+        );
         change(&wt);
         let before = git(&wt, &["status", "--porcelain"]);
         let released = release(&repo, &config, &wt, name, &lock).unwrap();
@@ -243,7 +276,17 @@ fn a_worktree_with_changes_is_never_pooled() {
         );
         assert_eq!(git(&r.root, &["rev-parse", name]), head);
     }
-    assert!(r.pool_entries().is_empty());
+    assert!(r.ready().is_empty());
+    // A clean worktree made before the pool was on (a plain folder) is not pooled either:
+    // moving it would cost its build caches their paths.
+    let wt = config.worktree_path("plain");
+    repo.create_worktree(&wt, "plain", &head).unwrap();
+    let released = release(&repo, &config, &wt, "plain", &lock).unwrap();
+    assert!(
+        matches!(&released, Released::NotPooled(why) if why.contains("before the pool was on")),
+        "{released:?}"
+    );
+    assert!(wt.is_dir() && r.ready().is_empty());
 }
 
 #[test]
@@ -266,7 +309,8 @@ fn the_budget_keeps_the_newest_worktrees() {
     let r = Repo::new("[pool]\nmax_worktrees = 1\n");
     r.run(&["-j", "3"], &["one", "two", "three"]);
     let entries = r.pool_entries();
-    assert_eq!(entries.len(), 1, "{entries:?}");
+    assert_eq!(entries.len(), 2, "one slot and its marker: {entries:?}");
+    assert_eq!(r.ready().len(), 1, "{entries:?}");
     for task in ["one", "two", "three"] {
         assert_eq!(git(&r.root, &["rev-parse", &format!("gadugi/{task}")]), r.tip(task));
     }
@@ -276,7 +320,7 @@ fn the_budget_keeps_the_newest_worktrees() {
 fn a_worktree_that_cannot_be_made_clean_is_discarded_for_a_fresh_one() {
     let r = Repo::new(POOL);
     r.run(&[], &["one"]);
-    assert_eq!(r.pool_entries(), ["1"]);
+    assert_eq!(r.pool_entries(), ["1", "1.ready"]);
     // The start commit no longer ignores target/ (the checkout still does, uncommitted):
     // the kept target/ would show as untracked, so the pooled worktree is not used.
     std::fs::write(r.root.join(".gitignore"), "*.log\n/prompts/\n").unwrap();
@@ -289,6 +333,45 @@ fn a_worktree_that_cannot_be_made_clean_is_discarded_for_a_fresh_one() {
     assert_eq!(git(&r.root, &["rev-parse", "gadugi/one"]), r.tip("one"));
     // target/ is not ignored there: the agent's marker was committed as a leftover.
     assert_eq!(git(&r.root, &["rev-parse", "gadugi/two~1"]), r.tip("two"));
+    // The discarded slot went; the fresh worktree was made in a new slot (its number free
+    // again) and pooled.
+    assert_eq!(r.pool_entries(), ["1", "1.ready"]);
+}
+
+#[test]
+fn a_failed_task_keeps_its_slot_until_cleanup_removes_slot_and_link() {
+    let r = Repo::new(POOL);
+    let cmd = format!("sh {}", r.agent.display());
+    let prompt = r.prompt("bad");
+    let out = r.gadugi(&["run", "--agent-command", &cmd, &prompt]);
+    assert_eq!(out.status.code(), Some(1), "{}", String::from_utf8_lossy(&out.stderr));
+    // The failed task's worktree stays, in its slot, reached through its usual path.
+    let wt = r.worktrees().join("bad");
+    assert!(wt.symlink_metadata().unwrap().file_type().is_symlink());
+    let slot = r.worktrees().join(".pool/1");
+    assert_eq!(wt.canonicalize().unwrap(), slot.canonicalize().unwrap());
+    assert_eq!(git(&wt, &["rev-parse", "--abbrev-ref", "HEAD"]), "gadugi/bad");
+    assert!(r.ready().is_empty(), "a failed task's worktree is not pooled");
+    let out = r.gadugi(&["cleanup"]);
+    let text = String::from_utf8_lossy(&out.stdout).to_string();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{text}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(!r.task_path_exists("bad") && !slot.exists(), "{text}");
+    assert_eq!(
+        git(&r.root, &["rev-parse", "gadugi/bad"]),
+        r.tip("bad"),
+        "the branch stays"
+    );
+    let listed = git(&r.root, &["worktree", "list", "--porcelain"]);
+    assert_eq!(
+        listed.lines().filter(|l| l.starts_with("worktree ")).count(),
+        1,
+        "{listed}"
+    );
 }
 
 #[test]
@@ -312,7 +395,7 @@ fn a_keep_path_that_is_tracked_or_not_ignored_is_refused() {
 fn pool_status_and_prune() {
     let r = Repo::new(POOL);
     r.run(&["-j", "2"], &["one", "two"]);
-    assert_eq!(r.pool_entries().len(), 2);
+    assert_eq!(r.ready().len(), 2);
     let out = r.gadugi(&["pool", "status", "--json"]);
     assert_eq!(out.status.code(), Some(0));
     let status: Value = serde_json::from_slice(&out.stdout).unwrap();
@@ -326,23 +409,67 @@ fn pool_status_and_prune() {
     let text = String::from_utf8_lossy(&r.gadugi(&["pool", "status"]).stdout).to_string();
     assert!(text.contains("2 pooled worktree(s)"), "{text}");
 
-    // Within the budget: nothing to do. A claim left by a dead process is garbage.
-    let dead = r.worktrees().join(".pool/9.taken.999999999");
-    std::fs::create_dir_all(&dead).unwrap();
+    // Within the budget: nothing to do. A claim left by a dead process is garbage, with its
+    // slot; but a slot a task's path links to is that task's worktree (the process died
+    // after giving it to the task), so only the claim goes. A clean slot nothing marks or
+    // links to (a crash inside a release) goes; one with changes stays.
+    let pool = r.worktrees().join(".pool");
+    let dead = pool.join("9.taken.999999999");
+    std::fs::create_dir_all(pool.join("9")).unwrap();
+    std::fs::write(&dead, "").unwrap();
+    let given = pool.join("8.taken.999999998");
+    std::fs::create_dir_all(pool.join("8")).unwrap();
+    std::fs::write(pool.join("8/work.txt"), "a task's work\n").unwrap();
+    std::os::unix::fs::symlink(pool.join("8"), r.worktrees().join("eight")).unwrap();
+    std::fs::write(&given, "").unwrap();
+    let head = git(&r.root, &["rev-parse", "HEAD"]);
+    git(
+        &r.root,
+        &[
+            "worktree",
+            "add",
+            "-q",
+            "--detach",
+            pool.join("7").to_str().unwrap(),
+            &head,
+        ],
+    );
+    git(
+        &r.root,
+        &[
+            "worktree",
+            "add",
+            "-q",
+            "--detach",
+            pool.join("6").to_str().unwrap(),
+            &head,
+        ],
+    );
+    std::fs::write(pool.join("6/untracked.txt"), "work\n").unwrap();
     let out = r.gadugi(&["pool", "prune"]);
     let text = String::from_utf8_lossy(&out.stdout).to_string();
     assert_eq!(out.status.code(), Some(0), "{text}");
     assert!(text.contains("left by a process that is gone"), "{text}");
-    assert!(!dead.exists());
-    assert_eq!(r.pool_entries().len(), 2);
+    assert!(!dead.exists() && !pool.join("9").exists(), "{text}");
+    assert!(!given.exists() && pool.join("8/work.txt").exists(), "{text}");
+    assert!(!pool.join("7").exists(), "{text}");
+    assert!(
+        pool.join("6/untracked.txt").exists() && text.contains("no task points at it, but it has changes"),
+        "{text}"
+    );
+    assert_eq!(r.ready().len(), 2);
+    std::fs::remove_file(r.worktrees().join("eight")).unwrap();
+    std::fs::remove_dir_all(pool.join("8")).unwrap();
+    std::fs::remove_file(pool.join("6/untracked.txt")).unwrap();
 
     // A pooled worktree with changes (it should never have any) is refused.
-    let first = r.worktrees().join(".pool").join(&r.pool_entries()[0]);
+    let first = pool.join(&r.ready()[0]);
     std::fs::write(first.join("README.md"), "changed\n").unwrap();
     let out = r.gadugi(&["pool", "prune", "--all"]);
     let text = String::from_utf8_lossy(&out.stdout).to_string();
     assert!(text.contains("kept") && text.contains("changes"), "{text}");
-    assert_eq!(r.pool_entries().len(), 1);
+    assert!(!pool.join("6").exists(), "a clean unlinked slot goes: {text}");
+    assert_eq!(r.ready().len(), 1);
     std::fs::write(first.join("README.md"), "hello\n").unwrap();
     r.gadugi(&["pool", "prune", "--all"]);
     assert!(r.pool_entries().is_empty());
@@ -381,7 +508,7 @@ fn measure_take_versus_create() {
     let wt = |n: &str| config.worktree_path(n);
     std::fs::create_dir_all(&config.worktree_dir).unwrap();
     let t = std::time::Instant::now();
-    repo.create_worktree(&wt("fresh"), "fresh", &head).unwrap();
+    pool::create_worktree(&repo, &config, &wt("fresh"), "fresh", &head, &lock).unwrap();
     let create = t.elapsed();
     std::fs::create_dir_all(wt("fresh").join("target")).unwrap();
     let released = pool::release(&repo, &config, &wt("fresh"), "fresh", &lock).unwrap();

@@ -319,12 +319,13 @@ fn pool_or_delete(ctx: &Ctx, wt: &std::path::Path, branch: &str) -> Result<bool>
         Ok(_) => {}
         Err(e) => tracing::warn!("not pooling {}: {e:#}", wt.display()),
     }
-    delete_clean_worktree(repo, wt)
+    delete_clean_worktree(repo, config, wt)
 }
 
-/// Deletes a worktree folder that has no uncommitted changes; false when it has some, or
-/// when it holds a nested git repository (ignored ones too: its commits exist nowhere else).
-fn delete_clean_worktree(repo: &Repo, wt: &std::path::Path) -> Result<bool> {
+/// Deletes a worktree folder (a pooled task's slot and its link) that has no uncommitted
+/// changes; false when it has some, or when it holds a nested git repository (ignored ones
+/// too: its commits exist nowhere else).
+fn delete_clean_worktree(repo: &Repo, config: &crate::spec::config::Config, wt: &std::path::Path) -> Result<bool> {
     if !wt.is_dir() || repo.is_dirty(wt)? {
         return Ok(false);
     }
@@ -332,7 +333,7 @@ fn delete_clean_worktree(repo: &Repo, wt: &std::path::Path) -> Result<bool> {
     if !nested.is_empty() {
         return Ok(false);
     }
-    std::fs::remove_dir_all(wt).with_context(|| format!("removing {}", wt.display()))?;
+    crate::run::pool::remove_worktree_folder(config, wt)?;
     Ok(true)
 }
 

@@ -559,16 +559,9 @@ async fn prepare_worktree(ctx: &Arc<Ctx>, task: &TaskHandle, merge_from: &[Strin
         let new_branch = recycled || {
             let _serialized = lock.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
             // After a crash between creating the branch and recording it, the branch is ours:
-            // check it out again instead of refusing.
-            if repo.branch_exists(&branch).unwrap_or(false) {
-                repo.add_worktree_for_branch(&wt, &branch)
-                    .map_err(WorktreeError::Create)?;
-                false
-            } else {
-                repo.register_worktree(&wt, &branch, &start)
-                    .map_err(WorktreeError::Create)?;
-                true
-            }
+            // it is checked out again instead of refused. With the pool on the worktree is
+            // made in a slot that never moves, and `wt` links to it.
+            crate::run::pool::register(&repo, &config, &wt, &branch, &start).map_err(WorktreeError::Create)?
         };
         if let Err(e) = repo.populate_worktree(&wt, &branch) {
             if new_branch {
