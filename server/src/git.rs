@@ -289,10 +289,15 @@ impl Repo {
             .inspect_err(|_| self.discard_new_worktree(path, branch))
     }
 
-    /// The cheap half of creating a worktree: `git worktree add --no-checkout -b`, git's
-    /// metadata and the branch, no files. Two of these at once on one repository fail on
-    /// git's metadata ("failed to read .git/worktrees/X/commondir"), so callers serialize
-    /// this step only; [`Repo::populate_worktree`], the expensive one, runs in parallel.
+    /// The cheap half of creating a worktree: the branch and git's metadata of the worktree
+    /// (what `git worktree add --no-checkout -b` makes), no files. Callers serialize this
+    /// step only (two `git worktree add` at once on one repository fail on each other's
+    /// metadata, "failed to read .git/worktrees/X/commondir"); [`Repo::populate_worktree`],
+    /// the expensive one, runs in parallel.
+    ///
+    /// In-process when the repository's format allows ([`Repo::write_worktree_metadata`]):
+    /// the N-th agent of a run starts N × this step after the first, and a `git worktree
+    /// add` process costs 12–25 ms where writing four small files costs well under one.
     ///
     /// Refuses, changing nothing, when the branch already exists or `path` does (an empty
     /// folder is fine: the pool's slots are reserved that way, and git accepts one).
@@ -305,7 +310,20 @@ impl Repo {
         }
         let path = std::path::absolute(path)?;
         refuse_existing(&path)?;
-        let commit = self.open()?.revparse_single(start_commit)?.peel_to_commit()?.id();
+        let repo = self.open()?;
+        let commit = repo.revparse_single(start_commit)?.peel_to_commit()?;
+        if plain_worktree_format(&repo) {
+            repo.branch(branch, &commit, false)
+                .with_context(|| format!("cannot create branch {branch}"))?;
+            if let Err(e) = self.write_worktree_metadata(&path, branch) {
+                if let Ok(mut b) = repo.find_branch(branch, BranchType::Local) {
+                    let _ = b.delete();
+                }
+                return Err(e);
+            }
+            return Ok(());
+        }
+        let commit = commit.id();
         let mut args = vec![
             OsString::from("worktree"),
             "add".into(),
@@ -317,15 +335,115 @@ impl Repo {
         self.git(&self.root, &args).map(drop)
     }
 
+    /// Writes git's metadata of a new linked worktree at `path` on the existing branch
+    /// `branch`, as `git worktree add --no-checkout` does (see gitrepository-layout(5),
+    /// "worktrees/<id>"): `<path>/.git` (`gitdir: <common>/worktrees/<id>`), and in
+    /// `<common>/worktrees/<id>/` the files `gitdir` (`<path>/.git`), `commondir` (`../..`)
+    /// and `HEAD` (`ref: refs/heads/<branch>`); no index, so [`Repo::populate_worktree`]
+    /// checks out every file. The entry is written in a scratch folder beside `worktrees/`
+    /// and renamed into it whole, so a git process listing worktrees at that moment (another
+    /// task's populate runs `git checkout`, which does) sees it complete or not at all.
+    fn write_worktree_metadata(&self, path: &Path, branch: &str) -> anyhow::Result<()> {
+        let worktrees = self.common_dir.join("worktrees");
+        fs::create_dir_all(&worktrees).with_context(|| format!("cannot create {}", worktrees.display()))?;
+        let made_folder = !path.exists();
+        fs::create_dir_all(path).with_context(|| format!("cannot create {}", path.display()))?;
+        // Leaves nothing behind on failure: the scratch entry, `.git`, a folder made here.
+        let undo = |scratch: &Path| {
+            let _ = fs::remove_dir_all(scratch);
+            let _ = fs::remove_file(path.join(".git"));
+            if made_folder {
+                let _ = fs::remove_dir(path);
+            }
+        };
+        // The id is the folder's name, made unique with a number as git does.
+        let base: String = path
+            .file_name()
+            .map(|n| {
+                n.to_string_lossy()
+                    .chars()
+                    .map(|c| {
+                        if c.is_ascii_alphanumeric() || "._-".contains(c) {
+                            c
+                        } else {
+                            '-'
+                        }
+                    })
+                    .collect()
+            })
+            .filter(|n: &String| !n.is_empty() && !n.starts_with('.'))
+            .unwrap_or_else(|| "worktree".into());
+        let scratch = self
+            .common_dir
+            .join(format!("gadugi-new-worktree-{}-{base}", std::process::id()));
+        let _ = fs::remove_dir_all(&scratch);
+        let written = (|| -> std::io::Result<()> {
+            fs::create_dir(&scratch)?;
+            fs::write(scratch.join("commondir"), "../..\n")?;
+            fs::write(scratch.join("gitdir"), format!("{}\n", path.join(".git").display()))?;
+            fs::write(scratch.join("HEAD"), format!("ref: refs/heads/{branch}\n"))
+        })();
+        if let Err(e) = written {
+            undo(&scratch);
+            return Err(e).with_context(|| format!("cannot write {}", scratch.display()));
+        }
+        // `.git` first, then the entry: a `git worktree prune` never sees an entry whose
+        // worktree has no `.git` (it would delete it as stale).
+        let dotgit = path.join(".git");
+        for n in 0..100 {
+            let id = if n == 0 { base.clone() } else { format!("{base}{n}") };
+            let entry = worktrees.join(&id);
+            if entry.symlink_metadata().is_ok() {
+                continue;
+            }
+            if let Err(e) = fs::write(&dotgit, format!("gitdir: {}\n", entry.display())) {
+                undo(&scratch);
+                return Err(e).with_context(|| format!("cannot write {}", dotgit.display()));
+            }
+            // Atomic onto a name that does not exist (the callers hold the worktree lock).
+            if fs::rename(&scratch, &entry).is_ok() {
+                return Ok(());
+            }
+        }
+        undo(&scratch);
+        bail!("cannot find a free name for the worktree in {}", worktrees.display())
+    }
+
     /// The expensive half of creating a worktree: checks out its branch's files (`git
     /// checkout -f`, so post-checkout hooks and smudge filters such as Git LFS run). Does
     /// nothing when the worktree already has an index: it was populated before (a resumed
     /// task), and its files may hold work.
     pub fn populate_worktree(&self, path: &Path, branch: &str) -> anyhow::Result<()> {
+        // Without its own `.git`, git would look in the parent folders and could find the
+        // user's checkout (a worktree folder inside the repository): never check out there.
+        if !is_complete_worktree(path) {
+            bail!(
+                "{} is not a linked worktree (its .git is missing or points nowhere)",
+                path.display()
+            );
+        }
         if worktree_index(path).is_some_and(|index| index.exists()) {
             return Ok(());
         }
         self.git(path, &["checkout", "-q", "-f", branch]).map(drop)
+    }
+
+    /// After a crash inside [`Repo::register_worktree`], the task's folder may exist without
+    /// being a worktree: empty, or holding only a `.git` that points nowhere. Such a leftover
+    /// is cleared (the folder stays, empty, which registering again accepts) and true is
+    /// returned; a complete worktree, or a folder holding anything else, is left alone (false).
+    pub fn clear_unfinished_worktree(path: &Path) -> bool {
+        if !path.is_dir() || is_complete_worktree(path) {
+            return false;
+        }
+        let Ok(names) = fs::read_dir(path).map(|d| d.flatten().map(|e| e.file_name()).collect::<Vec<_>>()) else {
+            return false;
+        };
+        match names.as_slice() {
+            [] => true,
+            [only] if only == ".git" && path.join(".git").is_file() => fs::remove_file(path.join(".git")).is_ok(),
+            _ => false,
+        }
     }
 
     /// Removes a worktree that [`Repo::register_worktree`] just made and its branch (still at
@@ -983,6 +1101,25 @@ fn normalize(path: &Path) -> PathBuf {
     path.components().collect()
 }
 
+/// Whether Gadugi may write a new worktree's metadata itself ([`Repo::write_worktree_metadata`]):
+/// the plain case, where `git worktree add --no-checkout` writes nothing more. Anything else
+/// goes through git: reftable refs (a worktree's HEAD lives elsewhere),
+/// `worktree.useRelativePaths` (git 2.48+ writes relative paths), a sparse checkout or
+/// per-worktree configuration (git copies the sparse patterns and `config.worktree` of the
+/// current worktree into the new one).
+fn plain_worktree_format(repo: &Repository) -> bool {
+    let Ok(config) = repo.config() else {
+        return false;
+    };
+    let set = |key: &str| config.get_entry(key).is_ok();
+    let bool_set = |key: &str| config.get_bool(key).unwrap_or(false);
+    !repo.is_bare()
+        && !set("extensions.refstorage")
+        && !set("extensions.worktreeconfig")
+        && !bool_set("worktree.userelativepaths")
+        && !bool_set("core.sparsecheckout")
+}
+
 /// Refuses an existing `path`, but for an empty folder (not a symlink to one).
 fn refuse_existing(path: &Path) -> anyhow::Result<()> {
     let Ok(meta) = path.symlink_metadata() else {
@@ -1004,6 +1141,13 @@ fn remove_dangling_link(path: &Path) {
             tracing::warn!("removing the link {}: {e}", path.display());
         }
     }
+}
+
+/// Whether `wt` is a linked worktree whose `.git` file points at git's entry for it.
+fn is_complete_worktree(wt: &Path) -> bool {
+    worktree_index(wt)
+        .and_then(|index| index.parent().map(Path::is_dir))
+        .unwrap_or(false)
 }
 
 /// The index file of the linked worktree at `wt` (from its `.git` file, `gitdir: DIR`), if
@@ -1058,6 +1202,149 @@ mod tests {
         repo.create_worktree(&path, branch, &repo.head_commit().unwrap())
             .unwrap();
         path
+    }
+
+    /// The metadata `register_worktree` writes itself is what `git worktree add
+    /// --no-checkout` writes (file by file, but for the paths), git reads it as its own
+    /// (list, status, commit, remove), a taken id gets a number as with git, and a sparse
+    /// checkout (whose patterns git copies) or a repository asking for relative paths goes
+    /// through git instead.
+    #[test]
+    fn worktree_metadata_written_in_process_is_gits_own() {
+        let (tmp, repo) = fixture();
+        let head = repo.head_commit().unwrap();
+        let ours = tmp.path().join("ours");
+        repo.register_worktree(&ours, "ours", &head).unwrap();
+        run(
+            repo.root(),
+            &[
+                "worktree",
+                "add",
+                "-q",
+                "--no-checkout",
+                "-b",
+                "theirs",
+                tmp.path().join("theirs").to_str().unwrap(),
+                &head,
+            ],
+        );
+        let meta = repo.common_dir().join("worktrees");
+        for file in ["HEAD", "commondir"] {
+            let read = |id: &str| fs::read_to_string(meta.join(id).join(file)).unwrap();
+            assert_eq!(
+                read("ours").replace("ours", "X"),
+                read("theirs").replace("theirs", "X"),
+                "{file}"
+            );
+        }
+        let gitdir = fs::read_to_string(meta.join("ours/gitdir")).unwrap();
+        assert_eq!(gitdir.trim(), ours.join(".git").to_str().unwrap());
+        let dotgit = fs::read_to_string(ours.join(".git")).unwrap();
+        assert_eq!(dotgit.trim(), format!("gitdir: {}", meta.join("ours").display()));
+        assert!(
+            !meta.join("ours/index").exists(),
+            "no index: populate checks out every file"
+        );
+        let listed = run(repo.root(), &["worktree", "list", "--porcelain"]);
+        assert!(
+            listed.contains(&format!(
+                "worktree {}\nHEAD {head}\nbranch refs/heads/ours",
+                ours.display()
+            )),
+            "{listed}"
+        );
+        repo.populate_worktree(&ours, "ours").unwrap();
+        assert_eq!(fs::read_to_string(ours.join("d/c.txt")).unwrap(), "c\n");
+        assert!(!repo.is_dirty(&ours).unwrap());
+        commit_file(&ours, "new.txt", "new\n");
+        assert_eq!(
+            run(repo.root(), &["log", "-1", "--format=%s", "ours"]).trim(),
+            "new.txt"
+        );
+        assert!(run(repo.root(), &["fsck", "--no-progress"]).is_empty());
+        // A worktree id that is taken (a stale entry git has not pruned) gets a number.
+        fs::create_dir(meta.join("again")).unwrap();
+        fs::write(meta.join("again/gitdir"), "/nowhere/.git\n").unwrap();
+        let again = tmp.path().join("again");
+        repo.create_worktree(&again, "again", &head).unwrap();
+        assert!(fs::read_to_string(again.join(".git"))
+            .unwrap()
+            .trim()
+            .ends_with("worktrees/again1"));
+        assert!(!repo
+            .common_dir()
+            .read_dir()
+            .unwrap()
+            .flatten()
+            .any(|e| e.file_name().to_string_lossy().starts_with("gadugi-new-worktree")));
+        repo.remove_worktree(&again).unwrap();
+        repo.remove_worktree(&ours).unwrap();
+        assert!(!ours.exists() && !meta.join("ours").exists());
+
+        // A sparse checkout goes through git, which gives the new worktree its patterns.
+        assert!(plain_worktree_format(&repo.open().unwrap()));
+        run(repo.root(), &["sparse-checkout", "set", "--no-cone", "/a.txt"]);
+        assert!(!plain_worktree_format(&repo.open().unwrap()));
+        let sparse = tmp.path().join("sparse");
+        repo.create_worktree(&sparse, "sparse", &head).unwrap();
+        assert!(
+            sparse.join("a.txt").exists() && !sparse.join("b.txt").exists(),
+            "the patterns came along"
+        );
+        // So does a repository that asks for relative paths (git 2.48+).
+        let (tmp, repo) = fixture();
+        let head = repo.head_commit().unwrap();
+        assert!(plain_worktree_format(&repo.open().unwrap()));
+        run(repo.root(), &["config", "worktree.useRelativePaths", "true"]);
+        assert!(!plain_worktree_format(&repo.open().unwrap()));
+        let relative = tmp.path().join("relative");
+        repo.create_worktree(&relative, "relative", &head).unwrap();
+        assert_eq!(
+            run(&relative, &["rev-parse", "--abbrev-ref", "HEAD"]).trim(),
+            "relative"
+        );
+    }
+
+    /// What a crash inside `register_worktree` can leave is cleared for a second try, and
+    /// nothing else is; a folder that is not a worktree is never checked out, even inside
+    /// the user's checkout (git would find the checkout's `.git` in a parent folder).
+    #[test]
+    fn an_unfinished_registration_is_cleared_and_never_checked_out() {
+        let (tmp, repo) = fixture();
+        let head = repo.head_commit().unwrap();
+        let inside = repo.root().join("trees/task");
+        fs::create_dir_all(&inside).unwrap();
+        run(repo.root(), &["branch", "task", &head]);
+        let before = (
+            run(repo.root(), &["rev-parse", "--abbrev-ref", "HEAD"]),
+            run(repo.root(), &["status", "--porcelain"]),
+        );
+        let err = repo.populate_worktree(&inside, "task").unwrap_err();
+        assert!(err.to_string().contains("not a linked worktree"), "{err}");
+        fs::write(inside.join(".git"), "gitdir: /nowhere/worktrees/task\n").unwrap();
+        assert!(repo.populate_worktree(&inside, "task").is_err());
+        assert_eq!(
+            (
+                run(repo.root(), &["rev-parse", "--abbrev-ref", "HEAD"]),
+                run(repo.root(), &["status", "--porcelain"])
+            ),
+            before
+        );
+        // Only a dangling `.git`, or nothing: cleared, and registering again works.
+        assert!(Repo::clear_unfinished_worktree(&inside));
+        assert!(inside.is_dir() && fs::read_dir(&inside).unwrap().next().is_none());
+        assert!(Repo::clear_unfinished_worktree(&inside), "an empty folder");
+        repo.add_worktree_for_branch(&inside, "task").unwrap();
+        repo.populate_worktree(&inside, "task").unwrap();
+        assert_eq!(fs::read_to_string(inside.join("a.txt")).unwrap(), "a\n");
+        // A complete worktree, or a folder holding anything else, is left alone.
+        assert!(!Repo::clear_unfinished_worktree(&inside));
+        let other = tmp.path().join("other");
+        fs::create_dir(&other).unwrap();
+        fs::write(other.join("notes.txt"), "mine\n").unwrap();
+        fs::write(other.join(".git"), "gitdir: /nowhere\n").unwrap();
+        assert!(!Repo::clear_unfinished_worktree(&other));
+        assert!(other.join(".git").exists() && other.join("notes.txt").exists());
     }
 
     /// Write `text` to `file` in `wt` and commit it there.

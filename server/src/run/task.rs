@@ -88,10 +88,16 @@ pub(crate) async fn run_task(
     let task_dir = ctx.req.layout.task_dir(&ctx.req.run_id, &id);
     let start_file = task_dir.join("start_commit");
     let recorded_start = recorded_start(resume.as_ref(), &start_file);
+    if recorded_start.is_none() && crate::git::Repo::clear_unfinished_worktree(&task.worktree) {
+        // A crash inside the worktree's registration: register it again below.
+        tracing::info!("{id}: finishing the registration of {}", task.worktree.display());
+    }
+    // An empty folder (or a pool slot's link to one) is a registration still to do.
+    let made = task.worktree.is_dir() && std::fs::read_dir(&task.worktree).is_ok_and(|mut d| d.next().is_some());
     let start_commit = match recorded_start {
         Some(c) if task.worktree.is_dir() => c,
         // Worktree made, start not yet recorded: nothing ran in it, its head is the start.
-        None if task.worktree.is_dir() && ctx.req.repo.branch_exists(&task.branch).unwrap_or(false) => {
+        None if made && ctx.req.repo.branch_exists(&task.branch).unwrap_or(false) => {
             // A crash may have come between registering the worktree and checking out its
             // files: finish that (it does nothing to a worktree that has its files).
             let (repo, wt, branch) = (ctx.req.repo.clone(), task.worktree.clone(), task.branch.clone());
