@@ -675,7 +675,14 @@ def main(figures_path, out_path):
         "(24 branch pairs, both directions), same files and the same number of conflict markers.\n"
     )
     w(
-        "Worktree metadata in-process (2026-12-01): 64 tasks × 2 s at `-j 64` in a small repository, release builds before (git's `worktree add --no-checkout` process per worktree) and after (`Repo::register_worktree` writing the metadata itself), alternated, three pairs, on a machine shared with a CI run: the last task's worktree ready 1.04–1.09 s after the command before, 0.65–0.91 s after; the last agent started at 1.07–1.12 s before, 0.68–1.08 s after; wall 3.14–3.22 s before, 2.97–3.28 s after. What remains of the spread is the 64 checkouts (`git checkout -f`, one process each) and agent starts (a supervisor process each) on 2 cores.\n"
+        "Worktree metadata in-process (2026-12-01): N tasks × 2 s at `-j N` in a small repository (the agent of section 1), release builds before (git's `worktree add --no-checkout` process per worktree) and after (`Repo::register_worktree` writing the metadata itself), alternated run by run on a quiet 2-core machine; times from the command's start, every run's range:\n"
+        '\n'
+        '| N | Runs each | Last worktree ready, before → after (s) | Last agent started (s) | Wall (s) |\n'
+        '|---|---|---|---|---|\n'
+        '| 64 | 3 | 1.18–1.30 → 0.76–0.85 | 1.21–1.33 → 0.79–0.88 | 3.27–3.40 → 2.93–3.14 |\n'
+        '| 128 | 2 | 3.53–4.15 → 1.79–1.95 | 3.58–4.18 → 1.82–1.98 | 5.74–6.33 → 4.08–4.39 |\n'
+        '\n'
+        'What remains of the start spread is the N checkouts (`git checkout -f`, one process each) and agent starts (a supervisor process each) on 2 cores.\n'
     )
     w(
         "Local runs before and after the executor seam (issue 17), measured once on 2026-12-01 (release builds of ed86936, before the seam, and e6214ba, with Slurm and Kubernetes): the suite's headline workload (section 1's repository and agent: sleep, write, commit), a fresh repository per run, the two binaries in ABBA order pair by pair, every branch checked; 2-core machine at load 2.5–4.7 (a build next door). Wall, median (min–max), s:\n"
