@@ -685,6 +685,9 @@ def main(figures_path, out_path):
         'What remains of the start spread is the N checkouts (`git checkout -f`, one process each) and agent starts (a supervisor process each) on 2 cores.\n'
     )
     w(
+        "The figures above were taken with the branch made by libgit2; the final code makes it with a `git branch` process (a random-crash test found that a `kill -9` mid-write leaves libgit2's ref lock behind), which costs about 3.6 ms per worktree one at a time (40 in 0.143 s, measured by hand): up to about 0.23 s more to the last start at N = 64 and 0.46 s at N = 128, not measured again.\n"
+    )
+    w(
         "Local runs before and after the executor seam (issue 17), measured once on 2026-12-01 (release builds of ed86936, before the seam, and e6214ba, with Slurm and Kubernetes): the suite's headline workload (section 1's repository and agent: sleep, write, commit), a fresh repository per run, the two binaries in ABBA order pair by pair, every branch checked; 2-core machine at load 2.5–4.7 (a build next door). Wall, median (min–max), s:\n"
         '\n'
         '| Workload | Before | After | After ÷ before (medians) | Median of per-pair ratios |\n'

@@ -46,16 +46,7 @@ impl Repo {
     }
 
     fn prompt(&self, name: &str, front: &str, sleep: f64) {
-        let fm = if front.is_empty() {
-            String::new()
-        } else {
-            format!("---\n{front}\n---\n")
-        };
-        std::fs::write(
-            self.root.join("prompts").join(format!("{name}.md")),
-            format!("{fm}# Task {name}\n\nSLEEP: {sleep}\n"),
-        )
-        .unwrap();
+        common::write_prompt(&self.root, name, front, &format!("SLEEP: {sleep}"));
     }
 
     fn command(&self, args: &[&str]) -> Command {

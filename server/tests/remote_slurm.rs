@@ -87,16 +87,7 @@ impl Repo {
     }
 
     fn prompt(&self, name: &str, front: &str, body: &str) {
-        let fm = if front.is_empty() {
-            String::new()
-        } else {
-            format!("---\n{front}\n---\n")
-        };
-        std::fs::write(
-            self.root.join("prompts").join(format!("{name}.md")),
-            format!("{fm}# Task {name}\n\n{body}\n"),
-        )
-        .unwrap();
+        common::write_prompt(&self.root, name, front, body);
     }
 
     fn command(&self, args: &[&str]) -> Command {

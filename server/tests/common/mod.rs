@@ -199,3 +199,19 @@ pub fn reference(dir: &Path, reference: &str) -> Option<String> {
     let out = git(dir, &["for-each-ref", "--format=%(objectname)", reference]);
     (!out.is_empty()).then_some(out)
 }
+
+/// Writes the prompt file `<root>/prompts/<name>.md`: front matter `front` (none when
+/// empty), the title `Task <name>`, and `body`.
+#[allow(dead_code)] // not every test file writes its prompts this way
+pub fn write_prompt(root: &Path, name: &str, front: &str, body: &str) {
+    let fm = if front.is_empty() {
+        String::new()
+    } else {
+        format!("---\n{front}\n---\n")
+    };
+    std::fs::write(
+        root.join("prompts").join(format!("{name}.md")),
+        format!("{fm}# Task {name}\n\n{body}\n"),
+    )
+    .unwrap();
+}
