@@ -238,11 +238,103 @@ export function diffViews(prev: GraphView | undefined, next: GraphView): GraphPa
 }
 
 /**
+ * What the extension posts once the page has a view of the same shape: the next view's header
+ * and what changed, rather than the whole view (200 tasks are some 100 KB the page would
+ * otherwise copy, and collect as garbage, at every update).
+ */
+export interface GraphUpdate {
+  title: string;
+  running: boolean;
+  startedAt?: number;
+  finishedAt?: number;
+  /** Nodes that changed (the same ids as before: the shape did not change). */
+  nodes: GraphNodeView[];
+  /** Every conflict, when they changed. */
+  conflicts?: GraphConflictView[];
+  /** Attempts that are new or changed. */
+  bars: GraphBarView[];
+  /** Attempts no longer in the view. */
+  removedBars: string[];
+}
+
+/**
+ * How to bring a page that shows `prev` to `next`: the whole view (nothing shown, or a new
+ * shape: it is laid out again), nothing (`same`), or an update.
+ */
+export function updateFor(prev: GraphView | undefined, next: GraphView): GraphUpdate | "whole" | "same" {
+  const patch = diffViews(prev, next);
+  if (patch.relayout || !prev) return "whole";
+  if (!patch.header && !patch.conflicts && patch.nodes.length === 0 && patch.bars.length === 0 && patch.removedBars.length === 0) return "same";
+  return {
+    title: next.title,
+    running: next.running,
+    startedAt: next.startedAt,
+    finishedAt: next.finishedAt,
+    nodes: patch.nodes,
+    conflicts: patch.conflicts ? next.conflicts : undefined,
+    bars: patch.bars,
+    removedBars: patch.removedBars,
+  };
+}
+
+/** The view a page showing `prev` shows after an update (what `updateFor(prev, next)` was made from). */
+export function applyUpdate(prev: GraphView, u: GraphUpdate): GraphView {
+  const nodes = new Map(u.nodes.map((n) => [n.id, n]));
+  const removed = new Set(u.removedBars);
+  const changed = new Map(u.bars.map((b) => [b.key, b]));
+  const bars: GraphBarView[] = [];
+  for (const b of prev.bars) {
+    if (removed.has(b.key)) continue;
+    bars.push(changed.get(b.key) ?? b);
+    changed.delete(b.key);
+  }
+  bars.push(...changed.values());
+  return {
+    ...prev,
+    title: u.title,
+    running: u.running,
+    startedAt: u.startedAt,
+    finishedAt: u.finishedAt,
+    nodes: prev.nodes.map((n) => nodes.get(n.id) ?? n),
+    conflicts: u.conflicts ?? prev.conflicts,
+    bars,
+  };
+}
+
+/** The page's patch for an update (the same as `diffViews(prev, applyUpdate(prev, u))`, without comparing). */
+export function patchOfUpdate(u: GraphUpdate): GraphPatch {
+  return { relayout: false, nodes: u.nodes, conflicts: u.conflicts !== undefined, bars: u.bars, removedBars: u.removedBars, header: true };
+}
+
+/**
  * Whether the extension should ask `gadugi/runGraph` again: a task's status or attempt count
  * changed (attempts and conflicts change only then), or the run's status did.
  */
 export function graphSignature(run: RunNode): string {
   return `${run.status}|${run.tasks.map((t) => `${t.id}:${t.status}:${t.attempts}`).join(",")}`;
+}
+
+/**
+ * Where an update's time went (ms): working out the patch, the graph's nodes (or its layout),
+ * the conflict arcs, the timeline (`timelineRedrawn`: drawn anew rather than patched), and the
+ * style and layout the browser did for it. Slow updates are logged with it.
+ */
+export interface UpdatePhases {
+  diff: number;
+  graph: number;
+  conflicts: number;
+  timeline: number;
+  timelineRedrawn: boolean;
+  styleLayout: number;
+}
+
+/** One line of the Gadugi output for an update that took longer than a frame: where its time went. */
+export function slowUpdateLine(ms: number, tasks: number, p: UpdatePhases): string {
+  const f = (x: number) => x.toFixed(1);
+  return (
+    `run graph: an update took ${f(ms)} ms at ${tasks} tasks (patch ${f(p.diff)}, graph ${f(p.graph)}, conflicts ${f(p.conflicts)}, ` +
+    `timeline ${f(p.timeline)}${p.timelineRedrawn ? " redrawn" : ""}, style and layout ${f(p.styleLayout)} ms)`
+  );
 }
 
 /** One frame at 60 Hz: the budget of an update that does not make the editor stutter. */

@@ -10,7 +10,8 @@ import * as crypto from "node:crypto";
 import * as vscode from "vscode";
 
 import type { GadugiClient } from "./client";
-import { FRAME_MS, graphSignature, planView, runView, timingSummary, type GraphView } from "./graphModel";
+import { FRAME_MS, graphSignature, planView, runView, slowUpdateLine, timingSummary, updateFor, type GraphView } from "./graphModel";
+import { GRAPH_PAGE_BODY } from "./graphPage";
 import type { FromWebview, ToWebview } from "./graphWebview";
 import * as model from "./model";
 import type { PlanJson, RunGraph, RunNode, TreeState } from "./protocol";
@@ -26,7 +27,12 @@ export interface GraphTimings {
   layouts: number[];
   /** Nodes in the latest update. */
   tasks: number;
+  /** Updates over a frame logged with their phases since the panel showed a new target (at most SLOW_LOGGED). */
+  slowLogged: number;
 }
+
+/** Slow updates logged one by one per target shown; after that only the summary counts them. */
+const SLOW_LOGGED = 20;
 
 export class GraphPanel implements vscode.Disposable {
   private panel: vscode.WebviewPanel | undefined;
@@ -37,8 +43,10 @@ export class GraphPanel implements vscode.Disposable {
   private fetchAgain = false;
   private ready = false;
   private seq = 0;
+  /** The view the page has (updates are made against it); undefined until it has one. */
+  private shown: GraphView | undefined;
   private lastLog = 0;
-  readonly timings: GraphTimings = { updates: [], layouts: [], tasks: 0 };
+  readonly timings: GraphTimings = { updates: [], layouts: [], tasks: 0, slowLogged: 0 };
   private readonly disposables: vscode.Disposable[] = [];
 
   constructor(
@@ -106,6 +114,7 @@ export class GraphPanel implements vscode.Disposable {
     this.logTimings(true);
     this.timings.updates.length = 0;
     this.timings.layouts.length = 0;
+    this.timings.slowLogged = 0;
   }
 
   private open(title: string): void {
@@ -126,6 +135,7 @@ export class GraphPanel implements vscode.Disposable {
     );
     panel.iconPath = vscode.Uri.joinPath(media, "gadugi.svg");
     this.ready = false;
+    this.shown = undefined;
     panel.webview.html = page(panel.webview, media, dist);
     panel.webview.onDidReceiveMessage((m: FromWebview) => this.onMessage(m), undefined, this.disposables);
     panel.onDidDispose(() => {
@@ -139,10 +149,15 @@ export class GraphPanel implements vscode.Disposable {
   private onMessage(m: FromWebview): void {
     if (m.type === "ready") {
       this.ready = true;
+      this.shown = undefined;
       this.post();
     } else if (m.type === "timing") {
       (m.relayout ? this.timings.layouts : this.timings.updates).push(m.ms);
       this.timings.tasks = m.tasks;
+      if (!m.relayout && m.ms > FRAME_MS && this.timings.slowLogged < SLOW_LOGGED) {
+        this.timings.slowLogged++;
+        this.client.output.appendLine(slowUpdateLine(m.ms, m.tasks, m.phases));
+      }
       this.logTimings(false);
     } else if (m.type === "action") {
       void this.act(m.action, m.taskId);
@@ -231,8 +246,16 @@ export class GraphPanel implements vscode.Disposable {
       if (node) view = runView(node, this.graph?.runId === runId ? this.graph : undefined);
     }
     if (!view) return;
+    const update = updateFor(this.shown, view);
+    if (update === "same") return;
     this.seq += 1;
-    void this.panel.webview.postMessage({ type: "view", view, seq: this.seq } satisfies ToWebview);
+    const message: ToWebview = update === "whole" ? { type: "view", view, seq: this.seq } : { type: "update", update, seq: this.seq };
+    this.shown = view;
+    const panel = this.panel;
+    void panel.webview.postMessage(message).then((delivered) => {
+      // Not delivered: the page has the view before; the next post sends it whole.
+      if (!delivered && this.panel === panel) this.shown = undefined;
+    });
   }
 
   dispose(): void {
@@ -267,15 +290,7 @@ function page(webview: vscode.Webview, media: vscode.Uri, dist: vscode.Uri): str
 <title>Gadugi Run Graph</title>
 </head>
 <body>
-<header><h1 id="title">Gadugi</h1>
-<ul class="legend" aria-label="Legend">
-<li class="s-queued">queued</li><li class="s-running">running</li><li class="s-succeeded">succeeded</li><li class="s-failed">failed</li><li class="s-skipped">skipped / cancelled</li>
-<li class="critical">critical path</li><li class="predicted">predicted conflict</li><li class="declared">same files</li>
-</ul></header>
-<p id="empty" hidden>No tasks.</p>
-<section id="graph-section" aria-label="Dependency graph"><svg id="graph" role="group" aria-label="Tasks by dependency, left to right"></svg></section>
-<section id="timeline-section" aria-label="Timeline of attempts"><h2>Timeline of attempts</h2><svg id="timeline"></svg></section>
-<div id="menu" role="menu" hidden></div>
+${GRAPH_PAGE_BODY}
 <script nonce="${nonce}" src="${js}"></script>
 </body>
 </html>`;

@@ -8,18 +8,33 @@
 // runs the matching `gadugi-vscode.*` command.
 
 import { DEFAULT_LAYOUT, edgePath, layout, type Layout } from "./graphLayout";
-import { ACTION_TITLES, diffViews, type GraphAction, type GraphBarView, type GraphNodeView, type GraphView } from "./graphModel";
+import {
+  ACTION_TITLES,
+  applyUpdate,
+  diffViews,
+  patchOfUpdate,
+  type GraphAction,
+  type GraphBarView,
+  type GraphNodeView,
+  type GraphPatch,
+  type GraphUpdate,
+  type GraphView,
+  type UpdatePhases,
+} from "./graphModel";
 import { formatDuration } from "./model";
 
 declare function acquireVsCodeApi(): { postMessage(message: unknown): void };
 
-/** Messages from the extension. */
-export type ToWebview = { type: "view"; view: GraphView; seq: number };
+/**
+ * Messages from the extension: the whole view (the first, or a new shape), or what changed
+ * since the view the page has (graphModel.updateFor).
+ */
+export type ToWebview = { type: "view"; view: GraphView; seq: number } | { type: "update"; update: GraphUpdate; seq: number };
 /** Messages to the extension. */
 export type FromWebview =
   | { type: "ready" }
   | { type: "action"; action: GraphAction; taskId: string }
-  | { type: "timing"; seq: number; ms: number; tasks: number; relayout: boolean }
+  | { type: "timing"; seq: number; ms: number; tasks: number; relayout: boolean; phases: UpdatePhases }
   | { type: "refused"; what: string };
 
 const SVG = "http://www.w3.org/2000/svg";
@@ -31,6 +46,19 @@ function el<K extends keyof SVGElementTagNameMap>(name: K, attrs: Record<string,
   for (const [k, v] of Object.entries(attrs)) e.setAttribute(k, String(v));
   parent?.appendChild(e);
   return e;
+}
+
+/**
+ * Sets an attribute only when its value changes: the browser invalidates style and layout on
+ * every set, even of the same value.
+ */
+function setAttr(e: Element, name: string, value: string): void {
+  if (e.getAttribute(name) !== value) e.setAttribute(name, value);
+}
+
+/** Sets a text only when it changes (a new text node means a new text layout). */
+function setText(e: Element, text: string): void {
+  if (e.textContent !== text) e.textContent = text;
 }
 
 function byId<T extends Element>(id: string): T {
@@ -70,11 +98,11 @@ function nodeClass(n: GraphNodeView): string {
 function patchNode(n: GraphNodeView): void {
   const e = nodeEls.get(n.id);
   if (!e) return;
-  e.g.setAttribute("class", nodeClass(n));
-  e.g.setAttribute("aria-label", `${n.id}: ${n.detail}${n.critical ? ", on the critical path" : ""}`);
-  e.title.textContent = fit(n.title, O.nodeWidth - 20);
-  e.detail.textContent = fit(n.detail, O.nodeWidth - 20);
-  e.tip.textContent = n.tooltip + (n.critical ? "\non the critical path" : "");
+  setAttr(e.g, "class", nodeClass(n));
+  setAttr(e.g, "aria-label", `${n.id}: ${n.detail}${n.critical ? ", on the critical path" : ""}`);
+  setText(e.title, fit(n.title, O.nodeWidth - 20));
+  setText(e.detail, fit(n.detail, O.nodeWidth - 20));
+  setText(e.tip, n.tooltip + (n.critical ? "\non the critical path" : ""));
 }
 
 /** Lays out and draws the whole graph. */
@@ -180,12 +208,14 @@ function scaleBars(v: GraphView): void {
   const span = total(v, now);
   const width = Math.max(300, timelineWidth - 24);
   const k = (width - LABEL - 10) / span;
-  timelineSvg.setAttribute("width", String(width));
-  timelineSvg.querySelector("#bars")?.setAttribute("transform", `translate(${LABEL},0) scale(${k},1)`);
+  setAttr(timelineSvg, "width", String(width));
+  const bars = timelineSvg.querySelector("#bars");
+  if (bars) setAttr(bars, "transform", `translate(${LABEL},0) scale(${k},1)`);
   if (v.startedAt !== undefined) {
     const elapsed = (now - v.startedAt) / 1000;
     for (const b of v.bars) {
-      if (runningBars.has(b.key)) barEls.get(b.key)?.setAttribute("width", String(Math.max(0, elapsed - b.start)));
+      const r = runningBars.has(b.key) ? barEls.get(b.key) : undefined;
+      if (r) setAttr(r, "width", String(Math.max(0, elapsed - b.start)));
     }
   }
   const axis = timelineSvg.querySelector("#axis");
@@ -234,7 +264,7 @@ function addRows(tasks: string[]): void {
     el("text", { x: 4, y: rows.length * ROW + 12, class: "row-label" }, labels).textContent = fit(task, LABEL - 8);
     rows.push(task);
   }
-  timelineSvg.setAttribute("height", String(rows.length * ROW + 24));
+  setAttr(timelineSvg, "height", String(rows.length * ROW + 24));
 }
 
 /** Adds or updates an attempt's bar, in seconds since the run started (scaleBars fits them). */
@@ -245,12 +275,12 @@ function putBar(b: GraphBarView): void {
     el("title", {}, r);
     barEls.set(b.key, r);
   }
-  r.setAttribute("x", String(b.start));
-  r.setAttribute("width", String(Math.max(0, (b.end ?? b.start) - b.start)));
+  setAttr(r, "x", String(b.start));
+  setAttr(r, "width", String(Math.max(0, (b.end ?? b.start) - b.start)));
   if (b.end === undefined) runningBars.add(b.key);
   else runningBars.delete(b.key);
-  r.setAttribute("class", barClass(b));
-  r.firstElementChild!.textContent = barTip(b);
+  setAttr(r, "class", barClass(b));
+  setText(r.firstElementChild!, barTip(b));
 }
 
 function barTip(b: GraphBarView): string {
@@ -258,25 +288,34 @@ function barTip(b: GraphBarView): string {
   return `${b.task} attempt ${b.attempt}: ${b.status}, ${took} (from +${formatDuration(b.start)})`;
 }
 
-/** Applies a new view: patches what changed, lays out only a new shape. */
-function apply(next: GraphView): boolean {
-  const patch = diffViews(view, next);
+/** Shows a new view (`patch`: what changed from the one shown): patches, lays out only a new shape. */
+function apply(next: GraphView, patch: GraphPatch, phases: UpdatePhases): void {
+  let t = performance.now();
+  const lap = () => {
+    const now = performance.now();
+    const ms = now - t;
+    t = now;
+    return ms;
+  };
   const prev = view;
   view = next;
-  if (patch.header) header.textContent = next.title;
+  if (patch.header) setText(header, next.title);
   if (patch.relayout) {
     drawGraph(next);
   } else {
     for (const n of patch.nodes) patchNode(n);
   }
+  phases.graph = lap();
   if (patch.conflicts) drawConflicts(next);
+  phases.conflicts = lap();
   // New tasks in the timeline are appended when they started after every row so far (the
   // usual case: rows are in order of first start); anything else redraws it.
   const newTasks = [...new Set(patch.bars.filter((b) => !rowOf.has(b.task)).map((b) => b.task))];
-  const latest = Math.max(-Infinity, ...(prev?.bars ?? []).map((b) => b.start));
+  const latest = newTasks.length > 0 ? Math.max(-Infinity, ...(prev?.bars ?? []).map((b) => b.start)) : -Infinity;
   const appendable = newTasks.every((t) => patch.bars.every((b) => b.task !== t || b.start >= latest));
   if (patch.relayout || patch.removedBars.length > 0 || !appendable) {
     drawTimeline(next);
+    phases.timelineRedrawn = true;
   } else if (patch.bars.length > 0 || prev?.running !== next.running || prev?.finishedAt !== next.finishedAt) {
     const starts = new Map<string, number>();
     for (const b of patch.bars) if (newTasks.includes(b.task)) starts.set(b.task, Math.min(starts.get(b.task) ?? Infinity, b.start));
@@ -290,7 +329,7 @@ function apply(next: GraphView): boolean {
     window.clearInterval(clock);
     clock = undefined;
   }
-  return patch.relayout;
+  phases.timeline = lap();
 }
 
 function closeMenu(): void {
@@ -354,14 +393,30 @@ new ResizeObserver((entries) => {
 }).observe(timelineSection);
 
 window.addEventListener("message", (e: MessageEvent<ToWebview>) => {
-  if (e.data?.type !== "view") return;
+  const m = e.data;
+  if (m?.type !== "view" && m?.type !== "update") return;
+  if (m.type === "update" && !view) {
+    // An update for a view this page never had (it was reloaded): ask for the whole view.
+    vscode.postMessage({ type: "ready" } satisfies FromWebview);
+    return;
+  }
   const t0 = performance.now();
-  const relayout = apply(e.data.view);
+  const phases: UpdatePhases = { diff: 0, graph: 0, conflicts: 0, timeline: 0, timelineRedrawn: false, styleLayout: 0 };
+  const next = m.type === "view" ? m.view : applyUpdate(view!, m.update);
+  const patch = m.type === "view" ? diffViews(view, next) : patchOfUpdate(m.update);
+  phases.diff = performance.now() - t0;
+  apply(next, patch, phases);
+  const t1 = performance.now();
   // Reading a layout property makes the browser do the style and layout work of this update
   // now, so it is part of the time measured (painting is not).
   void document.body.offsetHeight;
-  const ms = performance.now() - t0;
-  vscode.postMessage({ type: "timing", seq: e.data.seq, ms, tasks: e.data.view.nodes.length, relayout } satisfies FromWebview);
+  const t2 = performance.now();
+  phases.styleLayout = t2 - t1;
+  // The update on the page's timeline: DevTools' Timings track shows it, and a trace of the
+  // page finds the CPU time its thread spent on it (test/e2e/graph.test.ts).
+  performance.measure(`gadugi graph ${patch.relayout ? "layout" : "update"} ${m.seq}`, { start: t0, end: t2 });
+  performance.clearMeasures();
+  vscode.postMessage({ type: "timing", seq: m.seq, ms: t2 - t0, tasks: next.nodes.length, relayout: patch.relayout, phases } satisfies FromWebview);
 });
 // Anything the strict Content Security Policy refuses is reported (and logged by the extension).
 document.addEventListener("securitypolicyviolation", (e) => {

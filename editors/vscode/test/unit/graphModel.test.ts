@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
 
-import { diffViews, graphSignature, planView, runView, shapeKey, timingSummary } from "../../src/graphModel";
+import { applyUpdate, diffViews, graphSignature, patchOfUpdate, planView, runView, shapeKey, slowUpdateLine, timingSummary, updateFor } from "../../src/graphModel";
 import type { PlanJson, RunGraph, RunNode, TaskNode } from "../../src/protocol";
 import { run as treeRun, task } from "./fixtures";
 
@@ -86,6 +86,50 @@ test("a status change is a patch of one node; only a new shape is laid out again
   assert.equal(diffViews(undefined, after).relayout, true, "the first view is drawn whole");
   const fewerConflicts = runView(run(next), { ...graph, conflicts: [] });
   assert.equal(diffViews(after, fewerConflicts).conflicts, true);
+});
+
+test("the page gets what changed: an update rebuilds the next view exactly; a new shape is sent whole, nothing new not at all", () => {
+  const before = runView(run(tasks()), graph);
+  const next = tasks();
+  next[1] = { ...next[1], status: "succeeded", phase: null, durationSeconds: 9 };
+  next[2] = { ...next[2], status: "running", phase: "preparing", attempts: 1 };
+  const afterGraph: RunGraph = {
+    ...graph,
+    conflicts: [graph.conflicts[0]],
+    attempts: [
+      graph.attempts[0],
+      { ...graph.attempts[1], finishedAt: "2026-11-21T09:45:22.000Z", status: "succeeded" },
+      { task: "ui", attempt: 1, startedAt: "2026-11-21T09:45:23.000Z", finishedAt: null, status: "running" },
+    ],
+  };
+  const after = runView(run(next), afterGraph);
+  const u = updateFor(before, after);
+  assert.ok(typeof u === "object");
+  assert.deepEqual(u.nodes.map((n) => n.id), ["api", "ui"], "only the nodes that changed travel");
+  assert.deepEqual(u.bars.map((b) => b.key), ["api#1", "ui#1"]);
+  assert.deepEqual(u.conflicts?.length, 1, "conflicts travel when they changed");
+  assert.deepEqual(applyUpdate(before, u), after);
+  assert.deepEqual(patchOfUpdate(u), { ...diffViews(before, after), header: true });
+
+  // An attempt no longer in the view (a retried run's graph) is removed.
+  const dropped = runView(run(next), { ...afterGraph, attempts: afterGraph.attempts.slice(1) });
+  const d = updateFor(after, dropped);
+  assert.ok(typeof d === "object");
+  assert.deepEqual(d.removedBars, ["schema#1"]);
+  assert.equal(d.conflicts, undefined, "unchanged conflicts stay at home");
+  assert.deepEqual(applyUpdate(after, d), dropped);
+
+  assert.equal(updateFor(after, runView(run(next), afterGraph)), "same");
+  assert.equal(updateFor(undefined, after), "whole");
+  assert.equal(updateFor(after, runView(run([...next, task("docs", { dependsOn: ["api"] })]), afterGraph)), "whole");
+  assert.equal(updateFor(after, { ...after, runId: "r2" }), "whole", "another run is drawn whole");
+});
+
+test("a slow update's line says where its time went", () => {
+  assert.equal(
+    slowUpdateLine(23.46, 200, { diff: 0.4, graph: 1.25, conflicts: 0, timeline: 2, timelineRedrawn: true, styleLayout: 19.8 }),
+    "run graph: an update took 23.5 ms at 200 tasks (patch 0.4, graph 1.3, conflicts 0.0, timeline 2.0 redrawn, style and layout 19.8 ms)",
+  );
 });
 
 test("the graph is asked again only when a status or an attempt count changes", () => {
