@@ -33,6 +33,8 @@ pub(crate) struct Ctx {
     /// `git worktree add` reads every other worktree's metadata while it writes its own;
     /// two at once fail with "failed to read .git/worktrees/X/commondir". Serialized.
     pub worktree_lock: Arc<std::sync::Mutex<()>>,
+    /// The new branches of tasks that start together, made by one git process.
+    pub branches: Arc<crate::run::branches::BranchBatch>,
     /// The cluster that runs the attempts, when not this machine (`[executor]`).
     pub remote: Option<Arc<crate::run::executor::Remote>>,
 }

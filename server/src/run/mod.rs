@@ -2,6 +2,7 @@
 //! cancel), the life of one task (worktree, attempts under supervisors, leftovers, verify),
 //! worktrees made ready to work in, and the single writer of events.
 
+pub mod branches;
 pub mod classify;
 pub mod context;
 pub mod emitter;

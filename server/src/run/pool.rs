@@ -456,16 +456,39 @@ fn discard_taken(repo: &Repo, config: &Config, wt: &Path, branch: &str, start: &
 /// `start`. Returns whether it made the branch. A failure leaves neither slot nor link.
 pub fn register(repo: &Repo, config: &Config, wt: &Path, branch: &str, start: &str) -> Result<bool> {
     let existing = repo.branch_exists(branch)?;
+    register_in_slot(config, wt, |at| {
+        if existing {
+            repo.add_worktree_for_branch(at, branch).map(|()| false)
+        } else {
+            repo.register_worktree(at, branch, start).map(|()| true)
+        }
+    })
+}
+
+/// [`register`] for a `branch` the caller has just made for this worktree
+/// (`Repo::create_branches`, in a batch with other tasks' branches; only where
+/// `Repo::writes_worktree_metadata`). On failure the branch is deleted again and neither slot
+/// nor link is left. Callers hold the run's worktree lock.
+pub fn register_on_new_branch(repo: &Repo, config: &Config, wt: &Path, branch: &str) -> Result<()> {
+    let registered = register_in_slot(config, wt, |at| repo.register_worktree_on_new_branch(at, branch));
+    if registered.is_err() && repo.branch_exists(branch).unwrap_or(false) {
+        // Failed before the registration itself (no slot): the branch is not left behind.
+        if let Err(e) = repo.delete_branch(branch) {
+            tracing::warn!("removing the branch {branch} of a worktree not made: {e:#}");
+        }
+    }
+    registered
+}
+
+/// Runs `register_at` on where the worktree goes: with the pool on a new slot that `wt` links
+/// to, else `wt` itself. A failure leaves neither slot nor link.
+fn register_in_slot<T>(config: &Config, wt: &Path, register_at: impl FnOnce(&Path) -> Result<T>) -> Result<T> {
     let at = if config.pool.enabled() {
         new_slot(config, wt)?
     } else {
         wt.to_path_buf()
     };
-    let made = if existing {
-        repo.add_worktree_for_branch(&at, branch).map(|()| false)
-    } else {
-        repo.register_worktree(&at, branch, start).map(|()| true)
-    };
+    let made = register_at(&at);
     if made.is_err() && at != wt {
         let _ = std::fs::remove_file(wt);
         let _ = std::fs::remove_dir(&at);

@@ -132,6 +132,7 @@ async fn run_loop(req: RunRequest, mut out: Emitter, cancel: watch::Receiver<boo
         exe,
         cancel: cancel.clone(),
         worktree_lock: Arc::default(),
+        branches: Arc::default(),
         remote,
     });
     let (tx, mut rx) = mpsc::unbounded_channel::<TaskMsg>();

@@ -540,6 +540,7 @@ async fn prepare_worktree(ctx: &Arc<Ctx>, task: &TaskHandle, merge_from: &[Strin
     );
     let merge_from = merge_from.to_vec();
     let lock = ctx.worktree_lock.clone();
+    let branches = ctx.branches.clone();
     let config = ctx.req.config.clone();
     tokio::task::spawn_blocking(move || -> Result<String, WorktreeError> {
         let start = match merge_from.first() {
@@ -562,7 +563,16 @@ async fn prepare_worktree(ctx: &Arc<Ctx>, task: &TaskHandle, merge_from: &[Strin
         let recycled = crate::run::pool::take(&repo, &config, &wt, &branch, &start, &lock)
             .inspect_err(|e| tracing::warn!("not using the worktree pool: {e:#}"))
             .unwrap_or(false);
-        let new_branch = recycled || {
+        let new_branch = if recycled {
+            true
+        } else if repo.writes_worktree_metadata() && !repo.branch_exists(&branch).map_err(WorktreeError::Git)? {
+            // The branch first, outside the lock, in one git process with the branches of
+            // the other tasks starting now (run/branches.rs); then the metadata, serialized.
+            branches.create(&repo, &branch, &start).map_err(WorktreeError::Create)?;
+            let _serialized = lock.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+            crate::run::pool::register_on_new_branch(&repo, &config, &wt, &branch).map_err(WorktreeError::Create)?;
+            true
+        } else {
             let _serialized = lock.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
             // After a crash between creating the branch and recording it, the branch is ours:
             // it is checked out again instead of refused. With the pool on the worktree is
