@@ -662,10 +662,28 @@ impl Repo {
         Ok(Some((what, dir.join(marker))))
     }
 
-    /// Paths with unresolved merge conflicts in the index of `wt`.
+    /// Paths with unresolved merge conflicts in the index of `wt` (what `git diff
+    /// --name-only --diff-filter=U` lists: index entries in a conflict stage), sorted. Read
+    /// in-process from the worktree's index: every finished task asks, and a git process per
+    /// task was a good part of the run's own cost on a small machine.
     pub fn unmerged_paths(&self, wt: &Path) -> anyhow::Result<Vec<String>> {
-        let out = self.git(wt, &["diff", "-z", "--name-only", "--diff-filter=U"])?;
-        let mut files: Vec<String> = out.split_terminator('\0').map(str::to_string).collect();
+        // `open`, not `discover`: a folder without its own .git must not find the user's checkout.
+        let repo = Repository::open(wt).with_context(|| format!("cannot open the worktree {}", wt.display()))?;
+        let index = repo
+            .index()
+            .with_context(|| format!("cannot read the index of {}", wt.display()))?;
+        if !index.has_conflicts() {
+            return Ok(vec![]);
+        }
+        let mut files = vec![];
+        for conflict in index.conflicts()? {
+            let conflict = conflict?;
+            let entry = conflict.our.or(conflict.their).or(conflict.ancestor);
+            if let Some(entry) = entry {
+                files.push(String::from_utf8_lossy(&entry.path).into_owned());
+            }
+        }
+        files.sort();
         files.dedup();
         Ok(files)
     }
@@ -1642,6 +1660,40 @@ mod tests {
         assert_eq!(repo.commits_ahead("merged", &base).unwrap(), 4);
         assert_eq!(run(&merged, &["log", "-1", "--format=%s"]), "gadugi: merge two\n");
         assert!(!repo.is_dirty(&merged).unwrap());
+    }
+
+    #[test]
+    fn unmerged_paths_are_the_ones_git_lists() {
+        let (tmp, repo) = fixture();
+        let one = worktree(&tmp, &repo, "one");
+        let two = worktree(&tmp, &repo, "two");
+        for (wt, text) in [(&one, "one\n"), (&two, "two\n")] {
+            write(&wt.join("sub/dir/z.txt"), text);
+            write(&wt.join("naïve name.txt"), text);
+            commit_file(wt, "a.txt", text);
+        }
+        commit_file(&two, "b.txt", "changed\n");
+        let merged = worktree(&tmp, &repo, "merged");
+        assert_eq!(
+            repo.unmerged_paths(&merged).unwrap(),
+            Vec::<String>::new(),
+            "no merge, no conflict"
+        );
+        run(&merged, &["merge", "-q", "one"]);
+        // Deleted here, changed on `two`: a conflict without our side.
+        run(&merged, &["rm", "-q", "b.txt"]);
+        run(&merged, &["commit", "-qm", "rm"]);
+        let failed = Command::new("git")
+            .arg("-C")
+            .arg(&merged)
+            .args(["merge", "-q", "two"])
+            .output()
+            .unwrap();
+        assert!(!failed.status.success(), "the merge conflicts");
+        let by_git = run(&merged, &["diff", "-z", "--name-only", "--diff-filter=U"]);
+        let by_git: Vec<String> = by_git.split_terminator('\0').map(str::to_string).collect();
+        assert_eq!(by_git, ["a.txt", "b.txt", "naïve name.txt", "sub/dir/z.txt"]);
+        assert_eq!(repo.unmerged_paths(&merged).unwrap(), by_git);
     }
 
     #[test]
