@@ -278,11 +278,12 @@ def main(figures_path, out_path):
         )
     w("")
     w(
-        "Where the overhead goes: each worktree is made in two steps, git's metadata and the branch "
-        "(serialized: two `git worktree add` at once on one repository fail reading each other's "
-        "metadata; since 2026-12-01 written in-process, four small files, instead of a `git worktree "
-        "add --no-checkout` process of 12–25 ms) and the checkout (`git checkout -f`, in parallel); so "
-        "the N-th agent still starts about N × the metadata step after the first. "
+        "Where the overhead goes: each worktree is made in three steps, the branch (since 2026-12-01 "
+        "made for all the tasks starting together by one `git update-ref --stdin`, `run/branches.rs`), "
+        "git's metadata (serialized: two `git worktree add` at once on one repository fail reading each "
+        "other's metadata; since 2026-12-01 written in-process, four small files, instead of a `git "
+        "worktree add --no-checkout` process of 12–25 ms) and the checkout (`git checkout -f`, in "
+        "parallel); so the N-th agent still starts up to N × the metadata step after the first. "
         f"At {f.med('setup.small'):.0f} ms per worktree one at a time (section 2) that is "
         f"{8 * f.med('setup.small') / 1000:.2f} s at N = 8 and {64 * f.med('setup.small') / 1000:.2f} s at N = 64 "
         "as an upper bound, while `xargs` starts every agent at once; the end of each task (leftover "
@@ -686,6 +687,16 @@ def main(figures_path, out_path):
     )
     w(
         "The figures above were taken with the branch made by libgit2; the final code makes it with a `git branch` process (a random-crash test found that a `kill -9` mid-write leaves libgit2's ref lock behind), which costs about 3.6 ms per worktree one at a time (40 in 0.143 s, measured by hand): up to about 0.23 s more to the last start at N = 64 and 0.46 s at N = 128, not measured again.\n"
+    )
+    w(
+        "Branches in batches and one git process less per task (2026-12-01, after the figures above): the tasks that start together hand their branches to one `git update-ref --stdin` transaction instead of a `git branch` each under the serialized step, a finished task's unmerged paths are read from its index in-process instead of by `git diff`, and a supervisor with no child left skips its scan of /proc for orphans. 64 tasks × 2 s at `-j 64` (section 1's repository and agent), the time from the start to the last task prepared: 0.92–1.12 s → 0.39–0.46 s (2 runs each). Wall against `xargs -P N` run right after each run, release build on the quiet 2-core machine (nothing else running):\n"
+        '\n'
+        '| N | Runs | Gadugi (s) | `xargs -P N` (s) | Ratio, median (range) | Target |\n'
+        '|---|---|---|---|---|---|\n'
+        '| 64 | 8 | 2.78–3.33 | 2.35–2.66 | 1.24 (1.16–1.38) | ≤ 1.15× |\n'
+        '| 128 | 8 | 3.65–4.72 | 2.79–3.06 | 1.43 (1.20–1.62) | ≤ 1.3× |\n'
+        '\n'
+        "Both targets are still missed, by about 0.2 s at 64 tasks and 0.4 s at 128. The cause is CPU, not a lock: with agents that only commit, Gadugi's run of 64 tasks uses 3.2 s of CPU (its processes and the agents') where `xargs` uses 0.9 s, about 35 ms per task of its own, and at N ≥ 64 the 2 cores are busy from the first agent's start to the last. Most of it is process starts: per task a supervisor and three git processes (checkout, the leftover check, the check before the worktree is removed), and on this virtual machine every process start spends a large share of its time in glibc's CPU cache detection (`intel_check_word`, `cpuid` trapped by the hypervisor: 9–13% of all CPU samples of such a run, `perf record -a`).\n"
     )
     w(
         "Local runs before and after the executor seam (issue 17), measured once on 2026-12-01 (release builds of ed86936, before the seam, and e6214ba, with Slurm and Kubernetes): the suite's headline workload (section 1's repository and agent: sleep, write, commit), a fresh repository per run, the two binaries in ABBA order pair by pair, every branch checked; 2-core machine at load 2.5–4.7 (a build next door). Wall, median (min–max), s:\n"
