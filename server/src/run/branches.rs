@@ -57,8 +57,14 @@ impl BranchBatch {
             state.batches += 1;
             state.largest = state.largest.max(batch.len());
             drop(state);
-            // The lock is not held while git runs: requests queue up for the next batch.
-            let answers = run_batch(repo, &batch);
+            // The lock is not held while git runs: requests queue up for the next batch. A
+            // panic in it still answers every request and frees the next batch (no waiter is
+            // left waiting for a batch that will never end).
+            let answers = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| run_batch(repo, &batch)))
+                .unwrap_or_else(|_| {
+                    let failed = || Err("creating the branches failed unexpectedly (a panic; see the log)".to_string());
+                    batch.iter().map(|(t, _, _)| (*t, failed())).collect()
+                });
             state = self.state.lock().unwrap_or_else(|p| p.into_inner());
             state.answers.extend(answers);
             state.running = false;
