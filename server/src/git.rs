@@ -356,8 +356,12 @@ impl Repo {
             if !Self::is_valid_branch_name(branch) {
                 bail!("{branch:?} is not a valid branch name");
             }
-            if commit.len() < 40 || !commit.bytes().all(|b| b.is_ascii_hexdigit()) {
-                bail!("{commit:?} is not a commit id");
+            // One command per line: nothing in it may start another.
+            if commit.is_empty()
+                || commit.starts_with('-')
+                || commit.bytes().any(|b| b.is_ascii_whitespace() || b.is_ascii_control())
+            {
+                bail!("{commit:?} is not a commit name");
             }
             input.push_str(&format!("create refs/heads/{branch} {commit}\n"));
         }

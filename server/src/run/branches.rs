@@ -202,5 +202,14 @@ mod tests {
             "nothing of a failed batch is made"
         );
         assert_eq!(repo.branch_head("c").unwrap(), None);
+        // A commit name cannot smuggle in a command of its own.
+        let sneaky = format!("{head}\ndelete refs/heads/main");
+        assert!(repo.create_branches(&[("x".into(), sneaky)]).is_err());
+        assert_eq!(repo.branch_head("main").unwrap().as_deref(), Some(head.as_str()));
+        assert_eq!(repo.branch_head("x").unwrap(), None);
+        // An abbreviated commit name is git's to resolve.
+        repo.create_branches(&[("short".into(), head[..12].to_string())])
+            .unwrap();
+        assert_eq!(repo.branch_head("short").unwrap().as_deref(), Some(head.as_str()));
     }
 }
