@@ -396,6 +396,14 @@ stream_max_retries = {}
                     .env("AIDER_SHOW_RELEASE_NOTES", "false");
             }
         }
+        // Codex's Linux sandbox masks a missing `.agents` folder under each writable root, /tmp
+        // among them, with a mount point that bubblewrap creates on the host while the sandbox
+        // runs; a second codex sandbox starting then finds /tmp/.agents and fails ("bwrap:
+        // Can't remount readonly on /newroot/tmp/.agents", seen once in CI with the codex tests
+        // running at once). One codex run at a time here; the race is codex's own.
+        static CODEX_SANDBOX: std::sync::Mutex<()> = std::sync::Mutex::new(());
+        let _one_codex =
+            matches!(self.agent, Agent::Codex).then(|| CODEX_SANDBOX.lock().unwrap_or_else(|p| p.into_inner()));
         let out = c.args(args).output().unwrap();
         eprintln!("{}", self.logs());
         out
