@@ -385,19 +385,13 @@ impl Repo {
 
     /// Registers a worktree at `path` on `branch`, which the caller has just made for it with
     /// [`Repo::create_branches`] and nothing else uses, without its files (as
-    /// [`Repo::register_worktree`] does). On failure the branch is deleted again, so nothing
-    /// is left half-made. Only for repositories where [`Repo::writes_worktree_metadata`].
+    /// [`Repo::register_worktree`] does). On failure nothing of the worktree is left; the branch
+    /// is the caller's to delete (`run::pool::register_on_new_branch` does). Only for
+    /// repositories where [`Repo::writes_worktree_metadata`].
     pub fn register_worktree_on_new_branch(&self, path: &Path, branch: &str) -> anyhow::Result<()> {
-        let registered = std::path::absolute(path)
-            .map_err(anyhow::Error::from)
-            .and_then(|path| refuse_existing(&path).map(|()| path))
-            .and_then(|path| self.write_worktree_metadata(&path, branch));
-        if registered.is_err() {
-            if let Err(e) = self.git(&self.root, &["branch", "-D", branch]) {
-                tracing::warn!("removing the branch {branch} of a worktree not made: {e:#}");
-            }
-        }
-        registered
+        let path = std::path::absolute(path)?;
+        refuse_existing(&path)?;
+        self.write_worktree_metadata(&path, branch)
     }
 
     /// Writes git's metadata of a new linked worktree at `path` on the existing branch

@@ -185,6 +185,28 @@ mod tests {
     }
 
     #[test]
+    fn a_new_branch_whose_worktree_cannot_be_registered_is_deleted_again() {
+        let (dir, repo, head) = repo();
+        let config = crate::spec::config::Config::defaults(dir.path());
+        let wt = dir.path().join("taken");
+        std::fs::create_dir(&wt).unwrap();
+        std::fs::write(wt.join("user-file"), "mine").unwrap();
+        repo.create_branches(&[("gadugi/t".into(), head)]).unwrap();
+        let err = crate::run::pool::register_on_new_branch(&repo, &config, &wt, "gadugi/t").unwrap_err();
+        assert!(format!("{err:#}").contains("already exists"), "{err:#}");
+        assert_eq!(
+            repo.branch_head("gadugi/t").unwrap(),
+            None,
+            "the branch made for it is gone"
+        );
+        assert_eq!(
+            std::fs::read_to_string(wt.join("user-file")).unwrap(),
+            "mine",
+            "the folder is untouched"
+        );
+    }
+
+    #[test]
     fn a_batch_is_all_or_none() {
         let (_dir, repo, head) = repo();
         repo.create_branches(&[("b".into(), head.clone())]).unwrap();

@@ -471,8 +471,7 @@ pub fn register(repo: &Repo, config: &Config, wt: &Path, branch: &str, start: &s
 /// nor link is left. Callers hold the run's worktree lock.
 pub fn register_on_new_branch(repo: &Repo, config: &Config, wt: &Path, branch: &str) -> Result<()> {
     let registered = register_in_slot(config, wt, |at| repo.register_worktree_on_new_branch(at, branch));
-    if registered.is_err() && repo.branch_exists(branch).unwrap_or(false) {
-        // Failed before the registration itself (no slot): the branch is not left behind.
+    if registered.is_err() {
         if let Err(e) = repo.delete_branch(branch) {
             tracing::warn!("removing the branch {branch} of a worktree not made: {e:#}");
         }
