@@ -873,9 +873,14 @@ impl Repo {
     }
 
     /// Whether `wt` has uncommitted changes: modified, staged, deleted, or untracked files
-    /// that are not ignored.
+    /// that are not ignored, and changes inside submodules. Whatever the user's git
+    /// configuration says `git status` should hide: with `status.showUntrackedFiles = no`
+    /// (common in large repositories) it lists no untracked file, and an agent's new files
+    /// would be neither committed as leftovers nor protected from the worktree's removal.
     pub fn is_dirty(&self, wt: &Path) -> anyhow::Result<bool> {
-        let status = self.git(wt, &["--no-optional-locks", "status", "--porcelain"])?;
+        let mut args = vec!["--no-optional-locks", "status", "--porcelain"];
+        args.extend(STATUS_SHOWS_ALL);
+        let status = self.git(wt, &args)?;
         Ok(!status.is_empty())
     }
 
@@ -1092,7 +1097,9 @@ impl Repo {
     /// for ignored, `??` for untracked, anything else a change to tracked files. A folder
     /// whose whole content is ignored is one entry ending in `/`.
     pub fn status_with_ignored(&self, wt: &Path) -> anyhow::Result<Vec<(String, String)>> {
-        let out = self.git(wt, &["--no-optional-locks", "status", "--porcelain", "--ignored", "-z"])?;
+        let mut args = vec!["--no-optional-locks", "status", "--porcelain", "--ignored", "-z"];
+        args.extend(STATUS_SHOWS_ALL);
+        let out = self.git(wt, &args)?;
         let mut entries = vec![];
         let mut fields = out.split_terminator('\0');
         while let Some(entry) = fields.next() {
@@ -1220,6 +1227,10 @@ fn normalize(path: &Path) -> PathBuf {
 /// `worktree.useRelativePaths` (git 2.48+ writes relative paths), a sparse checkout or
 /// per-worktree configuration (git copies the sparse patterns and `config.worktree` of the
 /// current worktree into the new one).
+/// Options that make `git status` list every change, whatever the configuration hides
+/// (`status.showUntrackedFiles`, `diff.ignoreSubmodules`, `submodule.<name>.ignore`).
+const STATUS_SHOWS_ALL: [&str; 2] = ["--untracked-files=normal", "--ignore-submodules=none"];
+
 fn plain_worktree_format(repo: &Repository) -> bool {
     let Ok(config) = repo.config() else {
         return false;
@@ -1745,6 +1756,53 @@ mod tests {
         assert!(!repo.is_dirty(&wt).unwrap());
         assert!(wt.join("x.log").exists());
         assert_eq!(repo.commit_all(&wt, "again").unwrap(), None);
+    }
+
+    /// Configuration that makes `git status` hide changes does not hide them from
+    /// `is_dirty` (nor from the leftover commit that follows it): untracked files with
+    /// `status.showUntrackedFiles = no`, a changed submodule with `diff.ignoreSubmodules`.
+    #[test]
+    fn is_dirty_sees_what_the_configuration_hides_from_git_status() {
+        let (tmp, repo) = fixture();
+        let wt = worktree(&tmp, &repo, "task");
+        run(repo.root(), &["config", "status.showUntrackedFiles", "no"]);
+        run(repo.root(), &["config", "diff.ignoreSubmodules", "all"]);
+        assert!(!repo.is_dirty(&wt).unwrap());
+        write(&wt.join("new.txt"), "the agent's\n");
+        assert_eq!(run(&wt, &["status", "--porcelain"]), "", "git status hides it");
+        assert!(repo.is_dirty(&wt).unwrap(), "an untracked file");
+        let id = repo.commit_all(&wt, "leftovers").unwrap().expect("committed");
+        assert!(repo.tracked_files(&id).unwrap().contains(&"new.txt".to_string()));
+        assert!(!repo.is_dirty(&wt).unwrap());
+
+        // A submodule whose files the agent changed.
+        let sub = tmp.path().join("sub");
+        fs::create_dir(&sub).unwrap();
+        run(&sub, &["init", "-q", "-b", "main"]);
+        write(&sub.join("s.txt"), "s\n");
+        run(&sub, &["add", "-A"]);
+        run(
+            &sub,
+            &["-c", "user.name=t", "-c", "user.email=t@e", "commit", "-qm", "s"],
+        );
+        let url = sub.display().to_string();
+        run(
+            &wt,
+            &[
+                "-c",
+                "protocol.file.allow=always",
+                "submodule",
+                "add",
+                "-q",
+                &url,
+                "sub",
+            ],
+        );
+        run(&wt, &["commit", "-qm", "the submodule"]);
+        assert!(!repo.is_dirty(&wt).unwrap());
+        write(&wt.join("sub/s.txt"), "changed\n");
+        assert_eq!(run(&wt, &["status", "--porcelain"]), "", "git status hides it");
+        assert!(repo.is_dirty(&wt).unwrap(), "a changed submodule");
     }
 
     #[test]

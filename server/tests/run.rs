@@ -28,6 +28,7 @@ case "$b" in
   hang) trap '' TERM; sh -c 'trap "" TERM; echo $$ > "$GADUGI_WORKTREE/../'"$GADUGI_TASK_ID"'.child"; sleep 300' & sleep 300 ;;
   flood) head -c 30000000 /dev/zero | tr '\0' 'x' | fold -w 99; commit flood.txt ;;
   uncommitted) echo left > left.txt; echo changed >> README.md; rm -f gone.txt ;;
+  newfile) echo left > left.txt ;;
   flaky) [ "$GADUGI_ATTEMPT" = 1 ] && { echo "first attempt dies" >&2; kill -9 $$; }; commit flaky.txt ;;
   exit75) [ "$GADUGI_ATTEMPT" = 1 ] && exit 75; commit flaky.txt ;;
   exit1) [ "$GADUGI_ATTEMPT" = 1 ] && exit 1; commit flaky.txt ;;
@@ -390,6 +391,21 @@ fn uncommitted_changes_are_committed_on_the_branch() {
         .status()
         .unwrap();
     assert!(!deleted.success(), "the deletion was committed too");
+    assert!(!r.worktree("messy").exists(), "clean after the commit, so removed");
+}
+
+/// A user whose git hides untracked files from `git status` (`status.showUntrackedFiles =
+/// no`, common in large repositories) loses none of the agent's new files: they are
+/// committed as leftovers, not deleted with the worktree.
+#[test]
+fn new_files_are_committed_even_when_git_status_is_told_to_hide_them() {
+    let r = Repo::new();
+    git(&r.root, &["config", "status.showUntrackedFiles", "no"]);
+    r.prompt("messy", "", "newfile");
+    let (code, summary, stderr) = r.run(&[], &["prompts"]);
+    assert_eq!(code, 0, "{stderr}");
+    assert_eq!(task(&summary, "messy")["commits"], 1);
+    assert_eq!(git(&r.root, &["show", "gadugi/messy:left.txt"]), "left");
     assert!(!r.worktree("messy").exists(), "clean after the commit, so removed");
 }
 
