@@ -468,10 +468,13 @@ impl Repo {
         bail!("cannot find a free name for the worktree in {}", worktrees.display())
     }
 
-    /// The expensive half of creating a worktree: checks out its branch's files (`git
-    /// checkout -f`, so post-checkout hooks and smudge filters such as Git LFS run). Does
+    /// The expensive half of creating a worktree: checks out its branch's files. Does
     /// nothing when the worktree already has an index: it was populated before (a resumed
-    /// task), and its files may hold work.
+    /// task), and its files may hold work. `git checkout -f`, so post-checkout hooks and
+    /// smudge filters such as Git LFS run — or, where nothing of git's own would run and the
+    /// tree is small, libgit2 in-process ([`checkout_method`]): the same files and index
+    /// without a git process, which costs more than the checkout of a small tree (a few ms
+    /// of CPU each, 64 of them when 64 tasks start at once on 2 cores).
     pub fn populate_worktree(&self, path: &Path, branch: &str) -> anyhow::Result<()> {
         // Without its own `.git`, git would look in the parent folders and could find the
         // user's checkout (a worktree folder inside the repository): never check out there.
@@ -483,6 +486,15 @@ impl Repo {
         }
         if worktree_index(path).is_some_and(|index| index.exists()) {
             return Ok(());
+        }
+        if checkout_method(path, branch)? == CheckoutMethod::InProcess {
+            let repo = Repository::open(path)?;
+            let commit = repo.find_branch(branch, BranchType::Local)?.get().peel_to_commit()?;
+            let mut force = git2::build::CheckoutBuilder::new();
+            force.force();
+            return repo
+                .checkout_tree(commit.as_object(), Some(&mut force))
+                .with_context(|| format!("cannot check out {branch} in {}", path.display()));
         }
         self.git(path, &["checkout", "-q", "-f", branch]).map(drop)
     }
@@ -1227,6 +1239,80 @@ fn normalize(path: &Path) -> PathBuf {
 /// `worktree.useRelativePaths` (git 2.48+ writes relative paths), a sparse checkout or
 /// per-worktree configuration (git copies the sparse patterns and `config.worktree` of the
 /// current worktree into the new one).
+/// How [`Repo::populate_worktree`] checks out a worktree's files.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CheckoutMethod {
+    /// libgit2, in-process.
+    InProcess,
+    /// `git checkout -f`, for the reason given.
+    Git(&'static str),
+}
+
+/// Trees with more files than this are checked out by git: libgit2 writes files one after
+/// another, git in parallel (`examples/worktree_bench.rs`: 20,000 files took git 1.2 s and
+/// libgit2 2.3 s); below it the git process is the larger cost.
+pub const IN_PROCESS_CHECKOUT_MAX_FILES: usize = 1000;
+
+/// Whether the checkout of `branch` into the new linked worktree `wt` can be done
+/// in-process with exactly git's result: only when nothing git would run or apply and
+/// libgit2 would not is in play. A post-checkout hook (or any `core.hooksPath`), a
+/// configured filter driver (Git LFS is one), attributes libgit2 does not implement
+/// (`working-tree-encoding`, in any `.gitattributes` of the tree, `info/attributes` or
+/// `core.attributesFile`), submodules, a sparse checkout or another unusual layout
+/// ([`plain_worktree_format`]), or more than [`IN_PROCESS_CHECKOUT_MAX_FILES`] files: git.
+pub fn checkout_method(wt: &Path, branch: &str) -> anyhow::Result<CheckoutMethod> {
+    use CheckoutMethod::Git;
+    let repo = Repository::open(wt)?;
+    if !plain_worktree_format(&repo) {
+        return Ok(Git("the repository's layout or sparse checkout"));
+    }
+    let config = repo.config()?;
+    if config.get_entry("core.hooksPath").is_ok() {
+        return Ok(Git("core.hooksPath names the hooks"));
+    }
+    let common = repo.commondir().to_path_buf();
+    if common.join("hooks/post-checkout").exists() {
+        return Ok(Git("a post-checkout hook"));
+    }
+    let mut filters = config.entries(Some(r"^filter\..*\.(smudge|process|required)$"))?;
+    if filters.next().is_some() {
+        return Ok(Git("a filter driver is configured (Git LFS is one)"));
+    }
+    if config.get_entry("core.attributesFile").is_ok() || common.join("info/attributes").exists() {
+        return Ok(Git("attributes outside the tree"));
+    }
+    let tree = repo.find_branch(branch, BranchType::Local)?.get().peel_to_tree()?;
+    let (mut files, mut why) = (0usize, None);
+    tree.walk(TreeWalkMode::PreOrder, |_, entry| {
+        match entry.kind() {
+            Some(git2::ObjectType::Commit) => why = Some("a submodule"),
+            Some(git2::ObjectType::Blob) => {
+                files += 1;
+                if files > IN_PROCESS_CHECKOUT_MAX_FILES {
+                    why = Some("a large tree");
+                } else if entry.name_bytes() == b".gitattributes" {
+                    let text = entry.to_object(&repo).ok().and_then(|o| o.peel_to_blob().ok());
+                    if text.is_none_or(|b| contains(b.content(), b"working-tree-encoding")) {
+                        why = Some("a working-tree-encoding attribute");
+                    }
+                }
+            }
+            _ => {}
+        }
+        if why.is_some() {
+            TreeWalkResult::Abort
+        } else {
+            TreeWalkResult::Ok
+        }
+    })
+    .or_else(|e| if why.is_some() { Ok(()) } else { Err(e) })?;
+    Ok(why.map_or(CheckoutMethod::InProcess, Git))
+}
+
+fn contains(haystack: &[u8], needle: &[u8]) -> bool {
+    haystack.windows(needle.len()).any(|w| w == needle)
+}
+
 /// Options that make `git status` list every change, whatever the configuration hides
 /// (`status.showUntrackedFiles`, `diff.ignoreSubmodules`, `submodule.<name>.ignore`).
 const STATUS_SHOWS_ALL: [&str; 2] = ["--untracked-files=normal", "--ignore-submodules=none"];
@@ -1602,6 +1688,147 @@ mod tests {
             "post-checkout ran"
         );
         assert!(!repo.is_dirty(&wt).unwrap());
+    }
+
+    /// Every file under `dir` but `.git`: path, and what it is (a symlink's target, or a
+    /// file's content and executable bit).
+    fn snapshot(dir: &Path) -> Vec<(String, String)> {
+        use std::os::unix::fs::PermissionsExt;
+        let mut out = vec![];
+        let mut stack = vec![dir.to_path_buf()];
+        while let Some(d) = stack.pop() {
+            for e in fs::read_dir(&d).unwrap().flatten() {
+                let (p, meta) = (e.path(), e.path().symlink_metadata().unwrap());
+                let rel = p.strip_prefix(dir).unwrap().display().to_string();
+                if rel == ".git" {
+                    continue;
+                }
+                if meta.file_type().is_symlink() {
+                    out.push((rel, format!("-> {}", fs::read_link(&p).unwrap().display())));
+                } else if meta.is_dir() {
+                    out.push((rel, "dir".into()));
+                    stack.push(p);
+                } else {
+                    let exec = meta.permissions().mode() & 0o111 != 0;
+                    out.push((rel, format!("{exec} {:?}", fs::read(&p).unwrap())));
+                }
+            }
+        }
+        out.sort();
+        out
+    }
+
+    /// Which checkout each repository gets; and where it is the in-process one, the worktree
+    /// holds exactly what `git worktree add` gives (files, contents, executable bits,
+    /// symlinks, line endings converted by `core.autocrlf`) and git reads its index as
+    /// clean, nothing staged.
+    #[test]
+    fn checkout_is_in_process_only_where_it_gives_gits_result() {
+        use CheckoutMethod::{Git, InProcess};
+        type Setup = fn(&Path);
+        let cases: &[(&str, Setup, CheckoutMethod)] = &[
+            ("plain", |_| {}, InProcess),
+            (
+                "executable, symlink, nested folders, autocrlf",
+                |root| {
+                    write(&root.join("run.sh"), "#!/bin/sh\necho hi\n");
+                    run(root, &["update-index", "--add", "--chmod=+x", "run.sh"]);
+                    std::os::unix::fs::symlink("d/c.txt", root.join("link")).unwrap();
+                    write(&root.join("x/y/z.txt"), "one\ntwo\n");
+                    write(&root.join(".gitattributes"), "*.txt text\n");
+                    run(root, &["config", "core.autocrlf", "true"]);
+                },
+                InProcess,
+            ),
+            (
+                "a filter attribute with no driver configured (git ignores it too)",
+                |root| write(&root.join(".gitattributes"), "*.txt filter=nothing\n"),
+                InProcess,
+            ),
+            (
+                "post-checkout hook",
+                |root| write(&root.join(".git/hooks/post-checkout"), "#!/bin/sh\n"),
+                Git("a post-checkout hook"),
+            ),
+            (
+                "core.hooksPath",
+                |root| drop(run(root, &["config", "core.hooksPath", "/nowhere"])),
+                Git("core.hooksPath names the hooks"),
+            ),
+            (
+                "a filter driver (as Git LFS configures)",
+                |root| drop(run(root, &["config", "filter.lfs.process", "git-lfs filter-process"])),
+                Git("a filter driver is configured (Git LFS is one)"),
+            ),
+            (
+                "working-tree-encoding in a nested .gitattributes",
+                |root| write(&root.join("d/.gitattributes"), "*.utf16 working-tree-encoding=UTF-16\n"),
+                Git("a working-tree-encoding attribute"),
+            ),
+            (
+                "info/attributes",
+                |root| write(&root.join(".git/info/attributes"), "*.txt text\n"),
+                Git("attributes outside the tree"),
+            ),
+            (
+                "a submodule",
+                |root| {
+                    // A repository inside, which `git add` records as a gitlink.
+                    let sub = root.join("sub");
+                    write(&sub.join("s.txt"), "s\n");
+                    run(&sub, &["init", "-q"]);
+                    run(&sub, &["add", "-A"]);
+                    run(
+                        &sub,
+                        &["-c", "user.name=t", "-c", "user.email=t@e", "commit", "-qm", "s"],
+                    );
+                },
+                Git("a submodule"),
+            ),
+            (
+                "more files than the in-process limit",
+                |root| {
+                    for i in 0..IN_PROCESS_CHECKOUT_MAX_FILES {
+                        write(&root.join(format!("many/{i}.txt")), "x\n");
+                    }
+                },
+                Git("a large tree"),
+            ),
+        ];
+        crate::testing::check_table(cases, |(name, setup, expected)| {
+            let (tmp, repo) = fixture();
+            let root = repo.root().to_path_buf();
+            setup(&root);
+            run(&root, &["add", "-A"]);
+            run(&root, &["commit", "-q", "--allow-empty", "-m", "case"]);
+            let head = repo.head_commit().unwrap();
+            let wt = tmp.path().join("task");
+            repo.register_worktree(&wt, "task", &head).unwrap();
+            let method = checkout_method(&wt, "task").unwrap();
+            repo.populate_worktree(&wt, "task").unwrap();
+            let by_git = tmp.path().join("by-git");
+            run(
+                &root,
+                &[
+                    "worktree",
+                    "add",
+                    "-q",
+                    "-b",
+                    "by-git",
+                    &by_git.display().to_string(),
+                    &head,
+                ],
+            );
+            let same = snapshot(&wt) == snapshot(&by_git);
+            let status = run(&wt, &["status", "--porcelain", "--untracked-files=all"]);
+            let staged = run(&wt, &["diff", "--cached", "--name-only", "HEAD"]);
+            let result = (method, same, status, staged);
+            (
+                name.to_string(),
+                (*expected, true, String::new(), String::new()),
+                result,
+            )
+        });
     }
 
     #[test]
