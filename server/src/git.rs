@@ -489,9 +489,9 @@ impl Repo {
         if worktree_index(path).is_some_and(|index| index.exists()) {
             return Ok(());
         }
-        if checkout_method(path, branch)? == CheckoutMethod::InProcess {
-            let repo = Repository::open(path)?;
-            let commit = repo.find_branch(branch, BranchType::Local)?.get().peel_to_commit()?;
+        let repo = Repository::open(path)?;
+        let commit = repo.find_branch(branch, BranchType::Local)?.get().peel_to_commit()?;
+        if checkout_method_of(&repo, &commit.tree()?)? == CheckoutMethod::InProcess {
             let mut force = git2::build::CheckoutBuilder::new();
             force.force();
             return repo
@@ -1258,9 +1258,15 @@ pub const IN_PROCESS_CHECKOUT_MAX_FILES: usize = 1000;
 /// `core.attributesFile`), submodules, a sparse checkout or another unusual layout
 /// ([`plain_worktree_format`]), or more than [`IN_PROCESS_CHECKOUT_MAX_FILES`] files: git.
 pub fn checkout_method(wt: &Path, branch: &str) -> anyhow::Result<CheckoutMethod> {
-    use CheckoutMethod::Git;
     let repo = Repository::open(wt)?;
-    if !plain_worktree_format(&repo) {
+    let tree = repo.find_branch(branch, BranchType::Local)?.get().peel_to_tree()?;
+    checkout_method_of(&repo, &tree)
+}
+
+/// [`checkout_method`] for `tree` in the worktree `repo`, already open.
+fn checkout_method_of(repo: &Repository, tree: &git2::Tree) -> anyhow::Result<CheckoutMethod> {
+    use CheckoutMethod::Git;
+    if !plain_worktree_format(repo) {
         return Ok(Git("the repository's layout or sparse checkout"));
     }
     let config = repo.config()?;
@@ -1278,7 +1284,6 @@ pub fn checkout_method(wt: &Path, branch: &str) -> anyhow::Result<CheckoutMethod
     if config.get_entry("core.attributesFile").is_ok() || common.join("info/attributes").exists() {
         return Ok(Git("attributes outside the tree"));
     }
-    let tree = repo.find_branch(branch, BranchType::Local)?.get().peel_to_tree()?;
     let (mut files, mut why) = (0usize, None);
     tree.walk(TreeWalkMode::PreOrder, |_, entry| {
         match entry.kind() {
@@ -1288,7 +1293,7 @@ pub fn checkout_method(wt: &Path, branch: &str) -> anyhow::Result<CheckoutMethod
                 if files > IN_PROCESS_CHECKOUT_MAX_FILES {
                     why = Some("a large tree");
                 } else if entry.name_bytes() == b".gitattributes" {
-                    let text = entry.to_object(&repo).ok().and_then(|o| o.peel_to_blob().ok());
+                    let text = entry.to_object(repo).ok().and_then(|o| o.peel_to_blob().ok());
                     if text.is_none_or(|b| contains(b.content(), b"working-tree-encoding")) {
                         why = Some("a working-tree-encoding attribute");
                     }
